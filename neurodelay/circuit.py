@@ -1,0 +1,652 @@
+"""Circuits: components joined by edges that carry conduction delays.
+
+A :class:`Circuit` is a frozen spec: named nodes (components) and edges. Its
+structure is checked when it is made (unknown nodes and ports, delays off the
+time grid, algebraic loops); shapes are checked when it is built against the
+shapes of the world's streams. ``circuit.build(...)`` returns a
+:class:`CircuitModule`, a ``torch.nn.Module`` that runs the circuit and that
+training can backpropagate through.
+
+Execution
+---------
+Nodes outside every cycle run over the whole sequence at once (time folded
+into the batch); delays on their inputs are shifts. Nodes inside a cycle step
+through time together, reading delayed values from their sources' histories.
+``mode="step"`` steps every node, which gives the same numbers and is kept
+for testing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import attrs
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ._time import ms_to_steps
+from .components.base import AbstractComponent, PortShapeError, RunContext
+from .components.delays import DelayLine
+from .errors import CircuitError, ShapeError
+
+__all__ = ["Edge", "Circuit", "CircuitModule", "Plan", "WORLD_STREAMS"]
+
+#: Streams every world provides, and the default shapes of a 32 px moving-circle world.
+WORLD_STREAMS = ("world.frames", "world.factors")
+_INF = math.inf
+
+
+def _delay_value(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(float(v) for v in value)
+    if isinstance(value, bool):
+        raise TypeError(f"delay_ms must be a number or a list of numbers, got {value!r}.")
+    return float(value)
+
+
+@attrs.frozen
+class Edge:
+    """A connection from ``source`` to ``target`` with a conduction delay.
+
+    Parameters
+    ----------
+    source : str
+        A node name, or a world stream (``world.frames``, ``world.factors``).
+    target : str
+        A node name, or ``node.port`` for a node with several ports.
+    delay_ms : float or tuple of float
+        Delay in ms, >= 0: one value, or one per channel of a vector signal.
+        Must be a whole number of steps unless ``fractional``.
+    fractional : bool
+        Allow delays between steps (linear interpolation).
+    learn_delay : bool
+        Make the delay a trainable parameter, clamped to
+        [``min_delay_ms``, ``max_delay_ms``] (needs ``max_delay_ms``).
+    """
+
+    source: str = attrs.field(validator=attrs.validators.instance_of(str))
+    target: str = attrs.field(validator=attrs.validators.instance_of(str))
+    delay_ms: float | tuple[float, ...] = attrs.field(default=0.0, converter=_delay_value)
+    fractional: bool = False
+    learn_delay: bool = False
+    min_delay_ms: float = 0.0
+    max_delay_ms: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} -> {self.target}"
+
+    @property
+    def target_node(self) -> str:
+        return self.target.split(".", 1)[0]
+
+
+@dataclass
+class _EdgeInfo:
+    index: int
+    edge: Edge
+    source: str
+    node: str
+    port: str
+    steps: float | np.ndarray
+    ceil_steps: int
+    instantaneous: bool  # can carry a signal within the same step
+
+    @property
+    def label(self) -> str:
+        return f"edge {self.index} ({self.edge.source} -> {self.node}.{self.port})"
+
+    @property
+    def delayed(self) -> bool:
+        return self.edge.learn_delay or bool(np.any(np.asarray(self.steps) != 0))
+
+
+@dataclass
+class Plan:
+    """The checked structure of a circuit: edges in steps, execution groups, validity.
+
+    Attributes
+    ----------
+    edges : list
+        Resolved edges with delays in steps.
+    groups : list of (str, list of str)
+        Execution groups in order: ``("sequence", [node])`` runs over the whole
+        sequence at once; ``("loop", nodes)`` steps the nodes through time, in
+        that order within each step.
+    valid_from : dict
+        First valid step of every node and stream.
+    shapes : dict
+        Output shape (per sample and step) of every node and stream.
+    """
+
+    edges: list[_EdgeInfo]
+    groups: list[tuple[str, list[str]]]
+    valid_from: dict[str, int]
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    start_orders: list[list[str]] = field(default_factory=list)
+    global_start_order: list[str] = field(default_factory=list)
+
+    def port_valid(self, node: str) -> dict[str, int]:
+        """First valid step of each input port of ``node``."""
+        valid: dict[str, int] = {}
+        for e in self.inputs_of(node):
+            v = self.valid_from[e.source] + e.ceil_steps
+            valid[e.port] = max(valid.get(e.port, 0), v)
+        return valid
+
+    def inputs_of(self, node: str) -> list[_EdgeInfo]:
+        return [e for e in self.edges if e.node == node]
+
+    def describe(self, dt_ms: float) -> str:
+        """A human-readable schedule: groups, delays in steps, first valid steps."""
+        lines = ["execution schedule:"]
+        for kind, nodes in self.groups:
+            how = "whole sequence" if kind == "sequence" else "steps through time"
+            lines.append(f"  {' -> '.join(nodes)}: {how}")
+        lines.append("edges (delay in steps):")
+        for e in self.edges:
+            steps = np.asarray(e.steps)
+            d = f"{float(steps):g}" if steps.ndim == 0 else "[" + ", ".join(f"{s:g}" for s in steps) + "]"
+            extra = " (learned)" if e.edge.learn_delay else ""
+            lines.append(f"  {e.edge.source} -> {e.node}.{e.port}: {d}{extra} = {e.edge.delay_ms} ms")
+        lines.append(f"first valid step (dt = {dt_ms:g} ms):")
+        for name, v in self.valid_from.items():
+            if not name.startswith("world."):
+                shape = self.shapes.get(name)
+                lines.append(f"  {name}: step {v} ({v * dt_ms:g} ms), shape {shape}")
+        return "\n".join(lines)
+
+
+def _nodes_converter(nodes):
+    if not isinstance(nodes, Mapping):
+        raise TypeError(f"nodes must be a mapping from name to component, got {type(nodes).__name__}.")
+    return dict(nodes)
+
+
+def _edges_converter(edges):
+    return tuple(edges)
+
+
+@attrs.frozen(eq=False)
+class Circuit:
+    """A graph of components joined by delayed edges.
+
+    Parameters
+    ----------
+    nodes : dict of str -> AbstractComponent
+        Named components. Names are identifiers; ``world`` is reserved.
+    edges : sequence of Edge
+    dt_ms : float
+        The simulation step in ms (default 10 ms, one frame).
+    """
+
+    nodes: dict[str, AbstractComponent] = attrs.field(converter=_nodes_converter)
+    edges: tuple[Edge, ...] = attrs.field(converter=_edges_converter)
+    dt_ms: float = attrs.field(default=10.0, converter=float)
+
+    def __attrs_post_init__(self):
+        self.plan()  # check the structure now, so a bad circuit never gets built
+
+    # ------------------------------------------------------------------ checks
+    def plan(self, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Plan:
+        """Check the circuit and return its execution :class:`Plan`.
+
+        Parameters
+        ----------
+        input_shapes : dict, optional
+            Shape per sample and step of each world stream (for example
+            ``{"world.frames": (1, 32, 32), "world.factors": (6,)}``). With it
+            every connection's shape is checked.
+
+        Raises
+        ------
+        CircuitError
+            Unknown node or port, bad delay, algebraic loop, unconnected node.
+        ShapeError
+            Connected shapes that do not fit.
+        """
+        if not (math.isfinite(self.dt_ms) and self.dt_ms > 0):
+            raise CircuitError(f"dt_ms must be a positive number of ms, got {self.dt_ms!r}; use e.g. 10.")
+        for name, comp in self.nodes.items():
+            if not isinstance(name, str) or not name.isidentifier() or name == "world":
+                raise CircuitError(
+                    f"node name {name!r} is not allowed: use a Python identifier other than 'world'."
+                )
+            if not isinstance(comp, AbstractComponent):
+                raise CircuitError(f"node {name!r} must be a component spec, got {type(comp).__name__}.")
+        infos = [self._resolve_edge(i, e) for i, e in enumerate(self.edges)]
+        self._check_connected(infos)
+        groups = _schedule(list(self.nodes), infos)
+        valid = self._valid_from(infos)
+        plan = Plan(infos, groups, valid)
+        plan.start_orders = [_start_order(nodes, plan, self.nodes) for _, nodes in groups]
+        plan.global_start_order = _start_order([n for _, g in groups for n in g], plan, self.nodes)
+        if input_shapes is not None:
+            plan.shapes = self._infer_shapes(infos, dict(input_shapes))
+        return plan
+
+    def _resolve_edge(self, index: int, edge: Edge) -> _EdgeInfo:
+        where = f"edge {index} ({edge.label})"
+        src = edge.source
+        if src.startswith("world."):
+            if not src[len("world."):].isidentifier():
+                raise CircuitError(f"{where}: source {src!r} is not a valid world stream; "
+                                   f"use one of {', '.join(WORLD_STREAMS)}.")
+        elif src not in self.nodes:
+            raise CircuitError(f"{where}: source {src!r} is not a node or world stream"
+                               f"{_suggest(src, list(self.nodes) + list(WORLD_STREAMS))}.")
+        node, _, port = edge.target.partition(".")
+        if node not in self.nodes:
+            raise CircuitError(f"{where}: target node {node!r} does not exist"
+                               f"{_suggest(node, list(self.nodes))}.")
+        ports = self.nodes[node].ports
+        if not port:
+            if len(ports) != 1:
+                raise CircuitError(f"{where}: node {node!r} ({self.nodes[node].kind}) has ports "
+                                   f"{', '.join(ports)}; name one, e.g. '{node}.{ports[0]}'.")
+            port = ports[0]
+        elif port not in ports:
+            raise CircuitError(f"{where}: node {node!r} ({self.nodes[node].kind}) has no port {port!r}; "
+                               f"its ports are {', '.join(ports)}{_suggest(port, list(ports))}.")
+        if edge.learn_delay:
+            if edge.max_delay_ms is None:
+                raise CircuitError(f"{where}: learn_delay needs max_delay_ms, the largest delay "
+                                   f"it may learn (e.g. max_delay_ms: {4 * self.dt_ms:g}).")
+            lo = ms_to_steps(edge.min_delay_ms, self.dt_ms, what=where + " min_delay_ms", fractional=True)
+            hi = ms_to_steps(edge.max_delay_ms, self.dt_ms, what=where + " max_delay_ms", fractional=True)
+            steps = ms_to_steps(edge.delay_ms, self.dt_ms, what=where, fractional=True)
+            if hi < lo or np.any(np.asarray(steps) > hi) or np.any(np.asarray(steps) < lo):
+                raise CircuitError(f"{where}: delay_ms={edge.delay_ms} must lie in [min_delay_ms, "
+                                   f"max_delay_ms] = [{edge.min_delay_ms:g}, {edge.max_delay_ms:g}].")
+            ceil_steps, min_steps = int(math.ceil(hi)), lo
+        else:
+            steps = ms_to_steps(edge.delay_ms, self.dt_ms, what=where, fractional=edge.fractional)
+            ceil_steps = int(math.ceil(float(np.max(steps))))
+            min_steps = float(np.min(steps))
+        if isinstance(edge.delay_ms, tuple) and len(edge.delay_ms) == 0:
+            raise CircuitError(f"{where}: delay_ms is an empty list; give one delay per channel.")
+        return _EdgeInfo(index, edge, src, node, port, steps, ceil_steps, min_steps < 1.0)
+
+    def _check_connected(self, infos: list[_EdgeInfo]) -> None:
+        for name, comp in self.nodes.items():
+            connected = {e.port for e in infos if e.node == name}
+            missing = [p for p in comp.required_ports() if p not in connected]
+            if missing:
+                raise CircuitError(f"node {name!r} ({comp.kind}): port(s) {', '.join(missing)} have no "
+                                   f"incoming edge; add an edge with target '{name}.{missing[0]}'.")
+
+    def _valid_from(self, infos: list[_EdgeInfo]) -> dict[str, int]:
+        valid: dict[str, float] = {e.source: 0 for e in infos if e.source.startswith("world.")}
+        valid.update({n: _INF for n in self.nodes})
+        for _ in range(len(self.nodes) + 2):
+            changed = False
+            for name, comp in self.nodes.items():
+                port_valid: dict[str, float] = {}
+                for e in infos:
+                    if e.node == name:
+                        v = valid[e.source] + e.ceil_steps
+                        port_valid[e.port] = max(port_valid.get(e.port, 0), v)
+                v_new = comp.valid_from(port_valid)
+                if v_new != valid[name]:
+                    valid[name], changed = v_new, True
+            if not changed:
+                break
+        never = [n for n in self.nodes if valid[n] == _INF]
+        if never:
+            raise CircuitError(
+                f"node(s) {', '.join(never)} never receive a signal from the world: every path into "
+                f"them starts in a cycle with no outside drive. Connect a world stream (or a node "
+                f"fed by one) to them."
+            )
+        return {k: int(v) for k, v in valid.items()}
+
+    def _infer_shapes(self, infos, input_shapes):
+        shapes: dict[str, tuple | None] = {}
+        for e in infos:
+            if e.source.startswith("world."):
+                if e.source not in input_shapes:
+                    raise CircuitError(f"{e.label}: the world has no stream {e.source!r}; "
+                                       f"available: {', '.join(sorted(input_shapes))}.")
+                shapes[e.source] = tuple(input_shapes[e.source])
+        shapes.update({n: None for n in self.nodes})
+
+        def port_shapes(name, check):
+            out = {}
+            for e in infos:
+                if e.node != name:
+                    continue
+                s = shapes[e.source]
+                if check and s is not None:
+                    self._check_edge_shape(e, s)
+                prev = out.get(e.port)
+                if check and prev is not None and s is not None and prev != s:
+                    raise ShapeError(f"{e.label}: carries shape {s} but another edge into "
+                                     f"'{e.node}.{e.port}' carries {prev}; edges into one port are "
+                                     f"summed and must have equal shapes.")
+                out[e.port] = s if prev is None else prev
+            return out
+
+        for _ in range(len(self.nodes) + 1):
+            for name, comp in self.nodes.items():
+                if shapes[name] is None:
+                    try:
+                        shapes[name] = comp.out_shape(port_shapes(name, False))
+                    except PortShapeError:
+                        pass  # reported with full context below
+        for name, comp in self.nodes.items():
+            ps = port_shapes(name, True)
+            try:
+                out = comp.out_shape(ps)
+            except PortShapeError as err:
+                bad = [e for e in infos if e.node == name and e.port == err.port]
+                src = bad[0] if bad else None
+                got = ps.get(err.port)
+                raise ShapeError(
+                    f"{src.label if src else f'node {name!r}'}: {src.source if src else ''} has shape "
+                    f"{got} but node {name!r} ({comp.kind}) {err}."
+                ) from None
+            if out is None:
+                raise ShapeError(f"node {name!r}: its output shape cannot be inferred; "
+                                 f"give it an input with a known shape.")
+            shapes[name] = tuple(out)
+        return shapes
+
+    @staticmethod
+    def _check_edge_shape(e: _EdgeInfo, shape):
+        steps = np.asarray(e.steps)
+        if steps.ndim == 1 and (len(shape) != 1 or shape[0] != steps.shape[0]):
+            raise ShapeError(f"{e.label}: {steps.shape[0]} per-channel delays need a vector source "
+                             f"of {steps.shape[0]} channels, but {e.source!r} has shape {shape}.")
+
+    # ------------------------------------------------------------------ build
+    def build(self, world=None, *, input_shapes: Mapping[str, tuple] | None = None) -> "CircuitModule":
+        """Build the torch module, checking shapes against the world's streams.
+
+        Parameters
+        ----------
+        world : world spec, optional
+            Supplies the stream shapes (its ``frame_shape`` and ``n_factors``).
+        input_shapes : dict, optional
+            Stream shapes given directly. Without either, the shapes of a
+            default 32 px :class:`~neurodelay.worlds.MovingCircle` are used.
+        """
+        if input_shapes is None:
+            if world is None:
+                from .worlds import MovingCircle
+
+                world = MovingCircle()
+            input_shapes = world_shapes(world)
+        return CircuitModule(self, self.plan(input_shapes))
+
+    def describe(self, input_shapes=None) -> str:
+        """The circuit's schedule as text (see :meth:`Plan.describe`)."""
+        return self.plan(input_shapes).describe(self.dt_ms)
+
+
+def world_shapes(world) -> dict[str, tuple[int, ...]]:
+    """Per-sample, per-step shapes of a world's streams."""
+    return {"world.frames": tuple(world.frame_shape), "world.factors": (int(world.n_factors),)}
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if options:
+        return f"; valid: {', '.join(options)}"
+    return ""
+
+
+def _schedule(nodes: list[str], infos: list[_EdgeInfo]) -> list[tuple[str, list[str]]]:
+    """Group nodes into strongly connected components in dependency order."""
+    succ = {n: [] for n in nodes}
+    self_loop = set()
+    for e in infos:
+        if e.source in succ:
+            succ[e.source].append(e.node)
+            if e.source == e.node:
+                self_loop.add(e.node)
+    # Tarjan's algorithm (iterative); emits components in reverse topological order.
+    index, low, on_stack, stack, comps = {}, {}, set(), [], []
+    counter = 0
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack.add(v)
+            recurse = False
+            for j in range(i, len(succ[v])):
+                w = succ[v][j]
+                if w not in index:
+                    work.append((v, j + 1))
+                    work.append((w, 0))
+                    recurse = True
+                    break
+                if w in on_stack:
+                    low[v] = min(low[v], index[w])
+            if recurse:
+                continue
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                comps.append(comp)
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+    comps.reverse()
+    order = {n: i for i, n in enumerate(nodes)}
+    groups = []
+    for comp in comps:
+        comp.sort(key=order.get)
+        if len(comp) == 1 and comp[0] not in self_loop:
+            groups.append(("sequence", comp))
+        else:
+            groups.append(("loop", _order_within_step(comp, infos)))
+    return groups
+
+
+def _order_within_step(comp: list[str], infos: list[_EdgeInfo]) -> list[str]:
+    """Order a cycle's nodes by their same-step (instantaneous) edges; reject algebraic loops."""
+    members = set(comp)
+    inst = [e for e in infos if e.instantaneous and e.source in members and e.node in members]
+    deps = {n: {e.source for e in inst if e.node == n} for n in comp}
+    done: list[str] = []
+    remaining = list(comp)
+    while remaining:
+        ready = [n for n in remaining if deps[n] <= set(done)]
+        if not ready:
+            cycle = _find_cycle(remaining, deps)
+            total = sum(float(np.min(np.asarray(e.edge.delay_ms))) for e in inst
+                        if e.source in cycle and e.node in cycle)
+            raise CircuitError(
+                f"algebraic loop: the cycle {' -> '.join(cycle + [cycle[0]])} has less than one step of "
+                f"delay (edges add up to {total:g} ms), so each node would need its own output to "
+                f"compute it. Give one edge of the cycle a delay of at least one step (dt)."
+            )
+        done.extend(ready)
+        remaining = [n for n in remaining if n not in ready]
+    return done
+
+
+def _start_order(nodes: list[str], plan: Plan, specs) -> list[str]:
+    """Order of ``nodes`` at the first step.
+
+    At step 0 a delay line holds the first value it will deliver, which is
+    its source's value at step 0: every edge acts as if instantaneous, except
+    into ports that a component does not read yet (a Blend's prediction before
+    it arrives).
+    """
+    members = set(nodes)
+    deps = {n: set() for n in nodes}
+    for e in plan.edges:
+        if e.source in members and e.node in members:
+            if specs[e.node].reads(e.port, 0, plan.port_valid(e.node)):
+                deps[e.node].add(e.source)
+    done: list[str] = []
+    remaining = list(nodes)
+    while remaining:
+        ready = [n for n in remaining if deps[n] <= set(done)]
+        if not ready:
+            cycle = _find_cycle(remaining, deps)
+            raise CircuitError(
+                f"the cycle {' -> '.join(cycle + [cycle[0]])} has no defined first value: before "
+                f"their first input arrives delay lines hold the first value they will deliver, "
+                f"which here depends on itself. Close the loop through a Blend's prediction port."
+            )
+        done.extend(ready)
+        remaining = [n for n in remaining if n not in ready]
+    return done
+
+
+def _find_cycle(nodes: list[str], deps: dict[str, set[str]]) -> list[str]:
+    # Walk backwards along dependencies until a node repeats.
+    path, seen = [], {}
+    v = nodes[0]
+    while v not in seen:
+        seen[v] = len(path)
+        path.append(v)
+        v = next(iter(sorted(d for d in deps[v] if d in nodes)))
+    cycle = path[seen[v]:]
+    cycle.reverse()  # source -> target order
+    return cycle
+
+
+class CircuitModule(nn.Module):
+    """A built circuit: a torch module mapping world streams to node traces.
+
+    Call it with a dict of world streams, each of shape (sample, time, ...),
+    and get a dict of traces, one per node (and ``<node>_<extra>`` for
+    auxiliary outputs such as ``enc_mu``), each of shape (sample, time, ...).
+    """
+
+    def __init__(self, circuit: Circuit, plan: Plan):
+        super().__init__()
+        self.circuit = circuit
+        self.plan = plan
+        self.dt_ms = circuit.dt_ms
+        self.nodes = nn.ModuleDict({n: c.build() for n, c in circuit.nodes.items()})
+        delays = {}
+        for e in plan.edges:
+            if e.delayed:
+                lo = hi = None
+                if e.edge.learn_delay:
+                    lo = e.edge.min_delay_ms / self.dt_ms
+                    hi = e.edge.max_delay_ms / self.dt_ms
+                delays[str(e.index)] = DelayLine(e.steps, learnable=e.edge.learn_delay,
+                                                 min_steps=lo or 0.0, max_steps=hi)
+        self.delays = nn.ModuleDict(delays)
+
+    def _delay(self, e: _EdgeInfo) -> DelayLine | None:
+        return self.delays[str(e.index)] if e.delayed else None
+
+    def forward(self, streams: Mapping[str, Tensor], *, ctx: RunContext | None = None,
+                mode: str = "auto") -> dict[str, Tensor]:
+        """Run the circuit.
+
+        Parameters
+        ----------
+        streams : dict of str -> Tensor
+            World streams, each (sample, time, ...).
+        ctx : RunContext, optional
+            Randomness and sampling settings.
+        mode : {"auto", "step"}
+            ``"auto"`` runs nodes outside cycles over the whole sequence;
+            ``"step"`` steps every node through time (same numbers, slower).
+
+        Returns
+        -------
+        dict of str -> Tensor
+            One trace per node (and auxiliary traces), (sample, time, ...).
+        """
+        ctx = ctx or RunContext()
+        plan = self.plan
+        first = next(iter(streams.values()))
+        n_t = first.shape[1]
+        if mode not in ("auto", "step"):
+            raise ValueError(f"mode must be 'auto' or 'step', got {mode!r}.")
+        if mode == "auto":
+            groups = [(kind, nodes, start) for (kind, nodes), start in zip(plan.groups, plan.start_orders)]
+        else:
+            groups = [("loop", _global_step_order(plan), plan.global_start_order)]
+        traces: dict[str, Tensor] = dict(streams)
+        for kind, nodes, start in groups:
+            if kind == "sequence":
+                self._run_sequence(nodes[0], traces, ctx)
+            else:
+                self._run_loop(nodes, traces, ctx, n_t, start)
+        return {k: v for k, v in traces.items() if k not in streams}
+
+    def _port_valid(self, node: str) -> dict[str, int]:
+        return self.plan.port_valid(node)
+
+    def _run_sequence(self, node: str, traces: dict[str, Tensor], ctx: RunContext) -> None:
+        inputs: dict[str, Tensor] = {}
+        for e in self.plan.inputs_of(node):
+            x = traces[e.source]
+            d = self._delay(e)
+            if d is not None:
+                x = d(x)
+            inputs[e.port] = x if e.port not in inputs else inputs[e.port] + x
+        out, extras = self.nodes[node].forward_sequence(inputs, self._port_valid(node), ctx)
+        traces[node] = out
+        for k, x in extras.items():
+            traces[f"{node}_{k}"] = x
+
+    def _run_loop(self, nodes: list[str], traces: dict[str, Tensor], ctx: RunContext, n_t: int,
+                  start_order: list[str]) -> None:
+        plan = self.plan
+        members = set(nodes)
+        external: dict[int, Tensor] = {}
+        for n in nodes:
+            for e in plan.inputs_of(n):
+                if e.source not in members:
+                    x = traces[e.source]
+                    d = self._delay(e)
+                    external[e.index] = d(x) if d is not None else x
+        hist: dict[str, list[Tensor]] = {n: [] for n in nodes}
+        extra_hist: dict[tuple[str, str], list[Tensor]] = {}
+        states = {n: self.nodes[n].init_state() for n in nodes}
+        valids = {n: self._port_valid(n) for n in nodes}
+        specs = self.circuit.nodes
+        for t in range(n_t):
+            for n in (start_order if t == 0 else nodes):
+                inputs: dict[str, Tensor] = {}
+                for e in plan.inputs_of(n):
+                    if not specs[n].reads(e.port, t, valids[n]):
+                        continue
+                    if e.index in external:
+                        x = external[e.index][:, t]
+                    else:
+                        d = self._delay(e)
+                        x = d.read(hist[e.source], t) if d is not None else hist[e.source][t]
+                    inputs[e.port] = x if e.port not in inputs else inputs[e.port] + x
+                out, extras, states[n] = self.nodes[n].forward_step(inputs, t, valids[n], states[n], ctx)
+                hist[n].append(out)
+                for k, x in extras.items():
+                    extra_hist.setdefault((n, k), []).append(x)
+        for n in nodes:
+            traces[n] = torch.stack(hist[n], dim=1)
+        for (n, k), xs in extra_hist.items():
+            traces[f"{n}_{k}"] = torch.stack(xs, dim=1)
+
+
+def _global_step_order(plan: Plan) -> list[str]:
+    order: list[str] = []
+    for _, nodes in plan.groups:
+        order.extend(nodes)
+    return order

@@ -1,0 +1,169 @@
+"""Conduction delays: ``out[t] = in[t - d]``.
+
+Before the first input arrives a delay line holds the first value it will
+deliver (``out[t] = in[0]`` for ``t < d``): a moving object appears at rest
+where it started, which reproduces the original study's zero-velocity start.
+
+Delays are given in steps here (the circuit converts ms). They may be
+
+* a whole number of steps (a shift),
+* one value per channel of a vector signal (each channel shifted by its own
+  amount),
+* fractional: linear interpolation between the two neighbouring steps,
+  ``out[t] = (1 - f) in[t - k] + f in[t - k - 1]`` with ``d = k + f``, which is
+  differentiable with respect to ``d`` so that delays can be learned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["shift", "delay_sequence", "DelayLine"]
+
+
+def shift(x: Tensor, k: int) -> Tensor:
+    """Delay a sequence by ``k`` whole steps along dim 1, holding the first value.
+
+    Parameters
+    ----------
+    x : Tensor, shape (sample, time, ...)
+    k : int, >= 0
+
+    Returns
+    -------
+    Tensor, same shape: ``out[:, t] = x[:, max(t - k, 0)]``.
+    """
+    if k == 0:
+        return x
+    n_t = x.shape[1]
+    k = min(k, n_t)
+    head = x[:, :1].expand(x.shape[0], k, *x.shape[2:])
+    return torch.cat([head, x[:, : n_t - k]], dim=1)
+
+
+def _time_index(n_t: int, k: Tensor) -> Tensor:
+    """Indices ``max(t - k, 0)`` for t in range(n_t); k of shape (C,) -> (n_t, C)."""
+    t = torch.arange(n_t, device=k.device).unsqueeze(1)
+    return (t - k.unsqueeze(0)).clamp_min(0)
+
+
+def delay_sequence(x: Tensor, steps: Tensor | float) -> Tensor:
+    """Delay a whole sequence by (possibly per-channel, fractional) ``steps``.
+
+    Parameters
+    ----------
+    x : Tensor, shape (sample, time, ...) or (sample, time, channel)
+        The signal. Per-channel delays need a vector signal.
+    steps : float or Tensor, shape () or (channel,)
+        Delay in steps, >= 0. A tensor that requires grad gets gradients
+        through the interpolation weight.
+
+    Returns
+    -------
+    Tensor, same shape as ``x``.
+    """
+    steps_t = torch.as_tensor(steps, dtype=x.dtype, device=x.device)
+    if steps_t.dim() == 0:
+        k = int(math.floor(float(steps_t.detach())))
+        f = steps_t - k
+        if not steps_t.requires_grad and float(f) == 0.0:
+            return shift(x, k)
+        hi = shift(x, k)
+        lo = shift(x, k + 1)
+        return hi + f * (lo - hi)
+    # Per-channel delays on a (sample, time, channel) signal.
+    k = torch.floor(steps_t.detach())
+    f = steps_t - k
+    k = k.long()
+    n_s, n_t, n_c = x.shape
+    idx_hi = _time_index(n_t, k).unsqueeze(0).expand(n_s, n_t, n_c)
+    hi = x.gather(1, idx_hi)
+    if not steps_t.requires_grad and bool((f == 0).all()):
+        return hi
+    idx_lo = _time_index(n_t, k + 1).unsqueeze(0).expand(n_s, n_t, n_c)
+    lo = x.gather(1, idx_lo)
+    return hi + f * (lo - hi)
+
+
+class DelayLine(nn.Module):
+    """The torch module of one delayed edge.
+
+    Parameters
+    ----------
+    steps : float or sequence of float
+        Initial delay in steps (scalar, or one per channel).
+    learnable : bool
+        Make the delay a trainable parameter (fractional by construction).
+    min_steps, max_steps : float
+        Bounds the delay is clamped to when learnable.
+    """
+
+    def __init__(self, steps, *, learnable: bool = False, min_steps: float = 0.0,
+                 max_steps: float | None = None):
+        super().__init__()
+        value = torch.as_tensor(steps, dtype=torch.float64)
+        self.per_channel = value.dim() == 1
+        self.learnable = learnable
+        self.min_steps = float(min_steps)
+        self.max_steps = float(max_steps) if max_steps is not None else float(value.max())
+        if learnable:
+            self.steps_param = nn.Parameter(value.clone())
+        else:
+            self.register_buffer("steps_fixed", value.clone(), persistent=False)
+        fixed = value.numpy()
+        self._whole = (not learnable) and bool((fixed == fixed.round()).all())
+        self._uniform_int = self._whole and not self.per_channel
+        self._k = int(round(float(value))) if self._uniform_int else None
+
+    @property
+    def steps(self) -> Tensor:
+        """The current delay in steps (clamped to its bounds when learnable)."""
+        if self.learnable:
+            return self.steps_param.clamp(self.min_steps, self.max_steps)
+        return self.steps_fixed
+
+    @property
+    def ceil_steps(self) -> int:
+        """Steps after which the first input has certainly arrived."""
+        if self.learnable:
+            return int(math.ceil(self.max_steps))
+        return int(math.ceil(float(self.steps_fixed.max())))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Delay a whole sequence, shape (sample, time, ...)."""
+        if self._uniform_int:
+            return shift(x, self._k)
+        return delay_sequence(x, self.steps.to(x.dtype))
+
+    def read(self, history: list[Tensor], t: int) -> Tensor:
+        """The delayed value at step ``t`` from the per-step ``history`` of the source.
+
+        ``history[s]`` is the source at step ``s``; indices before 0 read
+        ``history[0]`` (the line holds its first value).
+        """
+        if self._uniform_int:
+            return history[max(t - self._k, 0)]
+        steps = self.steps
+        if not self.per_channel:
+            k = int(math.floor(float(steps.detach())))
+            f = steps - k
+            hi = history[max(t - k, 0)]
+            if self._whole:
+                return hi
+            lo = history[max(t - k - 1, 0)]
+            return hi + f.to(hi.dtype) * (lo - hi)
+        k = torch.floor(steps.detach()).long()
+        f = (steps - k).to(history[0].dtype)
+        first = max(t - int(k.max()) - 1, 0)
+        window = torch.stack(history[first : t + 1], dim=1)  # (sample, window, C)
+        n_s, _, n_c = window.shape
+        hi_idx = ((t - k).clamp_min(0) - first).view(1, 1, n_c).expand(n_s, 1, n_c)
+        hi = window.gather(1, hi_idx).squeeze(1)
+        if self._whole:
+            return hi
+        lo_idx = ((t - k - 1).clamp_min(0) - first).view(1, 1, n_c).expand(n_s, 1, n_c)
+        lo = window.gather(1, lo_idx).squeeze(1)
+        return hi + f * (lo - hi)

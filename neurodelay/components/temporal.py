@@ -1,0 +1,117 @@
+"""Cheap temporal components: extrapolator, blend, relay."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+from torch import Tensor
+
+from ._validators import finite_float, in_unit_interval
+from .base import AbstractComponent, FrameModule, NodeModule, PortShapeError
+from .delays import shift
+
+__all__ = ["Extrapolator", "Blend", "Relay"]
+
+
+@attrs.frozen
+class Extrapolator(AbstractComponent):
+    """Linear extrapolation: ``y[t] = s[t] + alpha * (s[t] - s[t-1])``.
+
+    ``alpha`` is the horizon in steps. At step 0 the velocity is taken as zero
+    (``y = s``); a delayed input holds its first value until it arrives, so
+    the velocity is zero there too. On a recurrent edge this is the original
+    study's inertia predictor; on a feed-forward edge it compensates a
+    conduction delay of ``alpha`` steps for linear motion.
+    """
+
+    kind = "extrapolator"
+    alpha: float = attrs.field(default=1.0, validator=finite_float)
+
+    def out_shape(self, in_shapes):
+        return in_shapes["in"]
+
+    def build(self):
+        return _ExtrapolatorModule(float(self.alpha))
+
+
+class _ExtrapolatorModule(NodeModule):
+    def __init__(self, alpha: float):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward_sequence(self, inputs, valid, ctx):
+        s = inputs["in"]
+        return s + self.alpha * (s - shift(s, 1)), {}
+
+    def forward_step(self, inputs, t, valid, state, ctx):
+        s = inputs["in"]
+        prev = s if state is None else state
+        return s + self.alpha * (s - prev), {}, s
+
+
+@attrs.frozen
+class Blend(AbstractComponent):
+    """``z = (1 - gamma) * drive + gamma * prediction``.
+
+    Ports ``drive`` and ``prediction``. Until the prediction's first valid
+    step the output is the drive alone, so with ``gamma = 1`` the output holds
+    its first value for ever (the network "dreams" a static scene).
+    """
+
+    kind = "blend"
+    ports = ("drive", "prediction")
+    gamma: float = attrs.field(default=0.5, validator=in_unit_interval)
+
+    def out_shape(self, in_shapes):
+        drive, pred = in_shapes["drive"], in_shapes["prediction"]
+        if drive is not None and pred is not None and tuple(drive) != tuple(pred):
+            raise PortShapeError("prediction", f"the same shape as the drive, {tuple(drive)}")
+        return drive if drive is not None else pred
+
+    def valid_from(self, port_valid):
+        return port_valid["drive"]
+
+    def reads(self, port, t, port_valid):
+        return port != "prediction" or t >= port_valid["prediction"]
+
+    def build(self):
+        return _BlendModule(float(self.gamma))
+
+
+class _BlendModule(NodeModule):
+    def __init__(self, gamma: float):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward_sequence(self, inputs, valid, ctx):
+        drive, pred = inputs["drive"], inputs["prediction"]
+        z = torch.lerp(drive, pred, self.gamma)
+        v = valid["prediction"]
+        if v > valid["drive"]:
+            v = min(v, drive.shape[1])
+            z = torch.cat([drive[:, :v], z[:, v:]], dim=1)
+        return z, {}
+
+    def forward_step(self, inputs, t, valid, state, ctx):
+        drive = inputs["drive"]
+        if t < valid["prediction"]:
+            return drive, {}, state
+        return torch.lerp(drive, inputs["prediction"], self.gamma), {}, state
+
+
+@attrs.frozen
+class Relay(AbstractComponent):
+    """Identity: routes or taps a signal (for example to give it its own delay)."""
+
+    kind = "relay"
+
+    def out_shape(self, in_shapes):
+        return in_shapes["in"]
+
+    def build(self):
+        return _RelayModule()
+
+
+class _RelayModule(FrameModule):
+    def frame(self, x: Tensor, ctx):
+        return x, {}

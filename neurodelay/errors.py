@@ -1,0 +1,36 @@
+"""Exceptions raised by neurodelay.
+
+Every exception subclasses the matching built-in so that callers can catch
+``ValueError`` or ``TypeError`` as usual. Messages name the parameter, the
+constraint, the offending value and a fix.
+"""
+
+from __future__ import annotations
+
+
+class NeurodelayError(Exception):
+    """Base class of all neurodelay errors."""
+
+
+class ConfigError(NeurodelayError, ValueError):
+    """A specification (study file, component or circuit) is invalid."""
+
+
+class CircuitError(ConfigError):
+    """A circuit graph is invalid: unknown node or port, bad delay, algebraic loop."""
+
+
+class ShapeError(CircuitError):
+    """Two connected components have shapes that do not fit."""
+
+
+class TimeGridError(CircuitError):
+    """A time (delay, duration) is not a whole number of simulation steps."""
+
+
+class TrainingError(NeurodelayError, RuntimeError):
+    """Training failed, for example with a non-finite loss."""
+
+
+class CheckpointError(NeurodelayError, ValueError):
+    """A checkpoint is missing, truncated or belongs to another study."""

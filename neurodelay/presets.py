@@ -1,0 +1,104 @@
+"""Ready-made circuits built from the generic components."""
+
+from __future__ import annotations
+
+from .circuit import Circuit, Edge
+from .components import Blend, ConvDecoder, ConvEncoder, Extrapolator, Relay
+
+__all__ = ["inertia", "compensated", "PRESETS"]
+
+
+def inertia(n_latents: int = 4, gamma: float = 0.5, alpha: float = 1.0, input_delay_ms: float = 10.0,
+            *, dt_ms: float = 10.0, size: int = 32, gaussian: bool = False) -> Circuit:
+    """The representational-inertia circuit of the original study.
+
+    ``enc`` encodes frames arriving ``input_delay_ms`` late; ``z`` blends the
+    encoding with ``pred``, a linear extrapolation (horizon ``alpha`` steps)
+    of ``z`` one step earlier; ``dec`` decodes ``z``::
+
+        world.frames --(input delay)--> enc --> z.drive
+                               z --(1 step)--> pred --> z.prediction
+                               z --> dec
+
+    With ``input_delay_ms = dt_ms`` and the decoder scored against the
+    current frame, this is the original's recurrence exactly
+    (z_0 = z_enc_0, zhat_1 = z_0, z_i = (1 - gamma) z_enc_i + gamma zhat_i,
+    zhat_{i+1} = z_i + alpha (z_i - z_{i-1})), shifted by one step.
+
+    Parameters
+    ----------
+    n_latents : int
+    gamma : float in [0, 1]
+        Weight of the prediction in the blend.
+    alpha : float
+        Extrapolation horizon in steps (1 in the original).
+    input_delay_ms : float
+        Conduction delay from the world to the encoder, in ms.
+    dt_ms : float
+        Simulation step in ms.
+    size : int
+        Image size in pixels.
+    gaussian : bool
+        Gaussian (beta-VAE) latent instead of a deterministic one.
+    """
+    return Circuit(
+        nodes={
+            "enc": ConvEncoder(n_latents=n_latents, size=size, gaussian=gaussian),
+            "z": Blend(gamma=gamma),
+            "pred": Extrapolator(alpha=alpha),
+            "dec": ConvDecoder(n_latents=n_latents, size=size),
+        },
+        edges=[
+            Edge("world.frames", "enc", delay_ms=input_delay_ms),
+            Edge("enc", "z.drive"),
+            Edge("z", "pred", delay_ms=dt_ms),
+            Edge("pred", "z.prediction"),
+            Edge("z", "dec"),
+        ],
+        dt_ms=dt_ms,
+    )
+
+
+def compensated(n_latents: int = 4, input_delay_ms: float = 10.0, horizon_steps: float | None = None,
+                *, dt_ms: float = 10.0, size: int = 32, gaussian: bool = False) -> Circuit:
+    """Feed-forward delay compensation: extrapolate the delayed encoding.
+
+    ``enc`` encodes frames arriving ``input_delay_ms`` late; ``z`` extrapolates
+    it ``horizon_steps`` ahead (default: the delay in steps), which removes
+    the lag for linear motion; ``dec`` decodes ``z``. With a horizon of 0 it is
+    a plain delayed autoencoder.
+    """
+    if horizon_steps is None:
+        horizon_steps = input_delay_ms / dt_ms
+    return Circuit(
+        nodes={
+            "enc": ConvEncoder(n_latents=n_latents, size=size, gaussian=gaussian),
+            "z": Extrapolator(alpha=float(horizon_steps)),
+            "dec": ConvDecoder(n_latents=n_latents, size=size),
+        },
+        edges=[
+            Edge("world.frames", "enc", delay_ms=input_delay_ms),
+            Edge("enc", "z"),
+            Edge("z", "dec"),
+        ],
+        dt_ms=dt_ms,
+    )
+
+
+def autoencoder(n_latents: int = 4, *, input_delay_ms: float = 0.0, dt_ms: float = 10.0,
+                size: int = 32, gaussian: bool = False) -> Circuit:
+    """A per-frame (variational) autoencoder: ``enc -> z -> dec`` with no temporal parts."""
+    return Circuit(
+        nodes={
+            "enc": ConvEncoder(n_latents=n_latents, size=size, gaussian=gaussian),
+            "z": Relay(),
+            "dec": ConvDecoder(n_latents=n_latents, size=size),
+        },
+        edges=[Edge("world.frames", "enc", delay_ms=input_delay_ms), Edge("enc", "z"), Edge("z", "dec")],
+        dt_ms=dt_ms,
+    )
+
+
+#: Presets by name, as used by study files (``circuit: {preset: inertia, ...}``).
+PRESETS = {"inertia": inertia, "compensated": compensated, "autoencoder": autoencoder}
+__all__.append("autoencoder")

@@ -1,0 +1,134 @@
+"""Validators and the rendering plumbing shared by the world specs.
+
+Validator messages name the class and field, the constraint, the value and
+a fix; they raise :class:`neurodelay.errors.ConfigError` (a ``ValueError``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from . import render as _render
+
+BLOB_SIGMA = math.sqrt(15 * 64) / 64  # the original's covariance 960 px^2 at 64 px, in image widths
+BLOB_BRIGHTNESS = 0.8
+MIN_SIZE = 8
+
+
+def _where(inst, attr) -> str:
+    return f"{type(inst).__name__}.{attr.name}"
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_bool(inst, attr, value):
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_where(inst, attr)} must be true or false, got {value!r}; use {attr.name}=True or False.")
+
+
+def image_size(inst, attr, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < MIN_SIZE:
+        raise ConfigError(
+            f"{_where(inst, attr)} must be an integer number of pixels >= {MIN_SIZE}, got {value!r}; "
+            f"use e.g. {attr.name}=32 (the original) or 64."
+        )
+
+
+def radius(inst, attr, value):
+    if not _is_real(value) or not 0 < value <= 0.5:
+        raise ConfigError(
+            f"{_where(inst, attr)} must be in (0, 0.5] (a fraction of the image width), got {value!r}; "
+            f"use e.g. {attr.name}=0.1 (the original: 3.2 px at 32 px)."
+        )
+
+
+def positive(inst, attr, value):
+    if not _is_real(value) or value <= 0:
+        raise ConfigError(
+            f"{_where(inst, attr)} must be a positive finite number (image widths), got {value!r}; "
+            f"the original blob uses {BLOB_SIGMA:.4f}."
+        )
+
+
+def unit_interval(inst, attr, value):
+    if not _is_real(value) or not 0 <= value <= 1:
+        raise ConfigError(f"{_where(inst, attr)} must be in [0, 1], got {value!r}; the original uses 0.8.")
+
+
+def frame_count(inst, attr, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 2:
+        raise ConfigError(
+            f"{_where(inst, attr)} must be an integer >= 2 (a velocity needs two frames), got {value!r}; "
+            f"use e.g. {attr.name}=10 (the original)."
+        )
+
+
+def travel(inst, attr, value):
+    if not _is_real(value) or not 0 <= value < 1:
+        raise ConfigError(
+            f"{_where(inst, attr)} must be in [0, 1) (image widths between the first and last "
+            f"circle position), got {value!r}; use {attr.name}=0.1 (the original) or 0 for no minimum."
+        )
+
+
+def optional_speed(inst, attr, value):
+    if value is not None and (not _is_real(value) or value < 0):
+        raise ConfigError(
+            f"{_where(inst, attr)} must be None or a finite speed >= 0 (image widths per frame), "
+            f"got {value!r}; e.g. {attr.name}=0.05, or None for the original start/end-point sampling."
+        )
+
+
+def positive_int(inst, attr, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{_where(inst, attr)} must be a positive integer, got {value!r}; the original uses 200000.")
+
+
+def check_count(name: str, value) -> int:
+    """Check a sample count argument; return it as int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}; use e.g. {name}=64.")
+    return int(value)
+
+
+def seed_sequence(seed) -> np.random.SeedSequence:
+    """Check a seed (int >= 0) and return its SeedSequence."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}; use e.g. seed=0.")
+    return np.random.SeedSequence(int(seed))
+
+
+def as_factors(factors, n_min: int = 4) -> torch.Tensor:
+    """Return factors as a float32 tensor (on their device) with >= n_min entries in the last dim."""
+    f = torch.as_tensor(factors)
+    if f.ndim < 1 or f.shape[-1] < n_min:
+        raise ValueError(
+            f"factors must have shape (..., >= {n_min}) with [blob_x, blob_y, circle_x, circle_y] "
+            f"first, got shape {tuple(f.shape)}."
+        )
+    return f.to(torch.float32)
+
+
+def render(world, factors) -> torch.Tensor:
+    """Render factors (..., >= 4) to frames (..., 1, H, W) with the world's renderer."""
+    f = as_factors(factors)
+    lead = f.shape[:-1]
+    flat = f.reshape(-1, f.shape[-1])
+    fn = _render.render_seed_compatible if world.seed_compatible else _render.render_default
+    out = fn(flat, world.size, world.radius, world.blob_sigma, world.blob_brightness)
+    return out.reshape(*lead, 1, world.size, world.size)
+
+
+def masks(world, factors) -> dict:
+    """Region masks (..., 1, H, W) bool, keyed inside / edge / object / background."""
+    f = as_factors(factors)
+    lead = f.shape[:-1]
+    out = _render.masks(f.reshape(-1, f.shape[-1]), world.size, world.radius, world.seed_compatible)
+    return {k: v.reshape(*lead, 1, world.size, world.size) for k, v in out.items()}

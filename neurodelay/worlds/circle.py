@@ -1,0 +1,340 @@
+"""World specs: a white circle in front of a Gaussian blob, static or moving.
+
+Positions are in image widths ([0, 1]; x is the column, y the row), factor
+order ``[blob_x, blob_y, circle_x, circle_y]``; the moving world appends the
+circle velocity ``[circle_vx, circle_vy]`` in image widths per frame.
+"""
+
+import math
+from typing import ClassVar, Optional
+
+import attrs
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from . import _spec
+from .episode import Episode
+from .original import (
+    BLOB_GRID,
+    CIRCLE_GRID,
+    FACTOR_NAMES,
+    N_ORIGINAL_FRAMES,
+    N_ORIGINAL_SEQUENCES,
+    ORIGINAL_MIN_TRAVEL,
+    original_sequences,
+)
+
+VELOCITY_NAMES = ("circle_vx", "circle_vy")
+
+
+def _render_fields_doc(cls):
+    cls.__doc__ = cls.__doc__.replace(
+        "RENDER_FIELDS",
+        """size : int
+        Output image size in pixels (>= 8); frames are (1, size, size).
+    seed_compatible : bool
+        False: the corrected renderer (true radius, exact area-coverage
+        anti-aliasing, rendered at ``size``). True: the original generator
+        (binary disc with its radius quirk and uint8 quantisation at
+        2*size px, PIL's bilinear 2x reduction); matches the original's
+        frames exactly at size 32.
+    radius : float
+        Circle radius in image widths (0.1 = 3.2 px at 32 px).
+    blob_sigma : float
+        Blob standard deviation in image widths (the original's covariance
+        15*64 px^2 at 64 px: sqrt(960)/64 = 0.484).
+    blob_brightness : float
+        Blob peak intensity in [0, 1]; the circle's is 1 and the sum is
+        clipped at 1.""",
+    )
+    return cls
+
+
+@_render_fields_doc
+@attrs.frozen
+class CircleOverBlob:
+    """Static world: the circle and the blob at the original's grid positions.
+
+    Parameters
+    ----------
+    RENDER_FIELDS
+    """
+
+    kind: ClassVar[str] = "circle_over_blob"
+
+    size: int = attrs.field(default=32, validator=_spec.image_size)
+    seed_compatible: bool = attrs.field(default=False, validator=_spec.is_bool)
+    radius: float = attrs.field(default=0.1, validator=_spec.radius)
+    blob_sigma: float = attrs.field(default=_spec.BLOB_SIGMA, validator=_spec.positive)
+    blob_brightness: float = attrs.field(default=_spec.BLOB_BRIGHTNESS, validator=_spec.unit_interval)
+
+    @property
+    def frame_shape(self) -> tuple:
+        """(1, size, size): channel, height, width."""
+        return (1, self.size, self.size)
+
+    @property
+    def factor_names(self) -> tuple:
+        """``("blob_x", "blob_y", "circle_x", "circle_y")``."""
+        return FACTOR_NAMES
+
+    @property
+    def n_factors(self) -> int:
+        """4."""
+        return len(FACTOR_NAMES)
+
+    def factors(self, n_samples: int, seed: int = 0) -> np.ndarray:
+        """Draw factors from the static grid.
+
+        Circle x and y from ``linspace(0, 1, 16)``, blob x and y from
+        ``linspace(0, 1, 32)``, uniformly and independently (with
+        replacement). Generators: ``SeedSequence(seed).spawn(2)`` =
+        (circle, blob).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, shape (n_samples, 4).
+        """
+        n = _spec.check_count("n_samples", n_samples)
+        circle_rng, blob_rng = (np.random.default_rng(s) for s in _spec.seed_sequence(seed).spawn(2))
+        circle = CIRCLE_GRID[circle_rng.integers(0, len(CIRCLE_GRID), (n, 2))]
+        blob = BLOB_GRID[blob_rng.integers(0, len(BLOB_GRID), (n, 2))]
+        return np.concatenate([blob, circle], axis=-1)
+
+    def sample(self, n_samples: int, seed: int = 0, device="cpu") -> Episode:
+        """Draw and render static scenes.
+
+        Returns
+        -------
+        Episode
+            frames (n_samples, 1, 1, size, size), factors (n_samples, 1, 4).
+        """
+        f = torch.as_tensor(self.factors(n_samples, seed), dtype=torch.float32, device=device)[:, None]
+        return Episode(self.render(f), f, self.factor_names)
+
+    def render(self, factors) -> torch.Tensor:
+        """Render factors (..., >= 4; the first 4 used) to float32 frames (..., 1, size, size).
+
+        Deterministic; runs on the factors' device.
+        """
+        return _spec.render(self, factors)
+
+    def masks(self, factors) -> dict:
+        """Region masks of the circle: bool (..., 1, size, size) per key.
+
+        Keys ``inside``, ``edge``, ``object``, ``background``: the circle
+        alone rendered at radius r, r/2 and 1.5 r, thresholded at > 0.4;
+        object = r; edge = object XOR r/2; inside = object AND NOT edge;
+        background = NOT 1.5 r.
+        """
+        return _spec.masks(self, factors)
+
+
+@_render_fields_doc
+@attrs.frozen
+class MovingCircle:
+    """Moving world: the circle crosses a static blob at constant velocity.
+
+    Parameters
+    ----------
+    RENDER_FIELDS
+    n_frames : int
+        Frames per sequence (>= 2).
+    min_travel : float
+        Least distance, in image widths, between the first and last circle
+        positions. Without a speed range, start and end points are uniform
+        in [0, 1]^2 and pairs closer than this are redrawn (the original).
+    speed_min, speed_max : float or None
+        Speed range in image widths per frame (both or neither). Given, the
+        speed is uniform in ``[max(speed_min, min_travel / (n_frames - 1)),
+        speed_max]``, the direction uniform, and the start uniform among
+        the points whose whole path stays in [0, 1]^2.
+    dataset : {None, "original"}
+        None: fresh random trajectories. "original": sequences picked by
+        index (uniform, with replacement) from ``original_sequences``.
+    n_sequences : int
+        Size of the fixed dataset when ``dataset="original"``.
+    """
+
+    kind: ClassVar[str] = "moving_circle"
+
+    size: int = attrs.field(default=32, validator=_spec.image_size)
+    seed_compatible: bool = attrs.field(default=False, validator=_spec.is_bool)
+    radius: float = attrs.field(default=0.1, validator=_spec.radius)
+    blob_sigma: float = attrs.field(default=_spec.BLOB_SIGMA, validator=_spec.positive)
+    blob_brightness: float = attrs.field(default=_spec.BLOB_BRIGHTNESS, validator=_spec.unit_interval)
+    n_frames: int = attrs.field(default=N_ORIGINAL_FRAMES, validator=_spec.frame_count)
+    min_travel: float = attrs.field(default=ORIGINAL_MIN_TRAVEL, validator=_spec.travel)
+    speed_min: Optional[float] = attrs.field(default=None, validator=_spec.optional_speed)
+    speed_max: Optional[float] = attrs.field(default=None, validator=_spec.optional_speed)
+    dataset: Optional[str] = attrs.field(default=None)
+    n_sequences: int = attrs.field(default=N_ORIGINAL_SEQUENCES, validator=_spec.positive_int)
+
+    @dataset.validator
+    def _check_dataset(self, attr, value):
+        if value not in (None, "original"):
+            raise ConfigError(
+                f"MovingCircle.dataset must be None (fresh random trajectories) or 'original' "
+                f"(the original's fixed sequences), got {value!r}."
+            )
+
+    def __attrs_post_init__(self):
+        lo, hi, steps = self.speed_min, self.speed_max, self.n_frames - 1
+        if (lo is None) != (hi is None):
+            raise ConfigError(
+                f"MovingCircle.speed_min and speed_max must be given together, got speed_min={lo!r}, "
+                f"speed_max={hi!r}; set both, or neither for the original start/end-point sampling."
+            )
+        if hi is not None:
+            if lo > hi:
+                raise ConfigError(
+                    f"MovingCircle.speed_min must be <= speed_max, got {lo!r} > {hi!r}; swap them."
+                )
+            if hi * steps > 1:
+                raise ConfigError(
+                    f"MovingCircle.speed_max * (n_frames - 1) must be <= 1 image width so that a path fits "
+                    f"in the image, got {hi!r} * {steps} = {hi * steps:.4g}; use speed_max <= {1 / steps:.4g}."
+                )
+            if hi * steps < self.min_travel:
+                raise ConfigError(
+                    f"MovingCircle.speed_max * (n_frames - 1) must reach min_travel={self.min_travel!r}, "
+                    f"got {hi!r} * {steps} = {hi * steps:.4g}; raise speed_max to at least "
+                    f"{self.min_travel / steps:.4g} or lower min_travel."
+                )
+        if self.dataset == "original":
+            if self.n_frames != N_ORIGINAL_FRAMES:
+                raise ConfigError(
+                    f"MovingCircle.n_frames must be {N_ORIGINAL_FRAMES} with dataset='original' (its sequences "
+                    f"have {N_ORIGINAL_FRAMES} frames), got {self.n_frames!r}; set n_frames={N_ORIGINAL_FRAMES} or dataset=None."
+                )
+            if hi is not None or self.min_travel != ORIGINAL_MIN_TRAVEL:
+                raise ConfigError(
+                    f"MovingCircle with dataset='original' takes its trajectories as they are: speed_min/"
+                    f"speed_max must be None and min_travel {ORIGINAL_MIN_TRAVEL}, got speed_min={lo!r}, "
+                    f"speed_max={hi!r}, min_travel={self.min_travel!r}; drop them or set dataset=None."
+                )
+
+    @property
+    def frame_shape(self) -> tuple:
+        """(1, size, size): channel, height, width."""
+        return (1, self.size, self.size)
+
+    @property
+    def factor_names(self) -> tuple:
+        """The four position factors, then ``circle_vx``, ``circle_vy``."""
+        return FACTOR_NAMES + VELOCITY_NAMES
+
+    @property
+    def n_factors(self) -> int:
+        """6."""
+        return len(self.factor_names)
+
+    def trajectories(self, n: int, seed: int = 0) -> np.ndarray:
+        """Draw sequence factors.
+
+        Generators: ``SeedSequence(seed).spawn(2)`` = (trajectory, blob).
+        The blob is static, its x and y drawn from ``linspace(0, 1, 32)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, shape (n, n_frames, 6): blob x, y, circle x, y (image
+            widths) and circle vx, vy (image widths per frame, constant).
+        """
+        n = _spec.check_count("n", n)
+        traj_rng, blob_rng = (np.random.default_rng(s) for s in _spec.seed_sequence(seed).spawn(2))
+        steps = self.n_frames - 1
+        if self.dataset == "original":
+            seq = original_sequences(self.n_sequences)[traj_rng.integers(0, self.n_sequences, n)]
+            out = np.concatenate([seq, np.repeat((seq[:, -1:, 2:] - seq[:, :1, 2:]) / steps, self.n_frames, 1)], -1)
+            return np.ascontiguousarray(out)
+        if self.speed_min is None:
+            start, end = self._endpoints(traj_rng, n)
+            velocity = (end - start) / steps
+        else:
+            start, velocity = self._speed_range(traj_rng, n)
+        blob = BLOB_GRID[blob_rng.integers(0, len(BLOB_GRID), (n, 2))]
+        return self._factor_array(start, velocity, blob, self.n_frames)
+
+    def _endpoints(self, rng, n):
+        points = rng.random((n, 2, 2))
+        while True:
+            close = np.linalg.norm(points[:, 1] - points[:, 0], axis=-1) < self.min_travel
+            if not close.any():
+                return points[:, 0], points[:, 1]
+            points[close] = rng.random((int(close.sum()), 2, 2))
+
+    def _speed_range(self, rng, n):
+        steps = self.n_frames - 1
+        lo = max(self.speed_min, self.min_travel / steps)
+        speed = rng.uniform(lo, self.speed_max, n)
+        angle = rng.uniform(0.0, 2 * math.pi, n)
+        velocity = speed[:, None] * np.stack([np.cos(angle), np.sin(angle)], -1)
+        shift = velocity * steps  # |shift| <= 1 along each axis
+        low = np.maximum(0.0, -shift)
+        start = low + rng.random((n, 2)) * (np.minimum(1.0, 1.0 - shift) - low)
+        return start, velocity
+
+    @staticmethod
+    def _factor_array(start, velocity, blob, n_frames):
+        k = np.arange(n_frames)[None, :, None]
+        pos = start[:, None] + velocity[:, None] * k
+        rep = lambda a: np.broadcast_to(a[:, None], pos.shape)  # noqa: E731
+        return np.concatenate([rep(blob), pos, rep(velocity)], -1)
+
+    def sample(self, n_samples: int, seed: int = 0, device="cpu") -> Episode:
+        """Draw and render moving-circle sequences.
+
+        Returns
+        -------
+        Episode
+            frames (n_samples, n_frames, 1, size, size), factors
+            (n_samples, n_frames, 6).
+        """
+        f = torch.as_tensor(self.trajectories(n_samples, seed), dtype=torch.float32, device=device)
+        return Episode(self.render(f), f, self.factor_names)
+
+    def episode_from_trajectories(self, start, velocity, blob, n_frames=None, device="cpu") -> Episode:
+        """Render given constant-velocity trajectories (for probes).
+
+        Parameters
+        ----------
+        start, velocity, blob : array-like
+            Shape (n, 2) each: first circle position (image widths),
+            velocity (image widths per frame), static blob position. The
+            circle may leave [0, 1]^2; it is then partly or wholly outside
+            the image.
+        n_frames : int, optional
+            Frames to render (default: the world's ``n_frames``).
+        device : str or torch.device
+            Device of the returned episode.
+
+        Returns
+        -------
+        Episode
+            frames (n, n_frames, 1, size, size), factors (n, n_frames, 6).
+        """
+        n_frames = self.n_frames if n_frames is None else _spec.check_count("n_frames", n_frames)
+        arrays = []
+        for name, a in (("start", start), ("velocity", velocity), ("blob", blob)):
+            a = torch.as_tensor(a).detach().cpu().numpy().astype(np.float64)
+            if a.ndim != 2 or a.shape[1] != 2:
+                raise ValueError(f"{name} must have shape (n, 2), got {a.shape}.")
+            arrays.append(a)
+        if len({a.shape[0] for a in arrays}) != 1:
+            raise ValueError(f"start, velocity and blob must have the same length n, got {[a.shape[0] for a in arrays]}.")
+        f = torch.as_tensor(self._factor_array(arrays[0], arrays[1], arrays[2], n_frames), dtype=torch.float32, device=device)
+        return Episode(self.render(f), f, self.factor_names)
+
+    def render(self, factors) -> torch.Tensor:
+        """Render factors (..., >= 4; the first 4 used) to float32 frames (..., 1, size, size).
+
+        Deterministic; runs on the factors' device.
+        """
+        return _spec.render(self, factors)
+
+    def masks(self, factors) -> dict:
+        """Region masks of the circle: bool (..., 1, size, size); see ``CircleOverBlob.masks``."""
+        return _spec.masks(self, factors)

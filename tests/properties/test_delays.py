@@ -1,0 +1,182 @@
+"""Property tests of delays, extrapolation, blending and execution modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
+from neurodelay.components import delay_sequence, shift
+from tests.helpers import VEC, linear_inertia, relay_chain, run
+
+DT = 10.0
+
+
+def signal(data, n_t, n_c=None, dtype=torch.float64):
+    n_c = n_c or data.draw(st.integers(1, 4), label="channels")
+    seed = data.draw(st.integers(0, 2**31 - 1), label="seed")
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, n_t, n_c, generator=g, dtype=dtype)
+
+
+@given(st.data())
+def test_delay_equals_shift(data):
+    n_t = data.draw(st.integers(1, 30), label="n_t")
+    d = data.draw(st.integers(0, n_t + 2), label="delay")
+    x = signal(data, n_t)
+    out = run(relay_chain([d * DT]), x)["r0"]
+    idx = [max(t - d, 0) for t in range(n_t)]
+    assert torch.equal(out, x[:, idx])
+
+
+@given(st.data())
+def test_delays_add(data):
+    n_t = data.draw(st.integers(1, 30), label="n_t")
+    d1 = data.draw(st.integers(0, n_t), label="d1")
+    d2 = data.draw(st.integers(0, n_t), label="d2")
+    x = signal(data, n_t)
+    two = run(relay_chain([d1 * DT, d2 * DT]), x)["r1"]
+    one = run(relay_chain([(d1 + d2) * DT]), x)["r0"]
+    assert torch.equal(two, one)
+
+
+@given(st.data())
+def test_per_channel_delays_shift_each_channel(data):
+    n_t = data.draw(st.integers(1, 25), label="n_t")
+    n_c = data.draw(st.integers(1, 5), label="n_c")
+    ds = data.draw(st.lists(st.integers(0, n_t + 1), min_size=n_c, max_size=n_c), label="delays")
+    x = signal(data, n_t, n_c)
+    out = run(relay_chain([[d * DT for d in ds]]), x)["r0"]
+    for c, d in enumerate(ds):
+        idx = [max(t - d, 0) for t in range(n_t)]
+        assert torch.equal(out[:, :, c], x[:, idx, c])
+
+
+@given(st.data())
+def test_fractional_delay_interpolates_linearly(data):
+    n_t = data.draw(st.integers(2, 25), label="n_t")
+    d = data.draw(st.floats(0, n_t - 1, allow_nan=False), label="delay_steps")
+    x = signal(data, n_t)
+    out = run(relay_chain([d * DT], fractional=True), x)["r0"]
+    k, f = int(np.floor(d)), d - np.floor(d)
+    for t in range(n_t):
+        hi, lo = x[:, max(t - k, 0)], x[:, max(t - k - 1, 0)]
+        want = (1 - f) * hi + f * lo
+        torch.testing.assert_close(out[:, t], want, rtol=1e-9, atol=1e-9 * float(x.abs().max()))
+
+
+@given(st.data())
+def test_fractional_delay_gradient_matches_finite_differences(data):
+    n_t = data.draw(st.integers(3, 20), label="n_t")
+    d0 = data.draw(st.floats(0.05, n_t - 2, allow_nan=False).filter(lambda v: abs(v - round(v)) > 0.02),
+                   label="delay_steps")
+    n_c = data.draw(st.integers(1, 3), label="n_c")
+    x = signal(data, n_t, n_c)
+    w = signal(data, n_t, n_c)
+    d = torch.tensor(d0, dtype=torch.float64, requires_grad=True)
+    loss = (delay_sequence(x, d) * w).sum()
+    (grad,) = torch.autograd.grad(loss, d)
+    eps = 1e-4  # stays within one interpolation segment thanks to the filter above
+    with torch.no_grad():
+        up = (delay_sequence(x, torch.tensor(d0 + eps, dtype=torch.float64)) * w).sum()
+        down = (delay_sequence(x, torch.tensor(d0 - eps, dtype=torch.float64)) * w).sum()
+    fd = (up - down) / (2 * eps)
+    torch.testing.assert_close(grad, fd, rtol=1e-6, atol=1e-6 * (1 + float(fd.abs())))
+
+
+@given(st.data())
+def test_per_channel_fractional_step_and_sequence_agree(data):
+    n_t = data.draw(st.integers(3, 20), label="n_t")
+    n_c = data.draw(st.integers(1, 4), label="n_c")
+    ds = data.draw(st.lists(st.floats(1.0, 4.0), min_size=n_c, max_size=n_c), label="delays")
+    x = signal(data, n_t, n_c)
+    # A loop through a per-channel fractional delay (>= 1 step, so no algebraic loop).
+    circuit = Circuit(
+        nodes={"z": Blend(gamma=0.3), "p": Relay()},
+        edges=[Edge(VEC, "z.drive"), Edge("z", "p", delay_ms=[d * DT for d in ds], fractional=True),
+               Edge("p", "z.prediction")],
+        dt_ms=DT,
+    )
+    auto, step = run(circuit, x), run(circuit, x, mode="step")
+    for k in auto:
+        torch.testing.assert_close(auto[k], step[k], rtol=1e-12, atol=1e-12)
+
+
+@given(st.data())
+def test_extrapolator_exact_on_linear_sequences(data):
+    n_t = data.draw(st.integers(2, 40), label="n_t")
+    alpha = data.draw(st.floats(-3, 5, allow_nan=False), label="alpha")
+    slope = data.draw(st.floats(-10, 10, allow_nan=False), label="slope")
+    offset = data.draw(st.floats(-10, 10, allow_nan=False), label="offset")
+    t = torch.arange(n_t, dtype=torch.float64)
+    x = (offset + slope * t).view(1, n_t, 1)
+    c = Circuit(nodes={"e": Extrapolator(alpha=alpha)}, edges=[Edge(VEC, "e")])
+    y = run(c, x)["e"][0, :, 0]
+    want = offset + slope * (t + alpha)
+    want[0] = offset  # zero velocity at the first step
+    scale = 1 + abs(offset) + abs(slope) * (n_t + abs(alpha))
+    torch.testing.assert_close(y, want, rtol=0, atol=1e-12 * scale)
+
+
+@given(st.data())
+def test_blend_extremes(data):
+    n_t = data.draw(st.integers(2, 25), label="n_t")
+    d = data.draw(st.integers(1, min(3, n_t - 1)), label="loop_delay")
+    x = signal(data, n_t)
+
+    def loop(gamma):
+        return Circuit(
+            nodes={"z": Blend(gamma=gamma), "p": Extrapolator(alpha=1.0)},
+            edges=[Edge(VEC, "z.drive"), Edge("z", "p", delay_ms=d * DT), Edge("p", "z.prediction")],
+            dt_ms=DT,
+        )
+
+    assert torch.equal(run(loop(0.0), x)["z"], x)
+    # gamma = 1: once the prediction arrives (step d; d = 1 is "after the first
+    # step") the output no longer depends on the drive.
+    x2 = x.clone()
+    x2[:, d:] = signal(data, n_t - d, x.shape[-1])
+    z1, z2 = run(loop(1.0), x)["z"], run(loop(1.0), x2)["z"]
+    assert torch.equal(z1, z2)
+    assert torch.equal(z1[:, :d], x[:, :d])
+
+
+@given(st.data())
+def test_whole_sequence_and_step_by_step_agree(data):
+    n_t = data.draw(st.integers(1, 30), label="n_t")
+    d = data.draw(st.integers(0, min(n_t - 1, 4)), label="input_delay")
+    gamma = data.draw(st.floats(0, 1), label="gamma")
+    alpha = data.draw(st.floats(-2, 2), label="alpha")
+    x = signal(data, n_t)
+    c = linear_inertia(gamma, alpha, d)
+    c = Circuit(nodes={**c.nodes, "out": Extrapolator(alpha=0.5)},
+                edges=[*c.edges, Edge("z", "out", delay_ms=DT)], dt_ms=DT)
+    auto, step = run(c, x), run(c, x, mode="step")
+    assert auto.keys() == step.keys()
+    for k in auto:
+        assert torch.equal(auto[k], step[k]), k
+
+
+@given(st.data())
+def test_inertia_steady_state_lag(data):
+    d = data.draw(st.integers(0, 5), label="input_delay")
+    gamma = data.draw(st.floats(0, 0.9), label="gamma")
+    alpha_max = 3.0 if gamma == 0 else min(3.0, 0.95 / gamma)
+    alpha = data.draw(st.floats(-1.0, alpha_max), label="alpha")
+    v = data.draw(st.floats(0.01, 2.0), label="velocity")
+    # Steps needed for the transient to decay below 1e-10 of the signal.
+    rho = max(np.abs(np.roots([1.0, -gamma * (1 + alpha), gamma * alpha])).max(), 1e-3)
+    n_t = int(min(np.ceil(np.log(1e-12) / np.log(rho)), 2000)) + d + 10
+    x = (v * torch.arange(n_t, dtype=torch.float64)).view(1, n_t, 1)
+    z = run(linear_inertia(gamma, alpha, d), x)["z"][0, -1, 0]
+    lag = (n_t - 1) - float(z) / v
+    want = d + gamma * (1 - alpha) / (1 - gamma)
+    assert abs(lag - want) < 1e-6 * (1 + abs(want))
+
+
+def test_shift_holds_first_value():
+    x = torch.arange(5.0).view(1, 5, 1)
+    assert shift(x, 2)[0, :, 0].tolist() == [0, 0, 0, 1, 2]
+    assert shift(x, 9)[0, :, 0].tolist() == [0, 0, 0, 0, 0]

@@ -1,0 +1,211 @@
+"""Circuit structure, errors, presets and execution."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neurodelay as nd
+from neurodelay import Blend, Circuit, CircuitError, ConvDecoder, ConvEncoder, Edge, Extrapolator, Relay
+from neurodelay.errors import ShapeError, TimeGridError
+from tests.helpers import VEC, linear_inertia, run, shapes
+
+FRAMES = {"world.frames": (1, 32, 32), "world.factors": (6,)}
+
+
+def frames(n=3, n_t=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, n_t, 1, 32, 32, generator=g)
+
+
+# ---------------------------------------------------------------- errors
+def test_unknown_target_node_suggests():
+    with pytest.raises(CircuitError, match=r"edge 0 .*target node 'rly' does not exist; did you mean 'rel'"):
+        Circuit(nodes={"rel": Relay()}, edges=[Edge(VEC, "rly")])
+
+
+def test_unknown_source_node():
+    with pytest.raises(CircuitError, match=r"edge 1 \(ghost -> r\): source 'ghost' is not a node"):
+        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r"), Edge("ghost", "r")])
+
+
+def test_unknown_port_lists_ports():
+    with pytest.raises(CircuitError, match=r"node 'z' \(blend\) has no port 'drve'; its ports are drive, "
+                                           r"prediction; did you mean 'drive'"):
+        Circuit(nodes={"z": Blend()}, edges=[Edge(VEC, "z.drve")])
+
+
+def test_port_needed_for_multi_port_node():
+    with pytest.raises(CircuitError, match=r"has ports drive, prediction; name one, e.g. 'z.drive'"):
+        Circuit(nodes={"z": Blend()}, edges=[Edge(VEC, "z")])
+
+
+def test_unconnected_port():
+    with pytest.raises(CircuitError, match=r"node 'z' \(blend\): port\(s\) prediction have no incoming edge"):
+        Circuit(nodes={"z": Blend()}, edges=[Edge(VEC, "z.drive")])
+
+
+def test_negative_delay():
+    with pytest.raises(TimeGridError, match=r"delay_ms must be >= 0 .* got -10.0"):
+        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=-10)])
+
+
+def test_delay_not_whole_steps_names_nearest():
+    with pytest.raises(TimeGridError, match=r"edge 0 \(world.factors -> r\): delay_ms=25 is not a whole "
+                                            r"number of steps of dt_ms=10. Nearest valid values: 20 or 30 ms"):
+        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=25)])
+
+
+def test_zero_delay_cycle_names_nodes():
+    with pytest.raises(CircuitError, match=r"algebraic loop: the cycle (z -> p -> z|p -> z -> p)"):
+        Circuit(nodes={"z": Blend(), "p": Extrapolator()},
+                edges=[Edge(VEC, "z.drive"), Edge("z", "p"), Edge("p", "z.prediction")])
+
+
+def test_undriven_cycle():
+    with pytest.raises(CircuitError, match=r"never receive a signal from the world"):
+        Circuit(nodes={"a": Relay(), "b": Relay()},
+                edges=[Edge("a", "b", delay_ms=10), Edge("b", "a", delay_ms=10)])
+
+
+def test_shape_mismatch_names_edge_and_shapes():
+    c = Circuit(nodes={"enc": ConvEncoder(n_latents=4), "dec": ConvDecoder(n_latents=8)},
+                edges=[Edge("world.frames", "enc"), Edge("enc", "dec")])
+    with pytest.raises(ShapeError, match=r"edge 1 \(enc -> dec.in\): enc has shape \(4,\) but node 'dec' "
+                                         r"\(conv_decoder\) port 'in' expects vectors of shape \(8,\)"):
+        c.build(input_shapes=FRAMES)
+
+
+def test_image_size_mismatch():
+    c = Circuit(nodes={"enc": ConvEncoder(size=64)}, edges=[Edge("world.frames", "enc")])
+    with pytest.raises(ShapeError, match=r"world.frames has shape \(1, 32, 32\) .* expects images of shape "
+                                         r"\(1, 64, 64\)"):
+        c.build(input_shapes=FRAMES)
+
+
+def test_blend_shapes_must_match():
+    c = Circuit(nodes={"z": Blend()}, edges=[Edge("world.factors", "z.drive"),
+                                             Edge("world.frames", "z.prediction")])
+    with pytest.raises(ShapeError, match=r"port 'prediction' expects the same shape as the drive, \(6,\)"):
+        c.build(input_shapes=FRAMES)
+
+
+def test_per_channel_delay_needs_matching_vector():
+    c = Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=[0, 10, 20])])
+    with pytest.raises(ShapeError, match=r"3 per-channel delays need a vector source of 3 channels, but "
+                                         r"'world.factors' has shape \(6,\)"):
+        c.build(input_shapes=FRAMES)
+
+
+@pytest.mark.parametrize("gamma", [-0.1, 1.5, float("nan")])
+def test_gamma_outside_unit_interval(gamma):
+    with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\], got"):
+        Blend(gamma=gamma)
+
+
+def test_learn_delay_needs_bound():
+    with pytest.raises(CircuitError, match=r"learn_delay needs max_delay_ms"):
+        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=10, learn_delay=True)])
+
+
+def test_world_stream_must_exist():
+    c = Circuit(nodes={"r": Relay()}, edges=[Edge("world.velocity", "r")])
+    with pytest.raises(CircuitError, match=r"the world has no stream 'world.velocity'; available: "):
+        c.build(input_shapes=FRAMES)
+
+
+def test_reserved_node_name():
+    with pytest.raises(CircuitError, match=r"node name 'world' is not allowed"):
+        Circuit(nodes={"world": Relay()}, edges=[Edge(VEC, "world")])
+
+
+# ---------------------------------------------------------------- presets
+def test_backbone_parameter_counts():
+    ae = nd.presets.inertia(n_latents=4).build(input_shapes=FRAMES)
+    vae = nd.presets.inertia(n_latents=4, gaussian=True).build(input_shapes=FRAMES)
+    assert sum(p.numel() for p in vae.parameters()) == 133_257
+    assert sum(p.numel() for p in ae.parameters()) == 133_257 - (256 * 4 + 4)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 0.75, 1.0])
+def test_inertia_preset_reproduces_original_recurrence(gamma):
+    module = nd.presets.inertia(n_latents=4, gamma=gamma, alpha=1.0, input_delay_ms=10).build(
+        input_shapes=FRAMES)
+    with torch.no_grad():
+        tr = module({"world.frames": frames()})
+    # Original: z_enc_i = enc(x_i), here enc[:, i + 1] (one step of input delay).
+    z_enc = tr["enc"][:, 1:].double()
+    z_prev = z = z_enc[:, 0]  # z_0 = z_enc_0, zhat_1 = z_0
+    zhat = z_enc[:, 0]
+    want = [z]
+    for i in range(1, 9):
+        z = (1 - gamma) * z_enc[:, i] + gamma * zhat
+        zhat = z + (z - z_prev)
+        z_prev = z
+        want.append(z)
+    want = torch.stack(want, dim=1)
+    torch.testing.assert_close(tr["z"][:, 1:].double(), want, rtol=0, atol=1e-6)
+
+
+def test_inertia_gamma_one_dreams_a_static_scene():
+    module = nd.presets.inertia(gamma=1.0).build(input_shapes=FRAMES)
+    with torch.no_grad():
+        z = module({"world.frames": frames()})["z"]
+    assert torch.equal(z, z[:, :1].expand_as(z))
+
+
+def test_sequence_and_step_modes_agree_with_conv_areas():
+    module = nd.presets.inertia(gamma=0.4, alpha=0.5, input_delay_ms=20).build(input_shapes=FRAMES)
+    x = {"world.frames": frames(n_t=8)}
+    with torch.no_grad():
+        a, b = module(x), module(x, mode="step")
+    assert a.keys() == b.keys() == {"enc", "z", "pred", "dec"}
+    for k in a:
+        # Convolutions over a batch of 3 (step) or 24 (folded) frames may pick
+        # different kernels: equal to float32 rounding.
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_schedule_describes_groups_and_delays():
+    text = nd.presets.inertia(input_delay_ms=20).describe(FRAMES)
+    assert "enc: whole sequence" in text
+    assert "pred -> z: steps through time" in text
+    assert "world.frames -> enc.in: 2 = 20.0 ms" in text
+    assert "pred: step 3 (30 ms)" in text
+
+
+def test_gaussian_encoder_records_mu_logvar_and_samples_only_when_asked():
+    module = nd.presets.inertia(gaussian=True).build(input_shapes=FRAMES)
+    x = {"world.frames": frames()}
+    with torch.no_grad():
+        det = module(x)
+        g = torch.Generator().manual_seed(0)
+        s1 = module(x, ctx=nd.RunContext(generator=g, sample=True))
+        g = torch.Generator().manual_seed(0)
+        s2 = module(x, ctx=nd.RunContext(generator=g, sample=True))
+    assert {"enc_mu", "enc_logvar"} <= det.keys()
+    assert torch.equal(det["enc"], det["enc_mu"])
+    assert torch.equal(s1["enc"], s2["enc"])
+    assert not torch.equal(s1["enc"], det["enc"])
+
+
+def test_learned_delay_gets_gradient():
+    c = Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=15, learn_delay=True, max_delay_ms=40)])
+    module = c.build(input_shapes=shapes(1))
+    x = torch.arange(10.0).view(1, 10, 1) ** 2
+    out = module({VEC: x})["r"]
+    out[:, 5:].sum().backward()
+    (param,) = list(module.parameters())
+    assert param.grad is not None and param.grad.abs().item() > 0
+
+
+def test_summed_inputs_into_one_port():
+    c = Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r"), Edge(VEC, "r", delay_ms=10)])
+    x = torch.randn(2, 5, 3)
+    out = run(c, x)["r"]
+    torch.testing.assert_close(out, x + torch.cat([x[:, :1], x[:, :-1]], 1))
+
+
+def test_linear_loop_valid_steps():
+    plan = linear_inertia(0.5, 1.0, 3).plan(shapes(2))
+    assert plan.valid_from["enc"] == 3 and plan.valid_from["z"] == 3 and plan.valid_from["pred"] == 4

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._linear import analyse_loop
 from ._time import ms_to_steps
 from .components.base import AbstractComponent, PortShapeError, RunContext
 from .components.delays import DelayLine
@@ -550,6 +551,8 @@ class CircuitModule(nn.Module):
                 delays[str(e.index)] = DelayLine(e.steps, learnable=e.edge.learn_delay,
                                                  min_steps=lo or 0.0, max_steps=hi)
         self.delays = nn.ModuleDict(delays)
+        self._linear = [analyse_loop(nodes, plan, circuit.nodes, self._delay) if kind == "loop" else None
+                        for kind, nodes in plan.groups]
 
     def _delay(self, e: _EdgeInfo) -> DelayLine | None:
         return self.delays[str(e.index)] if e.delayed else None
@@ -564,9 +567,14 @@ class CircuitModule(nn.Module):
             World streams, each (sample, time, ...).
         ctx : RunContext, optional
             Randomness and sampling settings.
-        mode : {"auto", "step"}
-            ``"auto"`` runs nodes outside cycles over the whole sequence;
-            ``"step"`` steps every node through time (same numbers, slower).
+        mode : {"auto", "sequence", "step"}
+            ``"sequence"`` runs nodes outside cycles over the whole sequence
+            and steps the nodes of each cycle through time; ``"step"`` steps
+            every node (the same numbers, slower); ``"auto"`` (default) is
+            ``"sequence"`` except that cycles linear in their state (relays,
+            blends, extrapolators, fixed whole-step delays) are solved in
+            closed form (the same numbers up to float rounding, much faster
+            on long sequences).
 
         Returns
         -------
@@ -577,18 +585,19 @@ class CircuitModule(nn.Module):
         plan = self.plan
         first = next(iter(streams.values()))
         n_t = first.shape[1]
-        if mode not in ("auto", "step"):
-            raise ValueError(f"mode must be 'auto' or 'step', got {mode!r}.")
-        if mode == "auto":
-            groups = [(kind, nodes, start) for (kind, nodes), start in zip(plan.groups, plan.start_orders)]
+        if mode not in ("auto", "sequence", "step"):
+            raise ValueError(f"mode must be 'auto', 'sequence' or 'step', got {mode!r}.")
+        if mode == "step":
+            groups = [("loop", _global_step_order(plan), plan.global_start_order, None)]
         else:
-            groups = [("loop", _global_step_order(plan), plan.global_start_order)]
+            groups = [(kind, nodes, start, self._linear[i] if mode == "auto" else None)
+                      for i, ((kind, nodes), start) in enumerate(zip(plan.groups, plan.start_orders))]
         traces: dict[str, Tensor] = dict(streams)
-        for kind, nodes, start in groups:
+        for kind, nodes, start, linear in groups:
             if kind == "sequence":
                 self._run_sequence(nodes[0], traces, ctx)
             else:
-                self._run_loop(nodes, traces, ctx, n_t, start)
+                self._run_loop(nodes, traces, ctx, n_t, start, linear)
         return {k: v for k, v in traces.items() if k not in streams}
 
     def _port_valid(self, node: str) -> dict[str, int]:
@@ -608,7 +617,7 @@ class CircuitModule(nn.Module):
             traces[f"{node}_{k}"] = x
 
     def _run_loop(self, nodes: list[str], traces: dict[str, Tensor], ctx: RunContext, n_t: int,
-                  start_order: list[str]) -> None:
+                  start_order: list[str], linear=None) -> None:
         plan = self.plan
         members = set(nodes)
         external: dict[int, Tensor] = {}
@@ -618,12 +627,13 @@ class CircuitModule(nn.Module):
                     x = traces[e.source]
                     d = self._delay(e)
                     external[e.index] = d(x) if d is not None else x
+        n_stepped = n_t if linear is None else min(n_t, linear.t0)
         hist: dict[str, list[Tensor]] = {n: [] for n in nodes}
         extra_hist: dict[tuple[str, str], list[Tensor]] = {}
         states = {n: self.nodes[n].init_state() for n in nodes}
         valids = {n: self._port_valid(n) for n in nodes}
         specs = self.circuit.nodes
-        for t in range(n_t):
+        for t in range(n_stepped):
             for n in (start_order if t == 0 else nodes):
                 inputs: dict[str, Tensor] = {}
                 for e in plan.inputs_of(n):
@@ -639,6 +649,9 @@ class CircuitModule(nn.Module):
                 hist[n].append(out)
                 for k, x in extras.items():
                     extra_hist.setdefault((n, k), []).append(x)
+        if n_stepped < n_t:
+            traces.update(linear.solve(hist, external, n_t, plan.shapes))
+            return
         for n in nodes:
             traces[n] = torch.stack(hist[n], dim=1)
         for (n, k), xs in extra_hist.items():

@@ -83,6 +83,15 @@ class AbstractComponent(abc.ABC):
         """First valid output step from the first valid step of each port."""
         return max(port_valid.values())
 
+    def linear_taps(self) -> dict[str, list[tuple[int, float]]] | None:
+        """For a component linear in its inputs: per port, ``(lag_steps, weight)`` taps.
+
+        ``y[t] = sum over ports and taps of weight * port[t - lag]``. None for
+        nonlinear components (the default). Cycles made only of linear
+        components are solved in closed form.
+        """
+        return None
+
     def reads(self, port: str, t: int, port_valid: dict[str, int]) -> bool:
         """Whether the node reads ``port`` at step ``t`` (all ports, always, by default)."""
         return True

@@ -30,6 +30,9 @@ class Extrapolator(AbstractComponent):
     def out_shape(self, in_shapes):
         return in_shapes["in"]
 
+    def linear_taps(self):
+        return {"in": [(0, 1.0 + self.alpha), (1, -float(self.alpha))]}
+
     def build(self):
         return _ExtrapolatorModule(float(self.alpha))
 
@@ -74,6 +77,9 @@ class Blend(AbstractComponent):
     def reads(self, port, t, port_valid):
         return port != "prediction" or t >= port_valid["prediction"]
 
+    def linear_taps(self):
+        return {"drive": [(0, 1.0 - self.gamma)], "prediction": [(0, float(self.gamma))]}
+
     def build(self):
         return _BlendModule(float(self.gamma))
 
@@ -107,6 +113,9 @@ class Relay(AbstractComponent):
 
     def out_shape(self, in_shapes):
         return in_shapes["in"]
+
+    def linear_taps(self):
+        return {"in": [(0, 1.0)]}
 
     def build(self):
         return _RelayModule()

@@ -153,10 +153,28 @@ def test_whole_sequence_and_step_by_step_agree(data):
     c = linear_inertia(gamma, alpha, d)
     c = Circuit(nodes={**c.nodes, "out": Extrapolator(alpha=0.5)},
                 edges=[*c.edges, Edge("z", "out", delay_ms=DT)], dt_ms=DT)
+    seq, step, auto = run(c, x, mode="sequence"), run(c, x, mode="step"), run(c, x)
+    assert seq.keys() == step.keys() == auto.keys()
+    for k in seq:
+        assert torch.equal(seq[k], step[k]), k
+        # The closed-form solution of the linear cycle: equal up to rounding.
+        scale = 1 + float(step[k].abs().max())
+        torch.testing.assert_close(auto[k], step[k], rtol=0, atol=1e-9 * scale)
+
+
+@given(st.data())
+def test_closed_form_cycle_matches_stepping_in_float32(data):
+    n_t = data.draw(st.integers(1, 120), label="n_t")
+    d = data.draw(st.integers(0, 4), label="input_delay")
+    gamma = data.draw(st.floats(0, 0.95), label="gamma")
+    alpha_max = 2.0 if gamma == 0 else min(2.0, 0.95 / gamma)
+    alpha = data.draw(st.floats(-1, alpha_max), label="alpha")
+    x = signal(data, n_t, 8, dtype=torch.float32)
+    c = linear_inertia(gamma, alpha, d)
     auto, step = run(c, x), run(c, x, mode="step")
-    assert auto.keys() == step.keys()
-    for k in auto:
-        assert torch.equal(auto[k], step[k]), k
+    for k in step:
+        scale = 1 + float(step[k].abs().max())
+        torch.testing.assert_close(auto[k], step[k], rtol=0, atol=1e-5 * scale)
 
 
 @given(st.data())

@@ -150,8 +150,10 @@ def test_inertia_preset_reproduces_original_recurrence(gamma):
 def test_inertia_gamma_one_dreams_a_static_scene():
     module = nd.presets.inertia(gamma=1.0).build(input_shapes=FRAMES)
     with torch.no_grad():
-        z = module({"world.frames": frames()})["z"]
+        z = module({"world.frames": frames()}, mode="sequence")["z"]
+        z_fast = module({"world.frames": frames()})["z"]
     assert torch.equal(z, z[:, :1].expand_as(z))
+    torch.testing.assert_close(z_fast, z, rtol=0, atol=1e-7)
 
 
 def test_sequence_and_step_modes_agree_with_conv_areas():

@@ -171,7 +171,7 @@ class _Term:
 
 def _suggest(word, options) -> str:
     close = difflib.get_close_matches(str(word), list(options), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _frame_shape(module, frame_shape=None) -> tuple[int, ...] | None:

@@ -1,10 +1,41 @@
-"""Training loop specs (implementation below the specs)."""
+"""Training: the loop, its randomness, checkpoints and resuming.
+
+Every optimiser step ``s`` (1, 2, ..., ``steps``) draws a fresh batch from the
+world and a fresh reparameterisation noise stream, both seeded from
+``(seed, s)`` through :class:`numpy.random.SeedSequence` (:func:`step_seeds`).
+Nothing random is carried from one step to the next, so a run resumed from a
+checkpoint at step ``k`` needs only the model, the optimiser state and ``k``
+to continue exactly as the uninterrupted run would have: on the CPU the final
+parameters are bit-identical.
+
+The loop does not wait for the device between steps: the loss values and a
+record of non-finite losses stay on the device and are read only at logging
+and checkpoint steps. A NaN or infinite loss is therefore detected at the
+next such step; the run stops with :class:`~neurodelay.errors.TrainingError`
+naming the first bad step and term, before any checkpoint is written past it,
+so the last checkpoint on disk is the last good one.
+"""
 
 from __future__ import annotations
 
-import attrs
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
-__all__ = ["TrainSettings"]
+import attrs
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_temporaries, restore_rng_state,
+                         save_checkpoint)
+from .components.base import RunContext
+from .errors import CheckpointError, ConfigError, TrainingError
+from .objectives import Objective, check_objective, compute_losses
+
+__all__ = ["TrainSettings", "TrainResult", "train", "step_seeds"]
 
 
 def _positive_int(inst, attr, value):
@@ -18,8 +49,9 @@ def _non_negative_int(inst, attr, value):
 
 
 def _positive(inst, attr, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-        raise ValueError(f"{attr.name} must be a number > 0, got {value!r}.")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+                              or not math.isfinite(value)):
+        raise ValueError(f"{attr.name} must be a finite number > 0, got {value!r}.")
 
 
 @attrs.frozen
@@ -33,12 +65,13 @@ class TrainSettings:
     batch_size : int
         Sequences per step.
     optimizer : {"rmsprop", "adam"}
+        PyTorch's RMSprop or Adam with their default settings except ``lr``.
     lr : float
         Learning rate.
     grad_clip : float or None
-        Clip the gradient norm to this value.
+        Clip the gradient norm (2-norm over all parameters) to this value.
     log_every : int
-        Record the loss history every N steps.
+        Record the loss history every N steps (and at the first and last step).
     checkpoint_every : int
         Write a checkpoint every N steps (and at the end).
     """
@@ -50,3 +83,268 @@ class TrainSettings:
     grad_clip: float | None = attrs.field(default=None, validator=_positive)
     log_every: int = attrs.field(default=10, validator=_positive_int)
     checkpoint_every: int = attrs.field(default=500, validator=_positive_int)
+
+
+@dataclass
+class TrainResult:
+    """What a training run did.
+
+    Attributes
+    ----------
+    steps : numpy.ndarray of int64, shape (n_logged,)
+        The logged step numbers (step s = the s-th optimiser update).
+    history : dict of str -> numpy.ndarray of float64, shape (n_logged,)
+        Per loss term (and ``total``): the loss of the batch of that step,
+        before its update.
+    steps_per_second : float
+        Optimiser steps per second of wall time in this call (0 if none ran).
+    final_step : int
+        Steps completed, including those before a resume.
+    seconds : float
+        Wall time of this call's training loop, in s.
+    """
+
+    steps: np.ndarray
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    steps_per_second: float = 0.0
+    final_step: int = 0
+    seconds: float = 0.0
+
+
+_TRAIN_TAG = 0x747261696E  # "train": separates training draws from any other use of the seed
+
+
+def step_seeds(seed: int, step: int) -> tuple[int, int]:
+    """Seeds of training step ``step``: (world batch, reparameterisation noise).
+
+    Derived with ``numpy.random.SeedSequence(seed, spawn_key=(TAG, step))``,
+    so they depend on nothing but ``(seed, step)``.
+
+    Returns
+    -------
+    (int, int)
+        Non-negative integers < 2**63.
+    """
+    ss = np.random.SeedSequence(int(seed), spawn_key=(_TRAIN_TAG, int(step)))
+    a, b = ss.generate_state(2, dtype=np.uint64)
+    return int(a) >> 1, int(b) >> 1
+
+
+def _make_optimizer(settings: TrainSettings, params):
+    if settings.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=settings.lr)
+    return torch.optim.Adam(params, lr=settings.lr)
+
+
+def _check_args(module, world, objective, settings, seed):
+    from .circuit import CircuitModule
+
+    if not isinstance(module, CircuitModule):
+        raise TypeError(f"module must be a built circuit (CircuitModule), got {type(module).__name__}; "
+                        f"use circuit.build(world).")
+    if not isinstance(objective, Objective):
+        raise TypeError(f"objective must be an Objective, got {type(objective).__name__}.")
+    if not isinstance(settings, TrainSettings):
+        raise TypeError(f"settings must be a TrainSettings, got {type(settings).__name__}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}; use e.g. seed=0.")
+    for attr in ("sample", "factor_names", "frame_shape"):
+        if not hasattr(world, attr):
+            raise TypeError(f"world must be a world spec with .{attr} (e.g. MovingCircle()), "
+                            f"got {type(world).__name__}.")
+
+
+def _resolve_progress(progress):
+    if progress is None:
+        return None  # tqdm: quiet when not on a terminal
+    return not bool(progress)
+
+
+def train(module, world, objective: Objective, settings: TrainSettings, *, seed: int,
+          device: str | torch.device = "cpu", checkpoint_path: str | Path | None = None,
+          resume: bool = False, study_text: str = "", progress: bool | None = None,
+          on_log: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train a built circuit on fresh batches from a world.
+
+    Parameters
+    ----------
+    module : CircuitModule
+        The built circuit, parameters initialised (e.g. by
+        :func:`~neurodelay.build_seeded`); trained in place and moved to ``device``.
+    world : world spec
+        Provides ``sample(n_samples, seed=..., device=...) -> Episode``,
+        ``frame_shape``, ``factor_names`` (and ``n_frames`` for a moving world).
+    objective : Objective
+        What to minimise (checked against the circuit and world first).
+    settings : TrainSettings
+    seed : int
+        Seeds every batch and noise draw, via :func:`step_seeds`.
+    device : str or torch.device
+        Where to train.
+    checkpoint_path : str or path-like, optional
+        Write checkpoints here (every ``settings.checkpoint_every`` steps and
+        at the end), atomically.
+    resume : bool
+        Continue from ``checkpoint_path`` if it exists (from step 0 if it
+        does not, as for a run stopped before its first checkpoint).
+    study_text : str
+        The study as text, stored in checkpoints; resuming requires the
+        checkpoint's to be identical.
+    progress : bool or None
+        Progress bar: None shows it only on a terminal, True always, False never.
+    on_log : callable, optional
+        Called as ``on_log(step, losses)`` at every logging step, ``losses``
+        a dict of floats per term.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ConfigError
+        The objective does not fit the circuit or world.
+    CheckpointError
+        ``resume`` with a truncated, corrupt or foreign checkpoint.
+    TrainingError
+        A loss became NaN or infinite (the last good checkpoint is kept).
+
+    Notes
+    -----
+    A circuit with no trainable parameters, or ``settings.steps == 0``,
+    trains nothing: the result is empty and no checkpoint is written.
+    """
+    _check_args(module, world, objective, settings, seed)
+    seed = int(seed)
+    device = torch.device(device)
+    factor_names = tuple(world.factor_names)
+    module.to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
+    if settings.steps == 0 or not params:
+        return TrainResult(np.zeros(0, np.int64), {}, 0.0, 0, 0.0)
+    check_objective(objective, module, factor_names, n_frames=getattr(world, "n_frames", None),
+                    frame_shape=world.frame_shape)
+    optimizer = _make_optimizer(settings, params)
+    if checkpoint_path is not None:
+        checkpoint_path = Path(checkpoint_path)
+        remove_stale_temporaries(checkpoint_path)
+    elif resume:
+        raise ConfigError("resume=True needs checkpoint_path, the checkpoint to continue from.")
+
+    start = 0
+    saved_step: list[int] = []  # steps of the checkpoints this run restored or wrote
+    logged_steps: list[int] = []
+    history: dict[str, list[float]] = {}
+    if resume and checkpoint_path is not None and checkpoint_path.exists():
+        start = _restore(checkpoint_path, module, optimizer, settings, study_text, seed, history,
+                         logged_steps)
+        saved_step.append(start)
+    module.train()
+
+    def checkpoint(step: int) -> None:
+        if checkpoint_path is None:
+            return
+        save_checkpoint(checkpoint_path, {
+            "step": step,
+            "seed": seed,
+            "study_text": study_text,
+            "model": module.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "history": {"step": list(logged_steps), **{k: list(v) for k, v in history.items()}},
+            "rng": capture_rng_state(),
+        })
+        saved_step.append(step)
+
+    generator = torch.Generator(device=device)
+    ctx = RunContext(generator=generator, sample=True)
+    clip = settings.grad_clip
+    keys: list[str] | None = None
+    first_bad = None  # per term: first step with a non-finite loss (-1: none), on the device
+    bar = tqdm(total=settings.steps, initial=start, disable=_resolve_progress(progress), unit="step",
+               dynamic_ncols=True, leave=True)
+    t0 = time.perf_counter()
+    step = start
+    try:
+        for step in range(start + 1, settings.steps + 1):
+            world_seed, noise_seed = step_seeds(seed, step)
+            streams = world.sample(settings.batch_size, seed=world_seed, device=device).streams()
+            generator.manual_seed(noise_seed)
+            traces = module(streams, ctx=ctx)
+            losses = compute_losses(objective, traces, streams, module, factor_names=factor_names)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            optimizer.step()
+
+            values = torch.stack([v.detach() for v in losses.values()])
+            if keys is None:
+                keys = list(losses)
+                first_bad = torch.full((len(keys),), -1, dtype=torch.int64, device=values.device)
+            first_bad.masked_fill_((first_bad < 0) & ~torch.isfinite(values), step)
+            bar.update(1)
+            log_now = step == 1 or step % settings.log_every == 0 or step == settings.steps
+            ckpt_now = step % settings.checkpoint_every == 0 or step == settings.steps
+            if not (log_now or ckpt_now):
+                continue
+            _raise_if_bad(first_bad, keys, checkpoint_path, saved_step)  # one host sync
+            if log_now:
+                numbers = dict(zip(keys, values.tolist()))
+                logged_steps.append(step)
+                for k, v in numbers.items():
+                    history.setdefault(k, []).append(v)
+                bar.set_postfix(loss=f"{numbers['total']:.4g}", refresh=False)
+                if on_log is not None:
+                    on_log(step, numbers)
+            if ckpt_now:
+                checkpoint(step)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    n_done = step - start
+    return TrainResult(
+        steps=np.asarray(logged_steps, dtype=np.int64),
+        history={k: np.asarray(v, dtype=np.float64) for k, v in history.items()},
+        steps_per_second=n_done / seconds if n_done and seconds > 0 else 0.0,
+        final_step=step,
+        seconds=seconds,
+    )
+
+
+def _raise_if_bad(first_bad, keys, checkpoint_path, saved_step) -> None:
+    bad = first_bad.tolist()
+    steps = [s for s in bad if s >= 0]
+    if not steps:
+        return
+    s = min(steps)
+    terms = [k for k, b in zip(keys, bad) if b == s and k != "total"] or ["total"]
+    if saved_step:
+        kept = f"the last good checkpoint (step {saved_step[-1]}), {str(checkpoint_path)!r}, is kept"
+    else:
+        kept = "no checkpoint was written"
+    what = (f"the {terms[0]} loss" if len(terms) == 1
+            else f"the {', '.join(terms[:-1])} and {terms[-1]} losses")
+    raise TrainingError(
+        f"training diverged: {what} became NaN or infinite at step {s}; {kept}. "
+        f"Lower train.lr, set train.grad_clip, or check the world's frames for NaN.")
+
+
+def _restore(path: Path, module, optimizer, settings, study_text, seed, history, logged_steps) -> int:
+    ckpt = load_checkpoint(path, study_text=study_text, seed=seed)
+    step = ckpt["step"]
+    if not isinstance(step, int) or not 0 <= step <= settings.steps:
+        raise CheckpointError(f"checkpoint {str(path)!r} is at step {step!r}, beyond this run's "
+                              f"train.steps = {settings.steps}; delete it or run without --resume.")
+    try:
+        module.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit this circuit or optimiser "
+            f"({str(err).splitlines()[0]}); delete it or run without --resume.") from None
+    restore_rng_state(ckpt["rng"])
+    saved = dict(ckpt["history"])
+    logged_steps.extend(int(s) for s in saved.pop("step", []))
+    for k, v in saved.items():
+        history[k] = [float(x) for x in v]
+    return step

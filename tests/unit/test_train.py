@@ -1,0 +1,293 @@
+"""Training loop: determinism, history, checkpoints, resume after SIGKILL, NaN handling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import neurodelay as nd
+from neurodelay.checkpoint import load_checkpoint, save_checkpoint
+from neurodelay.errors import CheckpointError, ConfigError, TrainingError
+from neurodelay.objectives import Objective
+from neurodelay.train import TrainResult, TrainSettings, step_seeds, train
+from neurodelay.worlds import Episode
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMES = ("blob_x", "blob_y", "circle_x", "circle_y", "circle_vx", "circle_vy")
+STUDY = "name: tiny\nseed: 7\ntrain: {steps: 8}\n"
+
+
+class NoiseWorld:
+    """A fast stand-in world: frames (sample, 4, 1, 16, 16) = a ramp in x scaled by the first factor.
+
+    Factors are seeded uniform numbers; frames are all NaN for the seeds in ``nan_seeds``.
+    """
+
+    frame_shape = (1, 16, 16)
+    factor_names = NAMES
+    n_factors = 6
+    n_frames = 4
+
+    def __init__(self, nan_seeds=()):
+        self.nan_seeds = set(nan_seeds)
+
+    def sample(self, n_samples, seed=0, device="cpu"):
+        g = torch.Generator().manual_seed(seed)
+        factors = torch.rand(n_samples, self.n_frames, 6, generator=g)
+        ramp = torch.linspace(0, 1, 16).expand(16, 16)
+        frames = factors[:, :, 0, None, None, None] * ramp
+        if seed in self.nan_seeds:
+            frames = torch.full_like(frames, float("nan"))
+        return Episode(frames.to(device), factors.to(device), NAMES)
+
+
+SETTINGS = TrainSettings(steps=8, batch_size=2, optimizer="rmsprop", lr=1e-3, log_every=1,
+                         checkpoint_every=2)
+OBJECTIVE = Objective(beta=0.01, prediction=0.1)
+
+
+def make_module(seed=0):
+    circuit = nd.presets.inertia(n_latents=3, size=16, gaussian=True, gamma=0.5)
+    return nd.build_seeded(circuit, input_shapes={"world.frames": (1, 16, 16), "world.factors": (6,)},
+                           seed=seed)
+
+
+def run_training(checkpoint_path=None, *, resume=False, settings=SETTINGS, seed=7, world=None,
+                 study_text=STUDY, on_log=None, objective=OBJECTIVE):
+    module = make_module()
+    result = train(module, world or NoiseWorld(), objective, settings, seed=seed,
+                   checkpoint_path=checkpoint_path, resume=resume, study_text=study_text, progress=False,
+                   on_log=on_log)
+    return module, result
+
+
+def assert_same_parameters(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run with the default settings, its result and final checkpoint."""
+    path = tmp_path_factory.mktemp("reference") / "ck.pt"
+    module, result = run_training(path)
+    return module, result, path
+
+
+# ---------------------------------------------------------------- basics
+def test_step_seeds_depend_only_on_seed_and_step():
+    assert step_seeds(3, 10) == step_seeds(3, 10)
+    seeds = {step_seeds(s, t) for s in range(3) for t in range(1, 50)}
+    assert len(seeds) == 3 * 49
+    assert all(0 <= a < 2**63 and 0 <= b < 2**63 for a, b in seeds)
+
+
+def test_same_seed_same_parameters_and_history(reference):
+    m1, r1, _ = reference
+    m2, r2 = run_training()
+    assert_same_parameters(m1, m2)
+    for k in r1.history:
+        np.testing.assert_array_equal(r1.history[k], r2.history[k])
+    short = TrainSettings(steps=1, batch_size=2)
+    m3, _ = run_training(seed=8, settings=short)
+    m4, _ = run_training(seed=7, settings=short)
+    assert not torch.equal(m3.nodes["enc"].mu.weight, m4.nodes["enc"].mu.weight)
+
+
+def test_result_and_history():
+    settings = TrainSettings(steps=7, batch_size=2, lr=1e-3, log_every=3, checkpoint_every=100)
+    logged = []
+    _, r = run_training(settings=settings, on_log=lambda s, losses: logged.append((s, losses)))
+    assert isinstance(r, TrainResult)
+    np.testing.assert_array_equal(r.steps, [1, 3, 6, 7])  # first, every 3rd, last
+    assert set(r.history) == {"reconstruction", "kl", "prediction", "total"}
+    assert all(v.shape == (4,) and v.dtype == np.float64 for v in r.history.values())
+    np.testing.assert_allclose(r.history["total"],
+                               r.history["reconstruction"] + r.history["kl"] + r.history["prediction"],
+                               rtol=1e-5)
+    assert [s for s, _ in logged] == [1, 3, 6, 7]
+    assert logged[-1][1]["total"] == r.history["total"][-1]
+    assert r.final_step == 7 and r.seconds > 0 and r.steps_per_second > 0
+
+
+def test_training_reduces_the_loss():
+    settings = TrainSettings(steps=15, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=100)
+    _, r = run_training(settings=settings, objective=Objective())
+    assert r.history["total"][-5:].mean() < 0.6 * r.history["total"][0]
+
+
+def test_adam_and_grad_clip():
+    settings = TrainSettings(steps=3, batch_size=2, optimizer="adam", lr=1e-3, grad_clip=0.5, log_every=1)
+    m, r = run_training(settings=settings)
+    assert r.final_step == 3 and np.isfinite(r.history["total"]).all()
+
+
+def test_zero_steps_trains_nothing(tmp_path):
+    m0 = make_module()
+    m, r = run_training(tmp_path / "ck.pt", settings=TrainSettings(steps=0))
+    assert r.final_step == 0 and r.steps.size == 0 and r.history == {}
+    assert not (tmp_path / "ck.pt").exists()
+    assert_same_parameters(m, m0)
+
+
+def test_objective_checked_up_front():
+    with pytest.raises(ConfigError, match=r"objective.reconstruct: node 'nope'"):
+        run_training(objective=Objective(reconstruct="nope"))
+
+
+def test_real_world_smoke():
+    world = nd.MovingCircle(size=16, n_frames=3)
+    settings = TrainSettings(steps=2, batch_size=2, lr=1e-3, log_every=1)
+    _, r = run_training(world=world, settings=settings)
+    assert r.final_step == 2 and np.isfinite(r.history["total"]).all()
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_checkpoint_contents_load_weights_only(reference):
+    m, r, path = reference
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["format"] == "neurodelay-checkpoint" and ckpt["step"] == 8 and ckpt["seed"] == 7
+    assert ckpt["study_text"] == STUDY
+    assert set(ckpt["rng"]) == {"torch", "cuda", "numpy", "python"}
+    assert ckpt["history"]["step"] == list(range(1, 9))
+    assert ckpt["history"]["total"] == list(r.history["total"])
+    for k, v in m.state_dict().items():
+        assert torch.equal(ckpt["model"][k], v)
+    assert ckpt["optimizer"]["state"]
+    assert not [p for p in path.parent.iterdir() if p.name != "ck.pt"]  # no temporary files left
+
+
+def test_resume_from_finished_checkpoint_returns_its_history(reference, tmp_path):
+    m1, r1, ref_path = reference
+    path = tmp_path / "ck.pt"
+    path.write_bytes(ref_path.read_bytes())
+    m2, r2 = run_training(path, resume=True)
+    assert_same_parameters(m1, m2)
+    assert r2.final_step == 8 and r2.steps_per_second == 0.0
+    np.testing.assert_array_equal(r2.history["total"], r1.history["total"])
+
+
+def test_resume_without_checkpoint_starts_afresh(tmp_path):
+    short = TrainSettings(steps=2, batch_size=2, checkpoint_every=5)
+    stale = tmp_path / ".missing.pt.abc123.tmp"  # left by a writer killed mid-write
+    stale.write_bytes(b"partial")
+    m1, _ = run_training(settings=short)
+    m2, r2 = run_training(tmp_path / "missing.pt", resume=True, settings=short)
+    assert_same_parameters(m1, m2)
+    assert r2.final_step == 2 and load_checkpoint(tmp_path / "missing.pt")["step"] == 2
+    assert not stale.exists()
+    with pytest.raises(ConfigError, match="resume=True needs checkpoint_path"):
+        run_training(resume=True, settings=short)
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = tmp_path / "ck.pt"
+    run_training(path, settings=TrainSettings(steps=2, batch_size=2, log_every=1))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"is truncated or corrupt .*delete it to start afresh, or run "
+                                              r"without --resume"):
+        run_training(path, resume=True, settings=TrainSettings(steps=2, batch_size=2, log_every=1))
+    path.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"truncated or corrupt"):
+        load_checkpoint(path)
+
+
+def test_foreign_checkpoint(tmp_path):
+    path = tmp_path / "ck.pt"
+    settings = TrainSettings(steps=2, batch_size=2, log_every=1)
+    run_training(path, settings=settings)
+    other = STUDY.replace("tiny", "other")
+    with pytest.raises(CheckpointError, match=r"belongs to another study.*-name: tiny \| \+name: other.*"
+                                              r"delete it to start afresh, or run without --resume"):
+        run_training(path, resume=True, settings=settings, study_text=other)
+    with pytest.raises(CheckpointError, match=r"written with seed 7, this run has seed 8"):
+        run_training(path, resume=True, settings=settings, seed=8)
+    save_checkpoint(path, {"hello": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match=r"lacks step, seed"):
+        load_checkpoint(path)
+    torch.save({"a": 1}, path)
+    with pytest.raises(CheckpointError, match=r"is not a neurodelay checkpoint"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_that_runs_code_is_refused(tmp_path):
+    path = tmp_path / "ck.pt"
+    torch.save({"format": "neurodelay-checkpoint", "obj": NoiseWorld()}, path)  # a pickled object
+    with pytest.raises(CheckpointError, match=r"truncated or corrupt"):
+        load_checkpoint(path)
+
+
+_KILLED_RUN = """
+import sys, time, torch
+torch.set_num_threads(int(sys.argv[2]))
+from tests.unit.test_train import run_training
+
+def on_log(step, losses):
+    if step == 5:  # the checkpoint of step 4 is on disk; step 5 has updated the parameters
+        print("READY", flush=True)
+        time.sleep(300)
+
+run_training(sys.argv[1], on_log=on_log)
+print("FINISHED", flush=True)
+"""
+
+
+def test_resume_after_sigkill_is_bit_identical(reference, tmp_path):
+    path = tmp_path / "ck.pt"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, str(path), str(torch.get_num_threads())],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "READY", proc.stderr.read()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert torch.load(path, weights_only=True)["step"] == 4
+
+    resumed, r_resumed = run_training(path, resume=True)
+    uninterrupted, r_full, _ = reference
+    assert_same_parameters(resumed, uninterrupted)
+    np.testing.assert_array_equal(r_resumed.steps, r_full.steps)
+    for k in r_full.history:
+        np.testing.assert_array_equal(r_resumed.history[k], r_full.history[k])
+    assert r_resumed.final_step == 8
+
+
+# ---------------------------------------------------------------- non-finite losses
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    path = tmp_path / "ck.pt"
+    world = NoiseWorld(nan_seeds={step_seeds(7, 3)[0]})  # step 3 sees NaN frames
+    settings = TrainSettings(steps=8, batch_size=2, lr=1e-3, log_every=5, checkpoint_every=2)
+    with pytest.raises(TrainingError, match=r"the reconstruction loss became NaN or infinite at step 3; the "
+                                            r"last good checkpoint \(step 2\), .*ck.pt', is kept"):
+        run_training(path, world=world, settings=settings, objective=Objective())
+    ckpt = load_checkpoint(path)
+    assert ckpt["step"] == 2  # found at step 4, before its checkpoint was written
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_nan_before_any_checkpoint():
+    world = NoiseWorld(nan_seeds={step_seeds(7, 1)[0]})
+    with pytest.raises(TrainingError, match=r"at step 1; no checkpoint was written"):
+        run_training(world=world, settings=TrainSettings(steps=3, batch_size=2), objective=Objective())
+
+
+def test_huge_learning_rate_diverges():
+    settings = TrainSettings(steps=40, batch_size=2, lr=1e12, log_every=4)
+    with pytest.raises(TrainingError, match=r"became NaN or infinite at step \d+"):
+        run_training(settings=settings, objective=Objective(reconstruction="gaussian", beta=1.0))

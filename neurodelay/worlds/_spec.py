@@ -119,16 +119,19 @@ def as_factors(factors, n_min: int = 4) -> torch.Tensor:
 def render(world, factors) -> torch.Tensor:
     """Render factors (..., >= 4) to frames (..., 1, H, W) with the world's renderer."""
     f = as_factors(factors)
-    lead = f.shape[:-1]
-    flat = f.reshape(-1, f.shape[-1])
+    return render_parts(world, f[..., :2], f[..., 2:4])
+
+
+def render_parts(world, blob: torch.Tensor, circle: torch.Tensor) -> torch.Tensor:
+    """Render blob and circle positions (..., 2), whose leading dims broadcast, to (..., 1, H, W)."""
     fn = _render.render_seed_compatible if world.seed_compatible else _render.render_default
-    out = fn(flat, world.size, world.radius, world.blob_sigma, world.blob_brightness)
-    return out.reshape(*lead, 1, world.size, world.size)
+    out = fn(blob, circle, world.size, world.radius, world.blob_sigma, world.blob_brightness)
+    return out.unsqueeze(-3)
 
 
 def masks(world, factors) -> dict:
     """Region masks (..., 1, H, W) bool, keyed inside / edge / object / background."""
     f = as_factors(factors)
     lead = f.shape[:-1]
-    out = _render.masks(f.reshape(-1, f.shape[-1]), world.size, world.radius, world.seed_compatible)
+    out = _render.masks(f[..., 2:4].reshape(-1, 2), world.size, world.radius, world.seed_compatible)
     return {k: v.reshape(*lead, 1, world.size, world.size) for k, v in out.items()}

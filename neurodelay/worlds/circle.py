@@ -84,6 +84,11 @@ class CircleOverBlob:
         """4."""
         return len(FACTOR_NAMES)
 
+    @property
+    def n_frames(self) -> int:
+        """1: a static scene is one frame."""
+        return 1
+
     def factors(self, n_samples: int, seed: int = 0) -> np.ndarray:
         """Draw factors from the static grid.
 
@@ -279,10 +284,12 @@ class MovingCircle:
 
     @staticmethod
     def _factor_array(start, velocity, blob, n_frames):
-        k = np.arange(n_frames)[None, :, None]
-        pos = start[:, None] + velocity[:, None] * k
-        rep = lambda a: np.broadcast_to(a[:, None], pos.shape)  # noqa: E731
-        return np.concatenate([rep(blob), pos, rep(velocity)], -1)
+        out = np.empty((len(start), n_frames, 6))
+        out[..., :2] = blob[:, None]
+        out[..., 4:] = velocity[:, None]
+        np.multiply(velocity[:, None], np.arange(n_frames)[:, None], out=out[..., 2:4])
+        out[..., 2:4] += start[:, None]
+        return out
 
     def sample(self, n_samples: int, seed: int = 0, device="cpu") -> Episode:
         """Draw and render moving-circle sequences.
@@ -294,7 +301,8 @@ class MovingCircle:
             (n_samples, n_frames, 6).
         """
         f = torch.as_tensor(self.trajectories(n_samples, seed), dtype=torch.float32, device=device)
-        return Episode(self.render(f), f, self.factor_names)
+        # The blob is static within a sequence: render its profiles once per sequence.
+        return Episode(_spec.render_parts(self, f[:, :1, :2], f[..., 2:4]), f, self.factor_names)
 
     def episode_from_trajectories(self, start, velocity, blob, n_frames=None, device="cpu") -> Episode:
         """Render given constant-velocity trajectories (for probes).
@@ -326,7 +334,7 @@ class MovingCircle:
         if len({a.shape[0] for a in arrays}) != 1:
             raise ValueError(f"start, velocity and blob must have the same length n, got {[a.shape[0] for a in arrays]}.")
         f = torch.as_tensor(self._factor_array(arrays[0], arrays[1], arrays[2], n_frames), dtype=torch.float32, device=device)
-        return Episode(self.render(f), f, self.factor_names)
+        return Episode(_spec.render_parts(self, f[:, :1, :2], f[..., 2:4]), f, self.factor_names)
 
     def render(self, factors) -> torch.Tensor:
         """Render factors (..., >= 4; the first 4 used) to float32 frames (..., 1, size, size).

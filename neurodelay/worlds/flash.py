@@ -1,0 +1,300 @@
+"""Flash-lag probes: a moving circle and a brief flash aligned with it.
+
+A :class:`FlashLagProbe` is a stimulus condition built on a moving-circle
+world (:class:`~neurodelay.worlds.MovingCircle`): it renders, with the
+world's own renderer, sequences in which the circle moves along a straight
+path and a *flash* (a second disk, shown for a single frame) appears at
+step ``flash_step`` beside the path, aligned with the circle along the
+direction of motion.
+
+Geometry (positions in factor units, [0, 1], as the world's factors): the
+circle moves along x (directions ``right``, ``left``) or y (``down``,
+``up``); its path lies at ``path_at`` on the other axis, the flash at
+``flash_at`` on that axis (so flash and circle do not overlap) and at
+``flash_along`` along the motion, which is where the circle is at the flash
+step. The blob sits at ``blob`` throughout.
+
+Conditions (``s(t)`` the circle's coordinate along the motion, ``f`` the
+flash's, ``t_f`` the flash step, ``v`` the speed):
+
+``standard``
+    ``s(t) = f + v (t - t_f)``: constant motion through the flash.
+``flash_initiated``
+    ``s(t) = f + v max(t - t_f, 0)``: the circle rests at the flash's place
+    until the flash, then moves.
+``flash_terminated``
+    ``s(t) = f + v min(t - t_f, 0)``: the circle moves up to the flash's
+    place and stops there.
+
+The velocity factors (``circle_vx``, ``circle_vy``) hold the backward
+difference ``s(t) - s(t - 1)`` (the forward one at step 0), i.e. the motion
+that brought the circle to where it is.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import ClassVar
+
+import attrs
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from .episode import Episode
+
+__all__ = ["FlashLagProbe", "FLASH_CONDITIONS", "DIRECTIONS"]
+
+#: The conditions a probe can render.
+FLASH_CONDITIONS = ("standard", "flash_initiated", "flash_terminated")
+#: Directions of motion: (axis moved along, sign).
+DIRECTIONS = {"right": (0, 1.0), "left": (0, -1.0), "down": (1, 1.0), "up": (1, -1.0)}
+
+
+def _unit(inst, attr, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"FlashLagProbe.{attr.name} must be a number in [0, 1] (factor units), got {value!r}.")
+
+
+def _speeds(value):
+    if isinstance(value, numbers.Real):
+        value = (value,)
+    return tuple(float(v) for v in value)
+
+
+def _check_speeds(inst, attr, value):
+    if len(value) == 0 or not all(math.isfinite(v) and v > 0 for v in value):
+        raise ConfigError(f"FlashLagProbe.speeds must be one or more speeds > 0 (factor units per frame), "
+                          f"got {value!r}; use e.g. (0.02, 0.04, 0.06).")
+
+
+def _check_conditions(inst, attr, value):
+    bad = [c for c in value if c not in FLASH_CONDITIONS]
+    if bad or len(value) == 0 or len(set(value)) != len(value):
+        raise ConfigError(f"FlashLagProbe.conditions must be distinct names among {FLASH_CONDITIONS}, "
+                          f"got {value!r}.")
+
+
+def _check_directions(inst, attr, value):
+    bad = [d for d in value if d not in DIRECTIONS]
+    if bad or len(value) == 0 or len(set(value)) != len(value):
+        raise ConfigError(f"FlashLagProbe.directions must be distinct names among {tuple(DIRECTIONS)}, "
+                          f"got {value!r}.")
+
+
+def _check_step(inst, attr, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"FlashLagProbe.{attr.name} must be an integer >= 1 (steps), got {value!r}; "
+                          f"use e.g. {attr.name}=8.")
+
+
+def _check_radius(inst, attr, value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                              or not 0 < value <= 0.5):
+        raise ConfigError(f"FlashLagProbe.flash_radius must be None (the world's circle radius) or in "
+                          f"(0, 0.5] image widths, got {value!r}.")
+
+
+@attrs.frozen
+class FlashLagProbe:
+    """A moving circle with a one-frame flash aligned with it (see the module docstring).
+
+    Parameters
+    ----------
+    speeds : tuple of float
+        Speeds of the circle in factor units per frame (one factor unit is
+        ``0.75 * size`` pixels).
+    conditions : tuple of str
+        Among ``standard``, ``flash_initiated``, ``flash_terminated``.
+    directions : tuple of str
+        Directions of motion, one sample each: ``right``, ``left``,
+        ``down``, ``up``.
+    flash_step : int
+        Step (frame) at which the flash is shown; the circle is at the
+        flash's place along the motion then.
+    flash_along : float
+        Flash (and circle at ``flash_step``) coordinate along the motion.
+    path_at : float
+        The circle's coordinate across the motion.
+    flash_at : float
+        The flash's coordinate across the motion.
+    blob : tuple of float
+        Static blob position ``(x, y)``.
+    flash_radius : float or None
+        Flash disk radius in image widths (None: the world's circle radius).
+    """
+
+    kind: ClassVar[str] = "flash_lag"
+
+    speeds: tuple = attrs.field(default=(0.02, 0.04, 0.06), converter=_speeds, validator=_check_speeds)
+    conditions: tuple = attrs.field(default=FLASH_CONDITIONS, converter=tuple, validator=_check_conditions)
+    directions: tuple = attrs.field(default=("right", "left", "down", "up"), converter=tuple,
+                                    validator=_check_directions)
+    flash_step: int = attrs.field(default=8, validator=_check_step)
+    flash_along: float = attrs.field(default=0.5, validator=_unit)
+    path_at: float = attrs.field(default=0.3, validator=_unit)
+    flash_at: float = attrs.field(default=0.7, validator=_unit)
+    blob: tuple = attrs.field(default=(0.5, 0.5), converter=lambda b: tuple(float(v) for v in b))
+    flash_radius: float | None = attrs.field(default=None, validator=_check_radius)
+
+    # ------------------------------------------------------------ geometry
+    def along(self, condition: str, speed: float, n_frames: int) -> np.ndarray:
+        """The circle's coordinate along the motion, per step.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, shape (n_frames,), factor units, before the sign of the
+            direction is applied (``f + sign * (along - f)`` gives the
+            position for a direction of sign ``sign``).
+        """
+        if condition not in FLASH_CONDITIONS:
+            raise ValueError(f"condition must be one of {FLASH_CONDITIONS}, got {condition!r}.")
+        dt = np.arange(n_frames, dtype=np.float64) - self.flash_step
+        if condition == "flash_initiated":
+            dt = np.maximum(dt, 0.0)
+        elif condition == "flash_terminated":
+            dt = np.minimum(dt, 0.0)
+        return self.flash_along + float(speed) * dt
+
+    def directions_array(self) -> np.ndarray:
+        """Unit direction of motion per sample, shape (n_directions, 2) as (x, y)."""
+        out = np.zeros((len(self.directions), 2))
+        for i, d in enumerate(self.directions):
+            axis, sign = DIRECTIONS[d]
+            out[i, axis] = sign
+        return out
+
+    def flash_positions(self) -> np.ndarray:
+        """Flash centre per sample, shape (n_directions, 2) as (x, y) in factor units."""
+        out = np.zeros((len(self.directions), 2))
+        for i, d in enumerate(self.directions):
+            axis, _ = DIRECTIONS[d]
+            out[i, axis] = self.flash_along
+            out[i, 1 - axis] = self.flash_at
+        return out
+
+    def circle_positions(self, condition: str, speed: float, n_frames: int) -> np.ndarray:
+        """Circle centre per sample and step, shape (n_directions, n_frames, 2), factor units."""
+        self._check_frames(n_frames)
+        s = self.along(condition, speed, n_frames) - self.flash_along  # (T,)
+        out = np.zeros((len(self.directions), n_frames, 2))
+        for i, d in enumerate(self.directions):
+            axis, sign = DIRECTIONS[d]
+            out[i, :, axis] = self.flash_along + sign * s
+            out[i, :, 1 - axis] = self.path_at
+        return out
+
+    def _check_frames(self, n_frames: int) -> None:
+        if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames <= self.flash_step:
+            raise ValueError(f"n_frames must be an integer > flash_step ({self.flash_step}), got {n_frames!r}.")
+
+    def check_fits(self, n_frames: int) -> None:
+        """Raise ConfigError unless every path of every speed stays inside [0, 1].
+
+        The extreme positions are ``flash_along +- speed * max(flash_step,
+        n_frames - 1 - flash_step)``.
+        """
+        self._check_frames(n_frames)
+        reach = max(self.flash_step, n_frames - 1 - self.flash_step)
+        v = max(self.speeds)
+        lo, hi = self.flash_along - v * reach, self.flash_along + v * reach
+        if lo < 0 or hi > 1:
+            raise ConfigError(
+                f"FlashLagProbe: at speed {v:g} the circle travels {v * reach:.3g} factor units from the flash "
+                f"({self.flash_step} steps before it, {n_frames - 1 - self.flash_step} after), leaving [0, 1] "
+                f"(it reaches [{lo:.3g}, {hi:.3g}]); lower the speeds below "
+                f"{min(self.flash_along, 1 - self.flash_along) / reach:.3g} or change flash_step / n_frames."
+            )
+
+    def factors(self, world, condition: str, speed: float, n_frames: int) -> np.ndarray:
+        """The world's factors for one condition and speed.
+
+        Parameters
+        ----------
+        world : MovingCircle or CircleOverBlob
+            Supplies the factor layout (``factor_names``).
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, shape (n_directions, n_frames, world.n_factors).
+        """
+        pos = self.circle_positions(condition, speed, n_frames)
+        return self._fill(world, pos)
+
+    def _fill(self, world, pos: np.ndarray) -> np.ndarray:
+        names = tuple(world.factor_names)
+        out = np.zeros(pos.shape[:2] + (len(names),))
+        values = {"blob_x": self.blob[0], "blob_y": self.blob[1], "circle_x": pos[..., 0],
+                  "circle_y": pos[..., 1]}
+        if pos.shape[1] > 1:
+            vel = np.diff(pos, axis=1, prepend=pos[:, :1])
+            vel[:, 0] = pos[:, 1] - pos[:, 0]
+        else:
+            vel = np.zeros_like(pos)
+        values.update(circle_vx=vel[..., 0], circle_vy=vel[..., 1])
+        for i, name in enumerate(names):
+            if name not in values:
+                raise ValueError(f"FlashLagProbe does not know the factor {name!r} of {type(world).__name__}.")
+            out[..., i] = values[name]
+        return out
+
+    # ------------------------------------------------------------ rendering
+    def episode(self, world, condition: str, speed: float, n_frames: int, *, show_flash: bool = True,
+                device="cpu") -> Episode:
+        """Render one condition at one speed.
+
+        Parameters
+        ----------
+        world : MovingCircle
+            The world whose renderer and factor layout are used.
+        condition : str
+            ``standard``, ``flash_initiated`` or ``flash_terminated``.
+        speed : float
+            Factor units per frame.
+        n_frames : int
+            Steps (> flash_step).
+        show_flash : bool
+            Draw the flash disk at ``flash_step`` (composited over the frame,
+            clipped at 1). The factors describe the moving circle only.
+        device : str or torch.device
+
+        Returns
+        -------
+        Episode
+            frames (n_directions, n_frames, 1, size, size), factors
+            (n_directions, n_frames, world.n_factors).
+        """
+        self.check_fits(n_frames)
+        f = torch.as_tensor(self.factors(world, condition, speed, n_frames), dtype=torch.float32, device=device)
+        frames = world.render(f)
+        if show_flash:
+            frames = frames.clone()
+            frames[:, self.flash_step] = torch.clamp(frames[:, self.flash_step] + self.flash_disk(world, device),
+                                                     0.0, 1.0)
+        return Episode(frames, f, tuple(world.factor_names))
+
+    def flash_disk(self, world, device="cpu") -> torch.Tensor:
+        """The flash alone (no blob, no circle): float32 (n_directions, 1, size, size)."""
+        radius = world.radius if self.flash_radius is None else self.flash_radius
+        alone = attrs.evolve(world, blob_brightness=0.0, radius=radius)
+        f = np.zeros((len(self.directions), 4))
+        f[:, :2] = self.blob
+        f[:, 2:4] = self.flash_positions()
+        return alone.render(torch.as_tensor(f, dtype=torch.float32, device=device))
+
+    def reference_episode(self, world, n_frames: int, *, device="cpu") -> Episode:
+        """The flash as a static object: the circle resting at the flash's place on every frame.
+
+        Returns
+        -------
+        Episode
+            frames (n_directions, n_frames, 1, size, size), factors with the
+            circle at :meth:`flash_positions` and zero velocity.
+        """
+        self._check_frames(n_frames)
+        pos = np.repeat(self.flash_positions()[:, None], n_frames, axis=1)
+        f = torch.as_tensor(self._fill(world, pos), dtype=torch.float32, device=device)
+        return Episode(world.render(f), f, tuple(world.factor_names))

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import attrs
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
+from .. import _perf
 from ._validators import image_size, positive_int
 from .base import AbstractComponent, FrameModule, PortShapeError, RunContext
 
@@ -61,6 +64,13 @@ class ConvEncoder(AbstractComponent):
 
 
 class _EncoderModule(FrameModule):
+    """Encoder torch module: ``features`` (4 x Conv2d + ReLU), ``mu`` and optional ``logvar``.
+
+    On CPU, with :data:`neurodelay._perf.FAST` ``.channels_last``, the
+    convolutions run in channels-last layout (same parameters, same numbers
+    within float rounding).
+    """
+
     def __init__(self, spec: ConvEncoder):
         super().__init__()
         layers = []
@@ -74,17 +84,23 @@ class _EncoderModule(FrameModule):
         self.logvar = nn.Linear(n_flat, spec.n_latents) if spec.gaussian else None
 
     def frame(self, x: Tensor, ctx: RunContext):
-        h = self.features(x).flatten(1)
-        mu = self.mu(h)
-        if self.logvar is None:
+        mu, logvar = _in_chunks(self._heads, x)
+        if logvar is None:
             return mu, {}
-        logvar = self.logvar(h)
         if ctx.sample:
             eps = torch.randn(mu.shape, generator=ctx.generator, device=mu.device, dtype=mu.dtype)
             z = mu + eps * torch.exp(0.5 * logvar)
         else:
             z = mu
         return z, {"mu": mu, "logvar": logvar}
+
+    def _heads(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        if x.device.type == "cpu" and _perf.FAST.channels_last:
+            x = _channels_last(x)
+        # flatten(1) of a channels-last (n, 64, s, s) tensor copies to (c, y, x) order,
+        # so the Linear layers see the same features in either layout.
+        h = self.features(x).flatten(1)
+        return self.mu(h), (self.logvar(h) if self.logvar is not None else None)
 
 
 @attrs.frozen
@@ -118,6 +134,14 @@ class ConvDecoder(AbstractComponent):
 
 
 class _DecoderModule(FrameModule):
+    """Decoder torch module: ``linear``, then ``deconv`` (4 x ConvTranspose2d, ELU x 3, sigmoid).
+
+    On CPU the switches in :data:`neurodelay._perf.FAST` select faster
+    formulations of the same layers: channels-last transposed convolutions,
+    an ``exp``-based ELU, and the last layer (few output channels) as batched
+    matrix products. The parameters are those of the plain layers.
+    """
+
     def __init__(self, spec: ConvDecoder):
         super().__init__()
         self.side = spec.size // 16
@@ -131,5 +155,225 @@ class _DecoderModule(FrameModule):
         self.deconv = nn.Sequential(*layers)
 
     def frame(self, x: Tensor, ctx: RunContext):
+        return _in_chunks(self._images, x)[0], {}
+
+    def _images(self, x: Tensor) -> tuple[Tensor]:
         h = self.linear(x).view(x.shape[0], _CHANNELS[-1], self.side, self.side)
-        return self.deconv(h), {}
+        fast = _perf.FAST
+        if h.device.type != "cpu" or not fast.any():
+            return (self.deconv(h),)
+        layers = list(self.deconv)
+        if fast.channels_last:
+            h = _channels_last(h)
+        for i in (0, 2, 4):
+            if i == 4 and fast.channels_last and fast.last_deconv and _D3_CONTIGUOUS:
+                # The last layer's fast path wants (c, y, x) order: convert the
+                # smaller input of this layer rather than its output.
+                h = h.contiguous()
+            h = layers[i](h)
+            h = elu(h) if fast.elu else F.elu(h, inplace=True)
+        last = layers[6]
+        if fast.last_deconv and last.out_channels <= _FAST_DECONV_MAX_OUT:
+            h = conv_transpose3x3s2(h, last.weight, last.bias)
+        else:
+            h = last(h)
+        return (torch.sigmoid(h),)
+
+
+# --------------------------------------------------------------------------- CPU fast paths
+
+#: Largest number of output channels for which the last transposed convolution
+#: uses :func:`conv_transpose3x3s2` (oneDNN is slow for few output channels).
+_FAST_DECONV_MAX_OUT = 4
+#: Run the third transposed convolution in (c, y, x) order when the last one
+#: takes the fast path (saves converting its four times larger output).
+_D3_CONTIGUOUS = True
+
+
+def _in_chunks(fn, x: Tensor) -> tuple:
+    """``fn(x)`` (a tuple of per-sample outputs, None allowed), in chunks of frames on CPU.
+
+    With :data:`neurodelay._perf.FAST` ``.chunk`` = k > 0, a CPU batch larger
+    than k runs k frames at a time and the outputs are concatenated. Every
+    frame is computed independently, so only the order of the sums in the
+    weight gradients changes (float rounding); the backward pass then also
+    runs chunk by chunk, so its temporary gradient buffers are k frames
+    large instead of the whole batch.
+    """
+    k = _perf.FAST.chunk
+    if x.device.type != "cpu" or k <= 0 or x.shape[0] <= k:
+        return fn(x)
+    parts = [fn(c) for c in x.split(k)]
+    return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))
+
+
+def _channels_last(x: Tensor) -> Tensor:
+    """``x`` in channels-last layout, copying even when ``x`` has one channel.
+
+    ``Tensor.contiguous(memory_format=channels_last)`` leaves a one-channel
+    tensor as it is (its strides are ambiguous), and oneDNN then picks its
+    plain (c, y, x) kernel; an explicit copy makes the layout unambiguous.
+    """
+    if x.is_contiguous(memory_format=torch.channels_last) and x.stride(1) == 1:
+        return x
+    return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
+
+
+class _ELU(torch.autograd.Function):
+    """ELU (alpha 1) from ``exp``: ``y = max(exp(min(x, 0)) - 1, x)``, ``dy/dx = 1 + min(y, 0)``.
+
+    ``exp(min(x, 0)) - 1`` equals ``expm1(x)`` for ``x <= 0`` to within one
+    unit in the last place of 1 (6e-8); ``max(., x)`` keeps tiny negative
+    inputs exact and returns ``x`` for ``x > 0``. Only the output is saved
+    for the backward pass (it is also the next layer's saved input, so the
+    activation costs no extra memory), as PyTorch's in-place ELU does.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.clamp_max(x, 0.0).exp_().sub_(1.0)
+        torch.maximum(y, x, out=y)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return torch.addcmul(grad, grad, torch.clamp_max(y, 0.0))
+
+
+def elu(x: Tensor) -> Tensor:
+    """ELU with alpha 1, as ``torch.nn.functional.elu`` (see :class:`_ELU`).
+
+    Parameters
+    ----------
+    x : Tensor, any shape
+        Not modified.
+
+    Returns
+    -------
+    Tensor, same shape and layout as ``x``.
+    """
+    return _ELU.apply(x)
+
+
+def _col2im(taps: Tensor) -> Tensor:
+    """Sum tap contributions into the output of a 3x3, stride-2 transposed convolution.
+
+    ``taps[n, c, ky, kx, i, j]`` is input pixel (i, j)'s contribution through
+    kernel tap (ky, kx). With padding 1 and output padding 1 the output pixel
+    (2i + a, 2j + b) collects tap 1 from offset 0 for parity 0, and taps 2 (offset
+    0) and 0 (offset +1) for parity 1, in each direction.
+
+    Parameters
+    ----------
+    taps : Tensor, shape (n, c, 3, 3, h, w)
+
+    Returns
+    -------
+    Tensor, shape (n, c, 2h, 2w), contiguous.
+    """
+    n, c, _, _, h, w = taps.shape
+    out = taps.new_empty(n, c, h, 2, w, 2)
+    out[:, :, :, 0, :, 0] = taps[:, :, 1, 1]
+    o = out[:, :, :, 0, :, 1]
+    o.copy_(taps[:, :, 1, 2])
+    o[..., :-1] += taps[:, :, 1, 0, :, 1:]
+    o = out[:, :, :, 1, :, 0]
+    o.copy_(taps[:, :, 2, 1])
+    o[:, :, :-1] += taps[:, :, 0, 1, 1:]
+    o = out[:, :, :, 1, :, 1]
+    o.copy_(taps[:, :, 2, 2])
+    o[..., :-1] += taps[:, :, 2, 0, :, 1:]
+    o[:, :, :-1] += taps[:, :, 0, 2, 1:]
+    o[:, :, :-1, :-1] += taps[:, :, 0, 0, 1:, 1:]
+    return out.view(n, c, 2 * h, 2 * w)
+
+
+def _im2col(grad: Tensor) -> Tensor:
+    """The adjoint of :func:`_col2im`: (n, c, 2h, 2w) -> (n, c, 3, 3, h, w)."""
+    n, c, h2, w2 = grad.shape
+    h, w = h2 // 2, w2 // 2
+    g = grad.view(n, c, h, 2, w, 2)
+    t = grad.new_empty(n, c, 3, 3, h, w)
+    t[:, :, 1, 1] = g[:, :, :, 0, :, 0]
+    t[:, :, 1, 2] = g[:, :, :, 0, :, 1]
+    t[:, :, 2, 1] = g[:, :, :, 1, :, 0]
+    t[:, :, 2, 2] = g[:, :, :, 1, :, 1]
+    t[:, :, 1, 0, :, 1:] = g[:, :, :, 0, :-1, 1]
+    t[:, :, 2, 0, :, 1:] = g[:, :, :, 1, :-1, 1]
+    t[:, :, 0, 1, 1:] = g[:, :, :-1, 1, :, 0]
+    t[:, :, 0, 2, 1:] = g[:, :, :-1, 1, :, 1]
+    t[:, :, 0, 0, 1:, 1:] = g[:, :, :-1, 1, :-1, 1]
+    # Taps that would land left of or above the output are cropped away.
+    t[:, :, :, 0, :, 0] = 0.0
+    t[:, :, 0, :, 0, :] = 0.0
+    return t
+
+
+class _ConvTranspose3x3s2(torch.autograd.Function):
+    """``conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)`` for a 3x3 kernel.
+
+    Forward: per sample, the taps ``w^T x`` (one batched matrix product with
+    the weight shared across the batch), then :func:`_col2im`. Backward:
+    :func:`_im2col` of the output gradient, then batched products for the
+    input and weight gradients (the weight gradient summed over samples last,
+    which keeps each product small and cache-friendly).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        n, c_in, h, w = x.shape
+        c_out = weight.shape[1]
+        xs = x.contiguous().view(n, c_in, h * w)
+        wt = weight.reshape(c_in, c_out * 9).t()
+        taps = torch.bmm(wt.unsqueeze(0).expand(n, -1, -1), xs)
+        out = _col2im(taps.view(n, c_out, 3, 3, h, w))
+        if bias is not None:
+            out += bias.view(1, c_out, 1, 1)
+        ctx.save_for_backward(xs, weight)
+        ctx.has_bias = bias is not None
+        ctx.hw = (h, w)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        xs, weight = ctx.saved_tensors
+        n, c_in, _ = xs.shape
+        h, w = ctx.hw
+        c_out = weight.shape[1]
+        gtaps = _im2col(grad.contiguous()).view(n, c_out * 9, h * w)
+        wm = weight.reshape(c_in, c_out * 9)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.bmm(wm.unsqueeze(0).expand(n, -1, -1), gtaps).view(n, c_in, h, w)
+        if ctx.needs_input_grad[1]:
+            gw = torch.bmm(xs, gtaps.transpose(1, 2)).sum(0).view_as(weight)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = grad.sum((0, 2, 3))
+        return gx, gw, gb
+
+
+def conv_transpose3x3s2(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """A 3x3 transposed convolution with stride 2, padding 1 and output padding 1.
+
+    Equal (within float rounding) to ``torch.nn.functional.conv_transpose2d(x,
+    weight, bias, stride=2, padding=1, output_padding=1)``, and faster on CPU
+    when there are few output channels (see :class:`_ConvTranspose3x3s2`).
+
+    Parameters
+    ----------
+    x : Tensor, shape (n, c_in, h, w)
+    weight : Tensor, shape (c_in, c_out, 3, 3)
+    bias : Tensor, shape (c_out,), optional
+
+    Returns
+    -------
+    Tensor, shape (n, c_out, 2h, 2w), contiguous.
+    """
+    if weight.shape[2:] != (3, 3) or x.dim() != 4 or x.shape[1] != weight.shape[0]:
+        raise ValueError(f"conv_transpose3x3s2 needs x (n, c_in, h, w) and weight (c_in, c_out, 3, 3), "
+                         f"got {tuple(x.shape)} and {tuple(weight.shape)}.")
+    return _ConvTranspose3x3s2.apply(x, weight, bias)

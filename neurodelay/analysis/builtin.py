@@ -1,0 +1,307 @@
+"""The run-level analyses a study can name in its ``analyses:`` list.
+
+=================  ==========================================================
+name               adds to ``results.nc`` (and figures)
+=================  ==========================================================
+disentanglement    ``correlation`` (latent x factor), ``correlation_score``,
+                   ``matched_correlation_score``, ``collapsed_latent``,
+                   ``mig``, ``dci_disentanglement``, ``dci_completeness``,
+                   ``dci_informativeness``, ``sap`` (figure: correlation
+                   heatmap)
+lag                ``lag_steps``, ``lag_ms``, ``lag_readout_rmse_px`` (lag),
+                   ``readout_rmse_px``, ``position_error_px``,
+                   ``position_error_px_by_time`` (time), the lag-resolved
+                   ``lag_correlation``, ``lag_mig``, ``lag_dci_*``,
+                   ``lag_sap`` (lag) and ``latent_lag_steps`` / ``_ms`` /
+                   ``_factor`` (figure: lag curves)
+flash_lag          ``flash_lag_px``, ``flash_lag_ms`` (condition, speed),
+                   ``flash_lag_px_by_direction``, ``flash_position_error_px``,
+                   ``flash_latency_steps`` / ``_ms`` (figure: bars)
+regions            ``region_mse`` (region), ``region_pixels``,
+                   ``region_mse_by_distance`` (distance_bin, region),
+                   ``distance_bin_images``, and for moving worlds
+                   ``region_mse_by_time`` (figure: region errors)
+traversals         ``traversal_images`` (latent, traversal, y, x),
+                   ``latent_mean``, ``sweep_latents``, ``sweep_correlation``,
+                   ``sweep_correlation_score``,
+                   ``sweep_matched_correlation_score`` (figures: traversal
+                   grid, factor sweeps)
+=================  ==========================================================
+
+An analysis that does not apply to a run returns None and adds nothing:
+``lag`` and ``flash_lag`` need a moving world (at least 3 steps), ``regions``
+a reconstruction, latent traversals a memoryless decoder.
+
+The representation analysed is the node that feeds the reconstruction's
+decoder when there is one (``z`` in the presets), else the trace named
+``z``, else the only vector trace.
+
+Disentanglement on moving worlds pools every sample and every step from the
+representation's first valid step on, at lag 0. ``correlation`` covers every
+factor of the world (velocities included); MIG, DCI, SAP and the mss
+(``correlation_score``) use the four position factors, as the original did.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import xarray as xr
+
+from neurodelay.analysis.disentanglement import (
+    collapsed_latents,
+    correlation_score,
+    matched_correlation_score,
+)
+from neurodelay.analysis.figures import (
+    plot_correlation,
+    plot_flash_lag,
+    plot_lag,
+    plot_regions,
+    plot_sweeps,
+    plot_traversals,
+)
+from neurodelay.analysis.flash_lag import flash_lag as _flash_lag
+from neurodelay.analysis.lag import (
+    CIRCLE_FACTORS,
+    POSITION_FACTORS,
+    _lag_scores_core,
+    fit_readout,
+    lag_resolved_scores,
+    representation_variable,
+    representational_lag,
+)
+from neurodelay.analysis.regions import moving_region_errors, static_region_errors
+from neurodelay.analysis.registry import register
+from neurodelay.analysis.traversals import decoder_input, factor_sweeps, latent_traversals
+
+__all__ = ["disentanglement_scores", "run_disentanglement", "run_lag", "run_flash_lag", "run_regions",
+           "run_traversals"]
+
+
+# --------------------------------------------------------------------------
+# Dataset-level disentanglement
+# --------------------------------------------------------------------------
+
+
+def disentanglement_scores(ds: xr.Dataset, node: str | None = None, *, from_step: int | None = None,
+                           factors=None, max_rows: int = 20000, seed: int = 0) -> xr.Dataset:
+    """Disentanglement of a representation over a results Dataset.
+
+    Rows are ``(z[s, t], factors[s, t])`` for every sample ``s`` and every
+    step ``t >= from_step`` (default: the representation's first valid
+    step, the ``first_valid_step`` attribute, 0 if absent), at most
+    ``max_rows`` of them (seeded subsample).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``factors`` (sample, time, factor) and the representation trace
+        (sample, time, unit).
+    node : str, optional
+        Representation node or variable (see
+        :func:`neurodelay.analysis.lag.representation_variable`).
+    from_step : int, optional
+    factors : sequence of str, optional
+        Factors scored by MIG, DCI, SAP and the mss (default: the four
+        position factors present).
+    max_rows : int
+    seed : int
+        Seed of the subsample and of DCI's split.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``correlation`` (unit, factor), ``correlation_score`` (mss over the
+        scored factors, latent i ~ factor i), ``matched_correlation_score``,
+        ``collapsed_latent`` (unit; 1 = constant), ``mig``,
+        ``dci_disentanglement``, ``dci_completeness``,
+        ``dci_informativeness``, ``sap`` (scalars in [0, 1]).
+    """
+    var = representation_variable(ds, node)
+    n_t = ds.sizes["time"]
+    if from_step is None:
+        from_step = min(int(ds[var].attrs.get("first_valid_step", 0)), n_t - 1)
+    if isinstance(from_step, bool) or not isinstance(from_step, numbers.Integral) or not 0 <= from_step < n_t:
+        raise ValueError(f"from_step must be an integer step in [0, {n_t - 1}], got {from_step!r}.")
+    names = [str(n) for n in ds["factor"].values]
+    scored_names = [n for n in POSITION_FACTORS if n in names] if factors is None else list(factors)
+    unknown = [n for n in scored_names if n not in names]
+    if unknown or not scored_names:
+        raise KeyError(f"factors to score {scored_names} must be among the Dataset's factors {names}.")
+    scored = np.array([n in scored_names for n in names])
+    z = np.asarray(ds[var].values, dtype=np.float64)
+    f = np.asarray(ds["factors"].values, dtype=np.float64)
+    out = _lag_scores_core(z, f, np.array([0]), int(from_step), scored, int(max_rows), seed)
+    corr = out["correlation"][0]
+    sub = corr[:, scored]
+    rows = z[:, from_step:].reshape(-1, z.shape[-1])
+    unit = ds[var].dims[2]
+    common = {"node": var, "from_step": int(from_step)}
+    text = f"over the position factors ({', '.join(scored_names)})"
+    data = {
+        "correlation": ((unit, "factor"), corr, {"units": "1", "long_name": "Pearson correlation of each latent "
+                                                 "with each factor (0 for a constant latent)", **common}),
+        "correlation_score": ((), correlation_score(sub), {
+            "units": "1", "long_name": f"mss: mean squared deviation of the correlation from the identity {text}"}),
+        "matched_correlation_score": ((), matched_correlation_score(sub), {
+            "units": "1", "long_name": f"mss under the best pairing and signs of latents and factors {text}"}),
+        "collapsed_latent": ((unit,), collapsed_latents(rows, tol=1e-3).astype(np.int8), {
+            "units": "1", "long_name": "latent is collapsed (std <= 1e-3 of its magnitude): 1, else 0"}),
+    }
+    texts = {"mig": "mutual information gap", "dci_disentanglement": "DCI disentanglement",
+             "dci_completeness": "DCI completeness", "dci_informativeness": "DCI informativeness (held-out R^2)",
+             "sap": "separated attribute predictability"}
+    for key, label in texts.items():
+        data[key] = ((), float(out[key][0]), {"units": "1", "long_name": f"{label} {text}", **common})
+    coords = {"factor": ds["factor"]}
+    if unit in ds.coords:
+        coords[unit] = ds[unit]
+    return xr.Dataset(data, coords=coords)
+
+
+# --------------------------------------------------------------------------
+# Helpers over the run context
+# --------------------------------------------------------------------------
+
+
+def _recon_node(results: xr.Dataset, ctx) -> str | None:
+    if "reconstruction" in results.data_vars and "node" in results["reconstruction"].attrs:
+        return str(results["reconstruction"].attrs["node"])
+    try:
+        from neurodelay.runner import reconstruction_node
+
+        return reconstruction_node(ctx.study, ctx.module)
+    except Exception:  # noqa: BLE001 - no study or no unambiguous image node
+        return None
+
+
+def _var_of_node(results: xr.Dataset, node: str) -> str | None:
+    for name, v in results.data_vars.items():
+        if v.attrs.get("node") == node or (name == node and "node" not in v.attrs):
+            return str(name)
+    return None
+
+
+def _representation(results: xr.Dataset, ctx) -> tuple[str, str]:
+    """(results variable, circuit trace) of the representation."""
+    recon = _recon_node(results, ctx)
+    if recon is not None and ctx.module is not None:
+        try:
+            node = decoder_input(ctx.module, recon)
+        except (KeyError, ValueError):
+            node = None
+        if node is not None:
+            var = _var_of_node(results, node)
+            if var is not None and results[var].ndim == 3:
+                return var, node
+    var = representation_variable(results)
+    return var, str(results[var].attrs.get("node", var))
+
+
+def _static(world) -> bool:
+    """A world of single frames (CircleOverBlob)."""
+    return int(getattr(world, "n_frames", 1)) == 1
+
+
+def _moving(results: xr.Dataset) -> bool:
+    names = [str(n) for n in results["factor"].values] if "factor" in results.coords else []
+    return results.sizes.get("time", 1) >= 3 and all(n in names for n in CIRCLE_FACTORS)
+
+
+# --------------------------------------------------------------------------
+# Registered analyses
+# --------------------------------------------------------------------------
+
+
+@register("disentanglement")
+def run_disentanglement(results: xr.Dataset, ctx) -> xr.Dataset:
+    """Correlation matrix, mss, MIG, DCI and SAP of the representation (see the module docstring)."""
+    var, _ = _representation(results, ctx)
+    out = disentanglement_scores(results, var)
+    ctx.save_figure(plot_correlation(out["correlation"], title=f"correlation of {var} with the factors"),
+                    "correlation", f"Latent-factor correlation of `{var}` (evaluation set, lag 0).")
+    return out
+
+
+@register("lag")
+def run_lag(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Representational lag of the readout and lag-resolved scores (moving worlds only)."""
+    if not _moving(results):
+        return None
+    var, _ = _representation(results, ctx)
+    lag = representational_lag(results, var)
+    scores = lag_resolved_scores(results, var)
+    ctx.save_figure(plot_lag(lag, scores), "lag",
+                    f"Lag of `{var}`: readout error against lag (estimate {float(lag['lag_ms']):.1f} ms), "
+                    f"lag-resolved disentanglement, signed position error over time.")
+    return xr.merge([lag, scores], compat="no_conflicts", join="outer", combine_attrs="override")
+
+
+@register("flash_lag")
+def run_flash_lag(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Flash-lag in the standard, flash-initiated and flash-terminated conditions (moving worlds only)."""
+    if not _moving(results) or ctx.module is None or _static(ctx.world):
+        return None
+    var, node = _representation(results, ctx)
+    readout, _ = fit_readout(results, var)
+    out = _flash_lag(ctx.module, ctx.world, readout, node=node, device=ctx.device)
+    ctx.save_figure(plot_flash_lag(out), "flash_lag",
+                    "Flash-lag: decoded moving-circle position minus decoded flash position along the motion, "
+                    "when the flash is first represented.")
+    return out
+
+
+@register("regions")
+def run_regions(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Reconstruction error inside / on the edge of / around the circle."""
+    recon = _recon_node(results, ctx)
+    if recon is None:
+        return None
+    if _static(ctx.world):
+        out = static_region_errors(ctx.module, ctx.world, recon, device=ctx.device)
+    elif "reconstruction" in results.data_vars:
+        out = moving_region_errors(results, ctx.world)
+    else:
+        return None
+    ctx.save_figure(plot_regions(out), "regions", "Reconstruction error by region (inside, edge, object, "
+                    "background), against circle-blob distance" + (" and over time." if "time" in out.dims else "."))
+    return out
+
+
+@register("traversals")
+def run_traversals(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Latent traversals through the decoder and factor sweeps through the encoder."""
+    if ctx.module is None:
+        return None
+    var, node = _representation(results, ctx)
+    unit = results[var].dims[2]
+    parts = []
+    recon = _recon_node(results, ctx)
+    if recon is not None:
+        try:
+            source = decoder_input(ctx.module, recon)
+        except (KeyError, ValueError):
+            source = None
+        if source == node:
+            start = min(int(results[var].attrs.get("first_valid_step", 0)), results.sizes["time"] - 1)
+            z = np.asarray(results[var].values[:, start:], dtype=np.float64).reshape(-1, results.sizes[unit])
+            trav = latent_traversals(ctx.module, recon, z, unit_dim=unit, device=ctx.device)
+            ctx.save_figure(plot_traversals(trav), "traversals",
+                            f"Latent traversals: decoder `{recon}` on `{node}` with one latent swept.")
+            parts.append(trav)
+    names = list(ctx.world.factor_names)
+    factors = [f for f in POSITION_FACTORS if f in names]
+    if factors:
+        sweeps = factor_sweeps(ctx.module, ctx.world, node, factors=factors, unit_dim=unit, device=ctx.device)
+        ctx.save_figure(plot_sweeps(sweeps), "factor_sweeps",
+                        f"Factor sweeps (16 steps, others at 0.5): `{node}` against each factor, and their "
+                        f"correlation.")
+        parts.append(sweeps)
+    if not parts:
+        return None
+    out = xr.merge(parts, compat="no_conflicts", join="outer", combine_attrs="override")
+    if unit in results.coords:
+        out = out.assign_coords({unit: results[unit]})
+    return out

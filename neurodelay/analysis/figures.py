@@ -1,0 +1,249 @@
+"""Figures of the analyses (matplotlib, Agg backend; save as PNG).
+
+Each function takes the Dataset an analysis returns and gives back a
+``matplotlib.figure.Figure`` (made without pyplot, so no display and no
+global state); save it with ``fig.savefig(path, dpi=100)`` or
+``AnalysisContext.save_figure``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+__all__ = ["plot_correlation", "plot_traversals", "plot_sweeps", "plot_lag", "plot_flash_lag", "plot_regions"]
+
+_SCORES = (("lag_mig", "MIG"), ("lag_dci_disentanglement", "DCI disentanglement"),
+           ("lag_dci_completeness", "DCI completeness"), ("lag_dci_informativeness", "DCI informativeness"),
+           ("lag_sap", "SAP"))
+_REGION_COLORS = {"inside": "tab:orange", "edge": "tab:red", "object": "tab:purple", "background": "tab:blue"}
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def plot_correlation(corr: xr.DataArray, title: str = "latent-factor correlation") -> Figure:
+    """Heatmap of a (latent x factor) correlation matrix, values written in the cells.
+
+    Parameters
+    ----------
+    corr : xarray.DataArray, shape (n_latent, n_factor)
+        Correlations in [-1, 1]; the second dim's coordinate labels the
+        columns.
+    title : str
+    """
+    c = np.asarray(corr.values, dtype=float)
+    rows, cols = corr.dims
+    col_labels = [str(v) for v in corr[cols].values] if cols in corr.coords else [str(i) for i in range(c.shape[1])]
+    fig = _figure(1.2 + 0.9 * c.shape[1], 1.2 + 0.45 * c.shape[0] + 0.8)
+    ax = fig.add_subplot()
+    im = ax.imshow(c, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(c):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                color="white" if abs(v) > 0.6 else "black")
+    ax.set_xticks(range(c.shape[1]), col_labels, rotation=30, ha="right")
+    ax.set_yticks(range(c.shape[0]), [str(i) for i in range(c.shape[0])])
+    ax.set_xlabel(cols.replace("_", " "))
+    ax.set_ylabel(f"{rows.replace('_', ' ')} (index)")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="Pearson r")
+    return fig
+
+
+def plot_traversals(ds: xr.Dataset) -> Figure:
+    """Grid of decoded latent traversals: one row per latent, one column per value.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`neurodelay.analysis.traversals.latent_traversals`.
+    """
+    img = ds["traversal_images"]
+    unit = img.dims[0]
+    m, n = img.shape[:2]
+    values = ds["traversal_value"].values
+    # A plain grid (no constrained layout: it is slow with many image axes).
+    fig = Figure(figsize=(1.0 * n + 0.6, 1.1 * m + 0.5))
+    fig.subplots_adjust(left=0.6 / (1.0 * n + 0.6), right=0.99, bottom=0.02, top=1 - 0.45 / (1.1 * m + 0.5),
+                        wspace=0.08, hspace=0.3)
+    axes = fig.subplots(m, n, squeeze=False)
+    for j in range(m):
+        for s in range(n):
+            ax = axes[j, s]
+            ax.imshow(img.values[j, s], cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{values[j, s]:.2f}", fontsize=7, pad=2)
+            if s == 0:
+                ax.set_ylabel(f"{unit} {j}", fontsize=9)
+    fig.suptitle("latent traversals (value of the swept latent above each image; others at their mean)",
+                 fontsize=9)
+    return fig
+
+
+def plot_sweeps(ds: xr.Dataset) -> Figure:
+    """Representation along each factor sweep, and the sweep correlation matrix.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`neurodelay.analysis.traversals.factor_sweeps`.
+    """
+    z = ds["sweep_latents"]
+    factors = [str(f) for f in ds["sweep_factor"].values]
+    x = ds["sweep_value"].values
+    fig = _figure(3.0 * len(factors) + 3.5, 3.2)
+    sub = fig.subfigures(1, 2, width_ratios=[3.0 * len(factors), 3.5])
+    axes = sub[0].subplots(1, len(factors), sharey=True, squeeze=False)[0]
+    for k, name in enumerate(factors):
+        ax = axes[k]
+        for j in range(z.shape[-1]):
+            ax.plot(x, z.values[k, :, j], marker=".", label=f"latent {j}")
+        ax.set_xlabel(f"{name} (factor units)")
+        ax.set_title(f"sweep of {name}", fontsize=9)
+    axes[0].set_ylabel("latent value")
+    if z.shape[-1] <= 10:
+        axes[-1].legend(fontsize=7, loc="best")
+    c = ds["sweep_correlation"].values
+    ax = sub[1].add_subplot()
+    im = ax.imshow(c, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(c):
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if abs(v) > 0.6 else "black")
+    ax.set_xticks(range(len(factors)), factors, rotation=30, ha="right")
+    ax.set_yticks(range(c.shape[0]))
+    ax.set_xlabel("swept factor")
+    ax.set_ylabel("latent (index)")
+    ax.set_title(f"sweep correlation (mss {float(ds['sweep_correlation_score']):.3f})", fontsize=9)
+    sub[1].colorbar(im, ax=ax, label="Pearson r")
+    return fig
+
+
+def plot_lag(lag: xr.Dataset, scores: xr.Dataset | None = None) -> Figure:
+    """Lag curves: readout error against lag, lag-resolved scores, position error over time.
+
+    Parameters
+    ----------
+    lag : xarray.Dataset
+        From :func:`neurodelay.analysis.lag.representational_lag`.
+    scores : xarray.Dataset, optional
+        From :func:`neurodelay.analysis.lag.lag_resolved_scores`.
+    """
+    n_panels = 3 if scores is not None else 2
+    fig = _figure(4.0 * n_panels, 3.4)
+    axes = fig.subplots(1, n_panels)
+    lag_ms = lag["lag"].values
+    ax = axes[0]
+    ax.plot(lag_ms, lag["lag_readout_rmse_px"].values, marker="o", color="tab:blue")
+    est = float(lag["lag_ms"])
+    ax.axvline(est, color="tab:red", ls="--", label=f"estimate {est:.1f} ms ({float(lag['lag_steps']):.2f} steps)")
+    ax.set_xlabel("lag of the world behind the representation (ms)")
+    ax.set_ylabel("held-out readout RMS error (px)")
+    ax.set_title("circle-position readout vs lag", fontsize=10)
+    ax.legend(fontsize=8)
+    if scores is not None:
+        ax = axes[1]
+        s_ms = scores["lag"].values
+        for var, label in _SCORES:
+            if var in scores:
+                ax.plot(s_ms, scores[var].values, marker=".", label=label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("lag of the factors behind the latents (ms)")
+        ax.set_ylabel("score (0 to 1)")
+        ax.set_title("lag-resolved disentanglement", fontsize=10)
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    t = lag["time"].values
+    ax.plot(t, lag["position_error_px_by_time"].values, marker="o", color="tab:green")
+    ax.axhline(0.0, color="0.5", lw=0.8)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("decoded - true position along motion (px)")
+    ax.set_title(f"signed position error (mean {float(lag['position_error_px']):.2f} px)", fontsize=10)
+    return fig
+
+
+def plot_flash_lag(fl: xr.Dataset) -> Figure:
+    """Flash-lag bars: per condition, one bar per speed, in px and in ms.
+
+    Parameters
+    ----------
+    fl : xarray.Dataset
+        From :func:`neurodelay.analysis.flash_lag.flash_lag`.
+    """
+    conds = [str(c).replace("_", " ") for c in fl["condition"].values]
+    speeds = fl["speed"].values
+    n_s = len(speeds)
+    width = 0.8 / n_s
+    fig = _figure(9.0, 3.6)
+    axes = fig.subplots(1, 2)
+    for ax, var, unit in ((axes[0], "flash_lag_px", "px"), (axes[1], "flash_lag_ms", "ms")):
+        vals = fl[var].values
+        x = np.arange(len(conds))
+        for j in range(n_s):
+            ax.bar(x - 0.4 + width * (j + 0.5), vals[:, j], width, label=f"{speeds[j]:.0f} px/s")
+        ax.axhline(0.0, color="0.3", lw=0.8)
+        ax.set_xticks(x, conds)
+        ax.set_xlabel("condition")
+        ax.set_ylabel(f"flash-lag ({unit})")
+    axes[0].legend(title="speed", fontsize=8)
+    steps = int(fl["flash_latency_steps"])
+    fig.suptitle(f"flash-lag: moving circle ahead of the flash (> 0) or behind (< 0), when the flash is seen "
+                 f"({steps} step{'s' if steps != 1 else ''} = {float(fl['flash_latency_ms']):.0f} ms after it "
+                 f"is shown)", fontsize=10)
+    return fig
+
+
+def plot_regions(reg: xr.Dataset) -> Figure:
+    """Reconstruction error by region: overall, against circle-blob distance, and over time.
+
+    Parameters
+    ----------
+    reg : xarray.Dataset
+        From :mod:`neurodelay.analysis.regions`.
+    """
+    has_time = "region_mse_by_time" in reg
+    n_panels = 3 if has_time else 2
+    fig = _figure(4.0 * n_panels, 3.4)
+    axes = fig.subplots(1, n_panels)
+    regions = [str(r) for r in reg["region"].values]
+    vals = reg["region_mse"].values
+    ax = axes[0]
+    ax.bar(regions, vals, color=[_REGION_COLORS.get(r, "0.5") for r in regions])
+    for i, v in enumerate(vals):
+        ax.text(i, v, f"{v:.2g}", ha="center", va="bottom", fontsize=8)
+    _log_if_positive(ax, vals)
+    ax.set_xlabel("region")
+    ax.set_ylabel("MSE per pixel (intensity$^2$)")
+    ax.set_title("reconstruction error by region", fontsize=10)
+    ax = axes[1]
+    d = reg["distance_bin"].values
+    by_d = reg["region_mse_by_distance"].values
+    for i, r in enumerate(regions):
+        ax.plot(d, by_d[:, i], marker="o", label=r, color=_REGION_COLORS.get(r))
+    _log_if_positive(ax, by_d)
+    ax.set_xlabel("circle-blob distance (px)")
+    ax.set_ylabel("MSE per pixel (intensity$^2$)")
+    ax.set_title("error vs circle-blob distance", fontsize=10)
+    ax.legend(fontsize=8)
+    if has_time:
+        ax = axes[2]
+        t = reg["time"].values
+        by_t = reg["region_mse_by_time"].values
+        for i, r in enumerate(regions):
+            ax.plot(t, by_t[:, i], marker="o", label=r, color=_REGION_COLORS.get(r))
+        _log_if_positive(ax, by_t)
+        ax.set_xlabel("time (ms)")
+        ax.set_ylabel("MSE per pixel (intensity$^2$)")
+        ax.set_title("error over time", fontsize=10)
+    setting = reg["region_mse"].attrs.get("setting")
+    if setting:
+        fig.suptitle(f"reconstruction error by region ({setting})", fontsize=10)
+    return fig
+
+
+def _log_if_positive(ax, values) -> None:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size and np.all(v > 0):
+        ax.set_yscale("log")

@@ -1,0 +1,213 @@
+"""Flash-lag: where the circuit sees a moving circle when a flash beside it is seen.
+
+Definition
+----------
+The stimuli come from a :class:`~neurodelay.worlds.flash.FlashLagProbe`: the
+circle moves along a straight path and a flash, aligned with it along the
+motion, is shown for one frame at step ``t_f`` (standard,
+flash-initiated and flash-terminated conditions, several speeds, four
+directions of motion).
+
+"The circuit decides what is decoded": positions are read from the
+circuit's representation ``z`` with the linear readout of
+:mod:`neurodelay.analysis.lag` (fitted on moving stimuli, lag-aligned), and
+times come from the circuit's own conduction delays:
+
+* **When is the flash seen?** At ``t_f + D``, where ``D`` is the first
+  valid step of the representation node (``module.plan.valid_from``): the
+  delay along the fastest path from the world, the earliest step at which
+  anything shown at ``t_f`` can be represented. A flash carries no motion,
+  so nothing can move it earlier.
+* **Where is the flash seen?** Where the circuit represents a *stationary*
+  circle at the flash's place: the readout applied to ``z`` at ``t_f + D``
+  of a sequence in which the circle rests at the flash's place from the
+  first frame (:meth:`FlashLagProbe.reference_episode`). The one-frame
+  flash itself is not decoded: before and after it the scene holds no
+  circle at all, which a circle-position readout cannot decode, and a
+  single-circle readout cannot separate two disks shown together.
+* **Where is the moving circle seen then?** The readout applied to ``z`` at
+  ``t_f + D`` of the moving sequence, which shows the flash disk at ``t_f``
+  (``show_flash=True``, the default; the readout was fitted on one circle,
+  so a circuit that mixes the two disks reports the mixture).
+
+The flash-lag is the moving circle's decoded position minus the flash's
+decoded position, projected on the direction of motion (positive: the
+moving circle is seen ahead of the flash), averaged over the directions of
+motion, in pixels and in ms (pixels divided by the speed in pixels per ms).
+Averaging over opposite directions cancels every displacement that does not
+depend on the direction of motion (a readout bias at the flash's place, a
+pull of the flash disk on the decoded position): what remains is the
+motion-induced displacement. ``flash_lag_px_by_direction`` keeps each
+direction.
+
+For linear circuits the answer is analytic. A pure conduction delay ``d``
+sees both late by ``d``: flash-lag 0 in every condition. Feed-forward
+extrapolation of the delayed signal by ``d`` steps (the real-time alignment
+circuit) sees the moving circle where it is now, ``v d`` ahead of the flash
+in the standard and flash-terminated conditions (where it has moved up to
+the flash) and 0 in the flash-initiated one (it has not moved yet at
+``t_f``). Recurrent inertia with ``gamma, alpha`` adds a lag
+``gamma (1 - alpha) / (1 - gamma)`` to the moving circle only: flash-lag
+``-v gamma (1 - alpha) / (1 - gamma)`` (standard, flash-terminated), 0
+(flash-initiated).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+import xarray as xr
+
+from neurodelay.analysis.lag import LinearReadout, px_per_unit
+from neurodelay.worlds.episode import Episode
+from neurodelay.worlds.flash import FlashLagProbe
+
+__all__ = ["flash_lag", "perception_latency"]
+
+
+def perception_latency(module, node: str) -> int:
+    """First valid step of a node: the steps a stimulus needs to reach it.
+
+    Parameters
+    ----------
+    module : CircuitModule
+    node : str
+        A node, or an auxiliary trace ``<node>_<extra>``.
+
+    Returns
+    -------
+    int
+        Steps.
+    """
+    valid = module.plan.valid_from
+    if node in valid:
+        return int(valid[node])
+    base = node.rsplit("_", 1)[0]
+    if base in valid:
+        return int(valid[base])
+    raise KeyError(f"node={node!r} is not a node of the circuit ({', '.join(module.circuit.nodes)}).")
+
+
+def _flash_lag_core(moving: np.ndarray, flash: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """Moving minus flash decoded positions along the motion.
+
+    Parameters
+    ----------
+    moving : numpy.ndarray, shape (..., n_directions, 2)
+        Decoded moving-circle positions at the flash's perception step.
+    flash : numpy.ndarray, shape (n_directions, 2)
+        Decoded flash positions.
+    directions : numpy.ndarray, shape (n_directions, 2)
+        Unit directions of motion.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., n_directions)
+        Signed distance, same units as the positions (positive: the moving
+        circle is ahead).
+    """
+    return ((moving - flash) * directions).sum(axis=-1)
+
+
+def _trace(ds: xr.Dataset, node: str) -> np.ndarray:
+    if node not in ds.data_vars:
+        raise KeyError(f"the circuit has no trace {node!r}; traces: {sorted(map(str, ds.data_vars))}.")
+    return np.asarray(ds[node].values, dtype=np.float64)
+
+
+def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None = None, *,
+              node: str | None = None, n_frames: int | None = None, show_flash: bool = True,
+              device="cpu") -> xr.Dataset:
+    """Measure the flash-lag of a circuit (see the module docstring for the definition).
+
+    Parameters
+    ----------
+    module : CircuitModule
+        The (trained) circuit.
+    world : MovingCircle
+        The world it was built for (renderer, factor layout, frame size).
+    readout : LinearReadout
+        Circle-position readout of the representation, e.g. from
+        :func:`neurodelay.analysis.lag.fit_readout`.
+    probe : FlashLagProbe, optional
+        Conditions, speeds, geometry (default ``FlashLagProbe()``).
+    node : str, optional
+        The circuit trace the readout reads (default ``readout.node``).
+    n_frames : int, optional
+        Steps per sequence (default ``flash_step + D + 2``).
+    show_flash : bool
+        Draw the flash disk in the moving sequences.
+    device : str or torch.device
+
+    Returns
+    -------
+    xarray.Dataset
+        ``flash_lag_px`` and ``flash_lag_ms`` (condition, speed): mean over
+        directions; ``flash_lag_px_by_direction`` (condition, speed,
+        direction); ``flash_position_error_px`` (direction): decoded minus
+        true flash position along the motion; ``flash_latency_steps`` and
+        ``flash_latency_ms``: ``D``. Coordinates ``speed`` (px/s),
+        ``speed_px_per_step``, ``speed_units_per_step`` (factor units).
+    """
+    from neurodelay.simulation import simulate
+
+    probe = FlashLagProbe() if probe is None else probe
+    node = readout.node if node is None else node
+    latency = perception_latency(module, node)
+    if n_frames is None:
+        n_frames = probe.flash_step + latency + 2
+    if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) \
+            or n_frames <= probe.flash_step + latency:
+        raise ValueError(f"n_frames must exceed flash_step + latency = {probe.flash_step} + {latency}, "
+                         f"got {n_frames!r}.")
+    probe.check_fits(int(n_frames))
+    t_seen = probe.flash_step + latency
+    dt_ms = float(module.dt_ms)
+    ppu = px_per_unit(world.size)
+
+    # Every condition, speed and the static reference in one batch of sequences.
+    episodes = [probe.episode(world, cond, speed, int(n_frames), show_flash=show_flash, device=device)
+                for cond in probe.conditions for speed in probe.speeds]
+    episodes.append(probe.reference_episode(world, int(n_frames), device=device))
+    batch = Episode(torch.cat([e.frames for e in episodes]), torch.cat([e.factors for e in episodes]),
+                    episodes[0].factor_names)
+    decoded = readout.decode(_trace(simulate(module, batch, device=device), node)[:, t_seen])
+    n_dir = len(probe.directions)
+    moving = decoded[:-n_dir].reshape(len(probe.conditions), len(probe.speeds), n_dir, 2)
+    flash = decoded[-n_dir:]
+    dirs = probe.directions_array()
+    along = _flash_lag_core(moving, flash, dirs) * ppu  # (C, S, n_dir) px
+    speeds = np.asarray(probe.speeds)
+    lag_px = along.mean(axis=-1)
+    lag_ms = lag_px / (speeds * ppu)[None, :] * dt_ms
+    flash_err = _flash_lag_core(flash, probe.flash_positions(), dirs) * ppu
+    coords = {
+        "condition": ("condition", list(probe.conditions), {"long_name": "flash-lag condition"}),
+        "speed": ("speed", speeds * ppu / dt_ms * 1000.0, {"units": "px/s", "long_name": "speed of the circle"}),
+        "speed_px_per_step": ("speed", speeds * ppu, {"units": "px/step", "long_name": "speed of the circle"}),
+        "speed_units_per_step": ("speed", speeds, {"units": "1/step",
+                                                   "long_name": "speed in factor units per step"}),
+        "direction": ("direction", list(probe.directions), {"long_name": "direction of motion"}),
+    }
+    attrs = {"node": node, "flash_step": int(probe.flash_step), "perceived_step": int(t_seen),
+             "show_flash": int(bool(show_flash)), "readout_lag_steps": float(readout.lag_steps)}
+    text = ("moving circle's decoded position minus the flash's, along the motion, when the flash is "
+            "first represented (positive: moving circle seen ahead)")
+    return xr.Dataset(
+        {
+            "flash_lag_px": (("condition", "speed"), lag_px, {"units": "px", "long_name": f"flash-lag: {text}",
+                                                              **attrs}),
+            "flash_lag_ms": (("condition", "speed"), lag_ms, {
+                "units": "ms", "long_name": "flash-lag as time: flash_lag_px divided by the speed", **attrs}),
+            "flash_lag_px_by_direction": (("condition", "speed", "direction"), along, {
+                "units": "px", "long_name": f"flash-lag per direction of motion: {text}"}),
+            "flash_position_error_px": ("direction", flash_err, {
+                "units": "px", "long_name": "decoded minus true flash position along the motion (readout bias)"}),
+            "flash_latency_steps": ((), int(latency), {"units": "steps", "long_name": "steps from the world to "
+                                                       "the representation (when a flash is first seen)"}),
+            "flash_latency_ms": ((), latency * dt_ms, {"units": "ms", "long_name": "latency of the flash"}),
+        },
+        coords=coords,
+    )

@@ -1,0 +1,300 @@
+"""Reconstruction error by region: inside the circle, on its edge, in the background.
+
+Regions (SEED.md section 1; the world's ``masks``): the circle alone is
+rendered at radius r, r/2 and 1.5 r and thresholded at > 0.4; ``object`` =
+disc(r), ``edge`` = object XOR disc(r/2), ``inside`` = object minus edge,
+``background`` = NOT disc(1.5 r). The masks are those of the *target*
+frame (the frame the reconstruction is scored against).
+
+The mean squared error of a region is pooled over pixels: the sum of the
+squared errors over every pixel of the region in every image, divided by
+the number of such pixels (images in which a region is empty, e.g. a circle
+outside the image, add nothing). Pixel values are in [0, 1], so errors are
+in (intensity)^2, unit ``1``.
+
+Two settings:
+
+* static models (:func:`static_region_errors`): an ``n x n x n x n`` grid of
+  factor values (``linspace(0, 1, n)`` for blob x, blob y, circle x, circle
+  y; n = 8 by default) is rendered and run through the circuit;
+* moving models (:func:`moving_region_errors`): every scored frame of the
+  evaluation set, the reconstruction at step t against the frame at
+  ``t + target_offset_steps``.
+
+Both also bin the error by the distance between the circle centre and the
+blob centre, in pixels (``circle_blob_distance_px``).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = ["REGIONS", "region_errors", "static_region_errors", "moving_region_errors",
+           "circle_blob_distance_px", "factor_grid"]
+
+#: Regions reported, in order.
+REGIONS = ("inside", "edge", "object", "background")
+#: Distance bins span [0, 1.25 image widths] (the largest circle-blob distance is 1.24).
+_MAX_DISTANCE = 1.25
+
+
+def factor_grid(n: int = 8) -> np.ndarray:
+    """All combinations of ``linspace(0, 1, n)`` for the four position factors.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, shape (n**4, 4): ``[blob_x, blob_y, circle_x, circle_y]``,
+        the last factor varying fastest.
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
+        raise ValueError(f"grid_size must be an integer >= 2, got {n!r}; the original used 8.")
+    v = np.linspace(0.0, 1.0, int(n))
+    return np.stack(np.meshgrid(v, v, v, v, indexing="ij"), axis=-1).reshape(-1, 4)
+
+
+def circle_blob_distance_px(factors: np.ndarray, size: int) -> np.ndarray:
+    """Distance between the circle centre and the blob centre in pixels.
+
+    The circle centre sits at ``0.75 c + 0.125`` image widths, the blob's at
+    ``b`` image widths.
+
+    Parameters
+    ----------
+    factors : numpy.ndarray, shape (..., >= 4)
+        ``[blob_x, blob_y, circle_x, circle_y, ...]``.
+    size : int
+        Image size in pixels.
+
+    Returns
+    -------
+    numpy.ndarray, shape (...)
+    """
+    f = np.asarray(factors, dtype=np.float64)
+    circle = 0.75 * f[..., 2:4] + 0.125
+    return np.linalg.norm(circle - f[..., 0:2], axis=-1) * float(size)
+
+
+def _region_sums(recon: np.ndarray, target: np.ndarray, masks: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per image and region: sum of squared errors and pixel count.
+
+    Parameters
+    ----------
+    recon, target : numpy.ndarray, shape (N, H, W)
+    masks : dict of str -> numpy.ndarray of bool, shape (N, H, W)
+
+    Returns
+    -------
+    (numpy.ndarray (N, R), numpy.ndarray (N, R))
+        Sums and counts in the order of :data:`REGIONS`.
+    """
+    sq = (np.asarray(recon, dtype=np.float64) - np.asarray(target, dtype=np.float64)) ** 2
+    sums = np.stack([(sq * masks[r]).sum(axis=(-2, -1)) for r in REGIONS], axis=-1)
+    counts = np.stack([np.asarray(masks[r]).sum(axis=(-2, -1)) for r in REGIONS], axis=-1).astype(np.float64)
+    return sums, counts
+
+
+def _ratio(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    return np.divide(sums, counts, out=np.full(np.broadcast(sums, counts).shape, np.nan), where=counts > 0)
+
+
+def region_errors(recon, target, masks: dict, distance_px=None, *, n_bins: int = 10,
+                  size: int | None = None) -> dict:
+    """Pooled squared error per region, overall and by circle-blob distance.
+
+    Parameters
+    ----------
+    recon, target : array_like, shape (N, H, W)
+        Reconstructions and the frames they are scored against, in [0, 1].
+    masks : dict of str -> array_like of bool, shape (N, H, W)
+        Region masks of the targets (keys as :data:`REGIONS`).
+    distance_px : array_like, shape (N,), optional
+        Circle-blob distance per image, px.
+    n_bins : int
+        Distance bins, equal width over ``[0, 1.25 * size]`` px.
+    size : int, optional
+        Image size (default: W).
+
+    Returns
+    -------
+    dict
+        ``mse`` (R,), ``pixels`` (R,): mean pixel count per image;
+        with distances also ``mse_by_distance`` (n_bins, R), NaN for empty
+        bins, ``bin_edges`` (n_bins + 1,) px and ``images_by_distance``
+        (n_bins,).
+    """
+    recon = np.asarray(recon)
+    target = np.asarray(target)
+    if recon.shape != target.shape or recon.ndim != 3:
+        raise ValueError(f"recon and target must both have shape (N, H, W), got {recon.shape} and {target.shape}.")
+    masks = {k: np.asarray(masks[k]).reshape(recon.shape) for k in REGIONS}
+    sums, counts = _region_sums(recon, target, masks)
+    if distance_px is None:
+        return {"mse": _ratio(sums.sum(0), counts.sum(0)), "pixels": counts.mean(0)}
+    d = np.asarray(distance_px, dtype=np.float64).reshape(-1)
+    if d.shape[0] != recon.shape[0]:
+        raise ValueError(f"distance_px must hold one distance per image ({recon.shape[0]}), got {d.shape[0]}.")
+    return _from_sums(sums, counts, d, int(n_bins), recon.shape[-1] if size is None else int(size))
+
+
+def _dataset(res: dict, extra: dict | None = None, coords: dict | None = None, attrs: dict | None = None) -> xr.Dataset:
+    edges = res["bin_edges"]
+    common = dict(attrs or {})
+    data = {
+        "region_mse": ("region", res["mse"], {"units": "1", "long_name": "mean squared error per pixel of the "
+                                              "reconstruction, by region of the target frame", **common}),
+        "region_pixels": ("region", res["pixels"], {"units": "1", "long_name": "mean pixels per image in "
+                                                    "each region"}),
+        "region_mse_by_distance": (("distance_bin", "region"), res["mse_by_distance"], {
+            "units": "1", "long_name": "mean squared error per pixel by region and circle-blob distance "
+                                       "(NaN: no pixel)"}),
+        "distance_bin_images": ("distance_bin", res["images_by_distance"], {
+            "units": "1", "long_name": "images per circle-blob distance bin"}),
+    }
+    data.update(extra or {})
+    all_coords = {
+        "region": ("region", list(REGIONS), {"long_name": "image region (SEED.md masks)"}),
+        "distance_bin": ("distance_bin", 0.5 * (edges[:-1] + edges[1:]), {
+            "units": "px", "long_name": "circle-blob distance (bin centre)"}),
+        "distance_bin_lower": ("distance_bin", edges[:-1], {"units": "px", "long_name": "bin lower edge"}),
+        "distance_bin_upper": ("distance_bin", edges[1:], {"units": "px", "long_name": "bin upper edge"}),
+    }
+    all_coords.update(coords or {})
+    return xr.Dataset(data, coords=all_coords)
+
+
+def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, batch_size: int = 512,
+                         n_bins: int = 10, device="cpu") -> xr.Dataset:
+    """Region errors of a static model over the ``grid_size**4`` factor grid.
+
+    Each grid point is rendered as a one-frame sequence (factors beyond the
+    four positions, if the world has any, are 0) and run through the
+    circuit; the output of ``recon_node`` at step 0 is scored against the
+    frame.
+
+    Parameters
+    ----------
+    module : CircuitModule
+    world : CircleOverBlob or MovingCircle
+        Renderer, masks and factor layout.
+    recon_node : str
+        The node whose output is the reconstruction (image trace).
+    grid_size : int
+        Values per factor (8: 4096 images).
+    batch_size : int
+        Images per forward pass (memory only).
+    n_bins : int
+        Distance bins.
+    device : str or torch.device
+
+    Returns
+    -------
+    xarray.Dataset
+        ``region_mse`` (region), ``region_pixels`` (region),
+        ``region_mse_by_distance`` (distance_bin, region),
+        ``distance_bin_images`` (distance_bin).
+    """
+    from neurodelay.components.base import RunContext
+
+    grid = factor_grid(grid_size)
+    n_f = int(world.n_factors)
+    factors = np.zeros((grid.shape[0], n_f))
+    factors[:, :4] = grid
+    sums, counts = [], []
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            for lo in range(0, grid.shape[0], batch_size):
+                f = torch.as_tensor(factors[lo:lo + batch_size], dtype=torch.float32, device=device)[:, None]
+                frames = world.render(f)
+                out = module({"world.frames": frames, "world.factors": f}, ctx=RunContext(sample=False))
+                if recon_node not in out:
+                    raise KeyError(f"recon_node={recon_node!r} is not a trace of the circuit "
+                                   f"({', '.join(sorted(out))}).")
+                rec = out[recon_node][:, 0, 0].detach().cpu().numpy()
+                m = {k: v[:, 0, 0].cpu().numpy() for k, v in world.masks(f).items()}
+                s, c = _region_sums(rec, frames[:, 0, 0].cpu().numpy(), m)
+                sums.append(s)
+                counts.append(c)
+    finally:
+        module.train(was_training)
+    sums, counts = np.concatenate(sums), np.concatenate(counts)
+    res = _from_sums(sums, counts, circle_blob_distance_px(grid, world.size), n_bins, world.size)
+    return _dataset(res, attrs={"setting": f"static factor grid of {grid_size}^4 = {grid.shape[0]} images",
+                                "node": recon_node})
+
+
+def _from_sums(sums, counts, distance, n_bins, size) -> dict:
+    edges = np.linspace(0.0, _MAX_DISTANCE * size, int(n_bins) + 1)
+    which = np.clip(np.digitize(distance, edges) - 1, 0, n_bins - 1)
+    s = np.zeros((n_bins, len(REGIONS)))
+    c = np.zeros((n_bins, len(REGIONS)))
+    np.add.at(s, which, sums)
+    np.add.at(c, which, counts)
+    return {"mse": _ratio(sums.sum(0), counts.sum(0)), "pixels": counts.mean(0), "mse_by_distance": _ratio(s, c),
+            "bin_edges": edges, "images_by_distance": np.bincount(which, minlength=n_bins).astype(np.int64)}
+
+
+def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction", offset_steps: int | None = None,
+                         steps=None, n_bins: int = 10) -> xr.Dataset:
+    """Region errors of a moving model, per frame, from a results Dataset.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``frames`` and ``recon`` (sample, time, y, x), ``factors``
+        (sample, time, factor).
+    world : MovingCircle
+        Supplies the masks.
+    recon : str
+        The reconstruction variable.
+    offset_steps : int, optional
+        The reconstruction at t is scored against the frame at t + offset
+        (default: the variable's ``target_offset_steps`` attribute, else 0).
+    steps : sequence of int, optional
+        Steps t scored (default: where ``reconstruction_mse_by_time`` is
+        defined, else every t with t + offset in range).
+    n_bins : int
+        Distance bins.
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`static_region_errors`, plus ``region_mse_by_time``
+        (time, region; NaN at unscored steps).
+    """
+    if recon not in ds.data_vars:
+        raise KeyError(f"the Dataset has no {recon!r} variable; region errors need a reconstruction.")
+    rec = np.asarray(ds[recon].values, dtype=np.float64)
+    frames = np.asarray(ds["frames"].values, dtype=np.float64)
+    fac = np.asarray(ds["factors"].values, dtype=np.float64)
+    n_s, n_t = rec.shape[:2]
+    offset = int(ds[recon].attrs.get("target_offset_steps", 0)) if offset_steps is None else int(offset_steps)
+    if steps is None:
+        if recon == "reconstruction" and "reconstruction_mse_by_time" in ds.data_vars:
+            steps = np.flatnonzero(np.isfinite(ds["reconstruction_mse_by_time"].values))
+        else:
+            steps = np.arange(max(0, -offset), min(n_t, n_t - offset))
+    steps = np.asarray(steps, dtype=np.int64)
+    if steps.size == 0 or steps.min() + offset < 0 or steps.max() + offset >= n_t:
+        raise ValueError(f"no steps to score, or steps {steps.tolist()} + offset {offset} leave [0, {n_t}).")
+    size = frames.shape[-1]
+    target_f = fac[:, steps + offset]  # (n_s, S, F)
+    masks = world.masks(torch.as_tensor(target_f, dtype=torch.float32))
+    masks = {k: v[:, :, 0].cpu().numpy() for k, v in masks.items()}
+    sums, counts = _region_sums(rec[:, steps], frames[:, steps + offset], masks)  # (n_s, S, R)
+    by_time = np.full((n_t, len(REGIONS)), np.nan)
+    by_time[steps] = _ratio(sums.sum(0), counts.sum(0))
+    dist = circle_blob_distance_px(target_f, size).reshape(-1)
+    res = _from_sums(sums.reshape(-1, len(REGIONS)), counts.reshape(-1, len(REGIONS)), dist, n_bins, size)
+    extra = {"region_mse_by_time": (("time", "region"), by_time, {
+        "units": "1", "long_name": f"mean squared error per pixel by region of the reconstruction at t against "
+                                   f"the frame at t + {offset} (NaN: unscored step)"})}
+    return _dataset(res, extra, coords={"time": ds["time"]},
+                    attrs={"setting": f"evaluation frames, steps {steps.min()}..{steps.max()}",
+                           "target_offset_steps": offset})

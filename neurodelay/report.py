@@ -1,0 +1,162 @@
+"""Markdown reports of a run and of a sweep (figures linked by relative paths)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["write_report", "write_sweep_report", "key_numbers"]
+
+
+def _fmt(x, digits: int = 4) -> str:
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return f"{int(x):,}"
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if not math.isfinite(x):
+            return str(x)
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """The run's key numbers as (quantity, value) rows."""
+    a = ds.attrs
+    rows = [("device", a.get("device", "?")), ("seed", _fmt(a.get("seed", "?"))),
+            ("time step", f"{_fmt(a.get('dt_ms', float('nan')))} ms"),
+            ("learnable parameters", _fmt(a.get("n_parameters", 0)))]
+    steps = int(a.get("trained_steps", 0))
+    rows.append(("training steps", _fmt(steps)))
+    if steps:
+        sps = float(a.get("train_steps_per_second", 0.0))
+        rows.append(("training speed", f"{_fmt(sps, 3)} steps/s" if sps > 0 else "n/a (nothing left to train)"))
+        rows.append(("training time", f"{_fmt(float(a.get('train_seconds', 0.0)), 3)} s"))
+    for v in ds.data_vars:
+        if v.startswith("loss_") and ds[v].dims == ("step",) and ds.sizes["step"]:
+            rows.append((f"final loss: {v[5:]} (step {int(ds['step'].values[-1])})", _fmt(ds[v].values[-1])))
+    rows.append(("evaluation sequences", _fmt(ds.sizes.get("sample", 0))))
+    rows.append(("frames per sequence", _fmt(ds.sizes.get("time", 0))))
+    if "reconstruction_mse" in ds:
+        rows.append(("reconstruction MSE per pixel (evaluation)", _fmt(float(ds["reconstruction_mse"]))))
+    return rows
+
+
+def _last_finite(da: xr.DataArray, dim: str) -> xr.DataArray:
+    """The last finite value along ``dim`` (NaN where there is none)."""
+    def last(a):
+        ok = np.isfinite(a)
+        idx = a.shape[-1] - 1 - np.argmax(ok[..., ::-1], axis=-1)
+        out = np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
+        return np.where(ok.any(axis=-1), out, np.nan)
+
+    return xr.apply_ufunc(last, da, input_core_dims=[[dim]])
+
+
+def _table(rows, header=("quantity", "value")) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |")
+    return lines
+
+
+def write_report(out_dir, study, ds: xr.Dataset, *, figures, schedule: str, study_text: str,
+                 failures=(), wall_seconds: float = 0.0, resumed: bool = False) -> Path:
+    """Write ``report.md`` of a run.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        The run's folder (figures are linked relative to it).
+    study : Study
+    ds : xarray.Dataset
+        The results as written to ``results.nc``.
+    figures : list of (Path, str)
+        Figure paths and captions.
+    schedule : str
+        The circuit's schedule (``Plan.describe``).
+    study_text : str
+        The resolved study (YAML).
+    failures : list of (str, str)
+        Failed analyses and their errors.
+    wall_seconds : float
+        Wall time of the whole run, in s.
+    resumed : bool
+        Whether training resumed from a checkpoint.
+    """
+    out_dir = Path(out_dir)
+    a = ds.attrs
+    lines = [f"# {study.name}", "",
+             f"neurodelay {a.get('neurodelay_version', '?')}, torch {a.get('torch_version', '?')}. "
+             f"Results: [`results.nc`](results.nc); study: [`study.resolved.yaml`](study.resolved.yaml)"
+             + (", training resumed from `checkpoint.pt`." if resumed else "."), "",
+             "## Key numbers", ""]
+    rows = key_numbers(ds) + [("wall time of the run (training, evaluation, analyses)", f"{_fmt(wall_seconds, 3)} s")]
+    lines += _table(rows) + [""]
+    if failures:
+        lines += ["## Failed analyses", ""] + [f"- **{n}**: {m}" for n, m in failures] + [""]
+    if figures:
+        lines += ["## Figures", ""]
+        for path, caption in figures:
+            rel = Path(os.path.relpath(Path(path), out_dir)).as_posix()
+            lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+    lines += ["## Circuit schedule", "", "```text", schedule.rstrip(), "```", "",
+              "## Study", "", "```yaml", study_text.rstrip(), "```", ""]
+    path = out_dir / "report.md"
+    _atomic_write(path, "\n".join(lines))
+    return path
+
+
+def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | None) -> Path:
+    """Write the sweep's ``report.md``: every point with its status, metric and error; a figure."""
+    from .plots import plot_sweep
+
+    out_dir = Path(out_dir)
+    metric = None
+    if combined is not None:
+        if "loss_total" in combined and "step" in combined.dims:
+            combined["final_loss_total"] = _last_finite(combined["loss_total"], "step")
+        for m in ("reconstruction_mse", "final_loss_total"):
+            if m in combined:
+                metric = m
+                break
+    n_ok = sum(p.status != "failed" for p in outcome.points)
+    lines = [f"# Sweep {study.name}", "",
+             f"{len(outcome.points)} points; {n_ok} with results, {len(outcome.failed)} failed. "
+             + ("Combined results: [`sweep.nc`](sweep.nc)." if combined is not None else "No results to combine."),
+             "", "Swept: " + "; ".join(
+                 f"`{d.name}` = {', '.join(d.paths)}" + (" (zipped)" if d.zipped else "") for d in dims), ""]
+    figure = None
+    if metric is not None:
+        figure = plot_sweep(combined, dims, out_dir / "figures" / "sweep.png", metric)
+    header = ["point"] + [n for d in dims for n in d.names] + ["status", metric or "metric", "error"]
+    rows = []
+    for po in outcome.points:
+        p = po.point
+        vals = [str(p.values[path]) for d in dims for path in d.paths]
+        value = ""
+        if combined is not None and metric is not None and po.status != "failed":
+            sel = combined[metric].isel({d.name: i for d, i in zip(dims, p.position.values())})
+            if sel.ndim == 0:
+                value = _fmt(float(sel))
+        link = f"[{p.name}]({p.name}/report.md)" if po.status != "failed" else p.name
+        rows.append([link] + vals + [po.status, value, po.error])
+    lines += ["## Points", ""] + _table(rows, header) + [""]
+    if figure is not None:
+        lines += ["## Figure", "", f"![{metric} across the sweep](figures/sweep.png)", ""]
+    if outcome.failed:
+        lines += ["## Failures", ""]
+        for po in outcome.failed:
+            lines += [f"### {po.point.name}", "", "```text", po.error, "```", ""]
+    path = out_dir / "report.md"
+    _atomic_write(path, "\n".join(lines))
+    return path

@@ -1,0 +1,125 @@
+"""``python -m neurodelay.run``: run a study file.
+
+Usage::
+
+    python -m neurodelay.run STUDY.yaml [--out DIR] [--set key.path=value ...]
+                             [--device cpu|cuda] [--resume] [--dry-run] [--quiet]
+
+Output goes to ``DIR/<name>/`` (default DIR ``runs``): ``results.nc``,
+``checkpoint.pt``, ``study.resolved.yaml``, ``figures/``, ``report.md``; a
+sweep puts each point in a subfolder and adds ``sweep.nc``. ``STUDY`` may be
+a Python script defining ``study()`` (see :func:`neurodelay.study.load_study`).
+
+Exit status: 0 on success; 2 for an invalid study or invocation (the message
+on stderr, no traceback; nothing is written); 1 when a run (or any sweep
+point) fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m neurodelay.run",
+        description="Run a neurodelay study: train the circuit, record results.nc, figures and a report.")
+    p.add_argument("study", help="study file: YAML, or a Python script defining study()")
+    p.add_argument("--out", default="runs", metavar="DIR", help="output folder; the run goes to DIR/<name>/ "
+                                                                 "(default: runs)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                   help="override a study value (VALUE read as YAML), e.g. --set train.steps=100; repeatable")
+    p.add_argument("--device", choices=("cpu", "cuda"), help="run on this device (replaces the study's)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the study, print it resolved and the circuit's schedule; run and write nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p
+
+
+def _error(text: str) -> int:
+    print(f"error: {text}", file=sys.stderr)
+    return 2
+
+
+def _dry_run(study, out: Path) -> int:
+    from .circuit import world_shapes
+    from .study import study_to_yaml
+    from .sweep import expand
+
+    print("# resolved study")
+    print(study_to_yaml(study).rstrip())
+    print()
+    print("# circuit")
+    print(study.build_circuit().describe(world_shapes(study.world)))
+    if study.sweep is not None:
+        points = expand(study)
+        print()
+        print(f"# sweep: {len(points)} points")
+        for p in points:
+            print(f"  {out / p.name}")
+    else:
+        print()
+        print(f"# output: {out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    args = _parser().parse_args(argv)
+    import torch
+
+    from .errors import CheckpointError, ConfigError, TrainingError
+    from .runner import AnalysisError, resolve_device, run_study
+    from .study import StudyError, load_study
+    from .sweep import run_sweep
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        return _error("--device cuda: no CUDA device is available here (torch.cuda.is_available() is "
+                      "False); use --device cpu.")
+    try:
+        study = load_study(args.study, args.overrides, device=args.device)
+        resolve_device(study.device)
+    except (StudyError, ConfigError) as exc:
+        return _error(str(exc))
+    except Exception:  # noqa: BLE001 - a Python study that raised
+        traceback.print_exc()
+        return _error(f"the study script {args.study} raised an error (traceback above).")
+    out = Path(args.out) / study.name
+    if args.dry_run:
+        return _dry_run(study, out)
+    try:
+        if study.sweep is not None:
+            outcome = run_sweep(study, out, resume=args.resume, quiet=args.quiet)
+            if outcome.failed:
+                print(f"error: {len(outcome.failed)} of {len(outcome.points)} sweep points failed: "
+                      + ", ".join(p.point.name for p in outcome.failed)
+                      + f"; see {out / 'report.md'}", file=sys.stderr)
+                return 1
+            return 0
+        run_study(study, out, resume=args.resume, quiet=args.quiet)
+    except CheckpointError as exc:
+        return _error(f"cannot resume: {exc}")
+    except ConfigError as exc:
+        return _error(str(exc))
+    except (TrainingError, AnalysisError) as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"interrupted; rerun with --resume to continue from the last checkpoint in {out}.",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc()
+        print(f"run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

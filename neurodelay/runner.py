@@ -1,0 +1,397 @@
+"""The point runner: one study (no sweep) from spec to results, figures and report.
+
+:func:`run_study` is a pure function of (study, output folder): it builds the
+world and circuit, trains (with checkpoints), evaluates on the study's fixed
+evaluation set, runs the analyses, and writes into the folder::
+
+    results.nc            netCDF, written atomically (see below)
+    checkpoint.pt         when something was trained
+    study.resolved.yaml   the study with every default filled in
+    figures/*.png         loss curves, frames/reconstruction/error, latents vs factors
+    report.md             key numbers, figures, the circuit's schedule, the study
+
+``results.nc``: dims ``sample``, ``time`` (ms), ``latent``, ``factor``, ``y``,
+``x``, ``step`` (training step); variables ``frames``, ``reconstruction``
+(the decoded images), one trace per node named after the node, ``factors``,
+``loss_<term>`` per loss term over ``step``, and the evaluation metrics
+``reconstruction_mse`` and ``reconstruction_mse_by_time``. A node (or
+auxiliary trace) whose name is a dimension or one of these variable names is
+stored as ``node_<name>`` (attribute ``node`` keeps the original name).
+Global attributes: the study as YAML text, package and torch versions,
+device, seed (netCDF attributes hold no dicts or booleans: YAML text and
+integers).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+import xarray as xr
+import yaml
+
+from .circuit import world_shapes
+from .components.base import RunContext
+from .errors import ConfigError, NeurodelayError
+from .record import traces_to_dataset, write_netcdf
+from .simulation import build_seeded
+from .study import GraphCircuit, Study, check_study, study_to_yaml
+
+__all__ = ["run_study", "resolve_device", "evaluate", "AnalysisError", "CHECKPOINT", "RESULTS",
+           "variable_name", "RESERVED_NAMES"]
+
+CHECKPOINT = "checkpoint.pt"
+RESULTS = "results.nc"
+
+#: Names a node trace cannot take in results.nc (it becomes ``node_<name>``).
+RESERVED_NAMES = frozenset({"sample", "time", "latent", "factor", "y", "x", "step", "frames", "factors",
+                            "reconstruction", "reconstruction_mse", "reconstruction_mse_by_time"})
+
+_INIT_TAG = 0x696E6974  # "init": parameter initialisation draws of the study's seed
+
+
+class AnalysisError(NeurodelayError, RuntimeError):
+    """One or more analyses failed (the results and report are written regardless)."""
+
+
+def variable_name(trace: str, taken=()) -> str:
+    """The results.nc variable of a node trace: its name, or ``node_<name>`` if that is reserved.
+
+    A trace named like a dimension (``x``, ``time``, ...), like a results
+    variable (``frames``, ``reconstruction``, ...), or starting with
+    ``loss_`` is prefixed with ``node_`` (repeatedly, until the name is free).
+    """
+    name = trace
+    while name in RESERVED_NAMES or name.startswith("loss_") or name in taken:
+        name = f"node_{name}"
+    return name
+
+
+def resolve_device(device: str) -> str:
+    """Check that ``device`` exists here.
+
+    Raises
+    ------
+    ConfigError
+        ``cuda`` without a CUDA device, or a CUDA index beyond the devices.
+    """
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA device is available here "
+                              f"(torch.cuda.is_available() is False); use --device cpu.")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here; "
+                              f"use cuda:0..cuda:{torch.cuda.device_count() - 1}.")
+    return device
+
+
+def _seed(seed: int, tag: int) -> int:
+    ss = np.random.SeedSequence(int(seed), spawn_key=(tag,))
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, flush=True)
+
+
+def _image_nodes(module, frame_shape) -> list[str]:
+    shapes = module.plan.shapes
+    return [n for n in module.circuit.nodes if shapes.get(n) is not None and tuple(shapes[n]) == tuple(frame_shape)]
+
+
+def reconstruction_node(study: Study, module) -> str | None:
+    """The node whose output is the reconstruction (None if there is none, or it is ambiguous)."""
+    if study.objective is not None and study.objective.reconstruct is not None:
+        return study.objective.reconstruct
+    found = _image_nodes(module, study.world.frame_shape)
+    return found[0] if len(found) == 1 else None
+
+
+def evaluate(module, study: Study, device: str) -> tuple[xr.Dataset, dict[str, str]]:
+    """Run the circuit on the study's evaluation set.
+
+    Returns
+    -------
+    (xarray.Dataset, dict)
+        The traces, frames and factors over (sample, time, ...), and the
+        mapping from trace name to results.nc variable name.
+    """
+    ev = study.evaluate
+    episode = study.world.sample(ev.n_sequences, seed=ev.seed, device=device)
+    streams = episode.streams()
+    module.eval()
+    chunks: dict[str, list[torch.Tensor]] = {}
+    with torch.no_grad():
+        for lo in range(0, ev.n_sequences, ev.batch_size):
+            batch = {k: v[lo: lo + ev.batch_size] for k, v in streams.items()}
+            traces = module(batch, ctx=RunContext(sample=False))
+            for k, v in traces.items():
+                chunks.setdefault(k, []).append(v.detach().to("cpu", torch.float32))
+    names: dict[str, str] = {}
+    for k in chunks:
+        names[k] = variable_name(k, taken=set(chunks) - {k})
+    traces = {names[k]: torch.cat(v, dim=0) for k, v in chunks.items()}
+    ds = traces_to_dataset(traces, dt_ms=study.dt_ms, frames=episode.frames.cpu(), factors=episode.factors.cpu(),
+                           factor_names=episode.factor_names)
+    specs = module.circuit.nodes
+    for trace, var in names.items():
+        node = trace if trace in specs else trace.rsplit("_", 1)[0]
+        ds[var].attrs["node"] = trace
+        if trace in specs:
+            ds[var].attrs["kind"] = type(specs[trace]).kind
+            ds[var].attrs["first_valid_step"] = int(module.plan.valid_from[trace])
+        elif node in specs:
+            ds[var].attrs["long_name"] = f"{trace.rsplit('_', 1)[1]} of node {node}"
+    return ds, names
+
+
+def _add_coords(ds: xr.Dataset) -> xr.Dataset:
+    coords = {}
+    if "y" in ds.dims:
+        coords["y"] = ("y", np.arange(ds.sizes["y"]), {"long_name": "pixel row (0 = top)", "units": "1"})
+    if "x" in ds.dims:
+        coords["x"] = ("x", np.arange(ds.sizes["x"]), {"long_name": "pixel column (0 = left)", "units": "1"})
+    if "latent" in ds.dims:
+        coords["latent"] = ("latent", np.arange(ds.sizes["latent"]), {"long_name": "latent unit", "units": "1"})
+    ds = ds.assign_coords(coords)
+    if "sample" in ds.coords:
+        ds["sample"].attrs.update({"long_name": "evaluation sequence", "units": "1"})
+    if "factor" in ds.coords:
+        ds["factor"].attrs.update({"long_name": "generative factor of the world"})
+    return ds
+
+
+def _add_reconstruction(ds: xr.Dataset, study: Study, module, names: dict[str, str]) -> str | None:
+    node = reconstruction_node(study, module)
+    if node is None or names.get(node) not in ds or ds[names[node]].dims != ds["frames"].dims:
+        return None
+    offset = study.objective.target_offset_steps if study.objective is not None else 0
+    start = study.objective.score_from_step if study.objective is not None else 0
+    rec = ds[names[node]]
+    ds["reconstruction"] = rec.copy()
+    ds["reconstruction"].attrs = {"long_name": f"reconstruction: the decoded images (output of node {node})",
+                                  "units": "1", "node": node, "target_offset_steps": int(offset)}
+    n_t = ds.sizes["time"]
+    first = max(int(module.plan.valid_from[node]), start, -offset, 0)
+    last = min(n_t, n_t - offset)
+    target = ds["frames"].shift(time=-offset) if offset else ds["frames"]
+    err = ((rec - target) ** 2).mean(("sample", "y", "x"))
+    steps = np.arange(n_t)
+    scored = (steps >= first) & (steps < last)
+    by_time = err.where(xr.DataArray(scored, dims="time"))
+    ds["reconstruction_mse_by_time"] = by_time.astype(np.float64)
+    ds["reconstruction_mse_by_time"].attrs = {
+        "long_name": f"mean squared error per pixel of the reconstruction at step t against the frame "
+                     f"at t + {offset} (NaN at unscored steps)", "units": "1"}
+    value = float(by_time.mean(skipna=True)) if scored.any() else float("nan")
+    ds["reconstruction_mse"] = ((), value, {
+        "long_name": f"mean squared error per pixel of the reconstruction over the scored steps "
+                     f"{first}..{last - 1}", "units": "1"})
+    return node
+
+
+def _add_history(ds: xr.Dataset, result) -> xr.Dataset:
+    if result is None or len(result.steps) == 0:
+        return ds
+    ds = ds.assign_coords(step=("step", np.asarray(result.steps, dtype=np.int64),
+                                {"long_name": "training step (optimiser updates)", "units": "1"}))
+    for term, values in result.history.items():
+        ds[f"loss_{term}"] = ("step", np.asarray(values, dtype=np.float64), {
+            "long_name": f"training loss: {term} (summed over elements and scored steps, averaged over "
+                         f"the batch's sequences)", "units": "1"})
+    return ds
+
+
+def _versions() -> tuple[str, str]:
+    from . import __version__
+
+    return __version__, torch.__version__
+
+
+def _clear_outputs(out: Path) -> None:
+    for name in (RESULTS, "report.md"):
+        (out / name).unlink(missing_ok=True)
+    if (out / "figures").is_dir():
+        shutil.rmtree(out / "figures")
+
+
+def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None = None,
+              quiet: bool = False) -> Path:
+    """Run one study into ``out_dir`` (train, evaluate, analyse, record, plot, report).
+
+    Parameters
+    ----------
+    study : Study
+        A single-run study (no ``sweep``; see :func:`neurodelay.sweep.run_sweep`).
+    out_dir : path-like
+        The run's folder; created if needed. Nothing is written before the
+        study and device are checked.
+    resume : bool
+        Continue training from ``out_dir/checkpoint.pt`` if it exists.
+    device : str, optional
+        Replaces the study's device (``cpu``, ``cuda``, ``cuda:N``).
+    quiet : bool
+        No progress output.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    ConfigError
+        Invalid study, or a device that is not available (nothing written).
+    CheckpointError
+        ``resume`` with a truncated or foreign checkpoint.
+    TrainingError
+        The loss became NaN or infinite.
+    AnalysisError
+        An analysis failed (after results, figures and report are written).
+    """
+    from .analysis.registry import AnalysisContext, available
+    from .plots import plot_run
+    from .report import write_report
+    from .train import train
+
+    if not isinstance(study, Study):
+        raise TypeError(f"study must be a neurodelay.study.Study, got {type(study).__name__}.")
+    if study.sweep is not None:
+        raise ConfigError("run_study runs a single point; this study has a sweep: use "
+                          "neurodelay.sweep.run_sweep (or python -m neurodelay.run).")
+    if device is not None and device != study.device:
+        study = attrs.evolve(study, device=device)
+    resolve_device(study.device)
+    extra = ({type(s).kind: type(s) for s in study.circuit.nodes.values()}
+             if isinstance(study.circuit, GraphCircuit) else None)
+    check_study(study, extra_kinds=extra)
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    dev = study.device
+    circuit = study.build_circuit()
+    world = study.world
+    module = build_seeded(circuit, input_shapes=world_shapes(world), seed=_seed(study.seed, _INIT_TAG))
+    n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    study_text = study_to_yaml(study)
+    ckpt = out / CHECKPOINT
+    resuming = resume and ckpt.exists()
+    if not resuming:
+        out.mkdir(parents=True, exist_ok=True)
+        _clear_outputs(out)
+        _write_text(out / "study.resolved.yaml", study_text)
+
+    result = None
+    if study.train.steps > 0 and n_params > 0:
+        _say(quiet, f"{study.name}: training {study.train.steps} steps on {dev}"
+                    f"{' (resuming)' if resuming else ''} -> {out}")
+        result = train(module, world, study.objective, study.train, seed=study.seed, device=dev,
+                       checkpoint_path=ckpt, resume=resume, study_text=study_text,
+                       progress=False if quiet else None)
+    else:
+        why = "train.steps is 0" if study.train.steps == 0 else "the circuit has no learnable parameters"
+        _say(quiet, f"{study.name}: nothing to train ({why}); simulating")
+    if resuming:  # the checkpoint was accepted: replace the previous outputs
+        _clear_outputs(out)
+        _write_text(out / "study.resolved.yaml", study_text)
+
+    _say(quiet, f"{study.name}: evaluating {study.evaluate.n_sequences} sequences")
+    module.to(dev)
+    ds, names = evaluate(module, study, dev)
+    ds = _add_coords(ds)
+    recon_node = _add_reconstruction(ds, study, module, names)
+    ds = _add_history(ds, result)
+    version, torch_version = _versions()
+    ds.attrs.update({
+        "Conventions": "CF-1.8",
+        "title": f"neurodelay study {study.name}",
+        "study": study_text,
+        "study_name": study.name,
+        "neurodelay_version": version,
+        "torch_version": torch_version,
+        "device": dev,
+        "seed": int(study.seed),
+        "dt_ms": float(study.dt_ms),
+        "evaluate_seed": int(study.evaluate.seed),
+        "trained_steps": int(result.final_step) if result is not None else 0,
+        "train_steps_per_second": float(result.steps_per_second) if result is not None else 0.0,
+        "train_seconds": float(result.seconds) if result is not None else 0.0,
+        "n_parameters": int(n_params),
+    })
+
+    ctx = AnalysisContext(study=study, circuit=circuit, module=module, world=world, device=dev, out_dir=out)
+    registered = available() if study.analyses != () else {}
+    wanted = list(study.analyses) if study.analyses is not None else list(registered)
+    failures: list[tuple[str, str]] = []
+    for name in wanted:
+        _say(quiet, f"{study.name}: analysis {name}")
+        try:
+            extra_ds = registered[name](ds, ctx)
+            if extra_ds is not None:
+                clash = sorted(set(extra_ds.data_vars) & set(ds.data_vars))
+                if clash:
+                    raise ValueError(f"analysis {name!r} returned variables that already exist: {clash}")
+                ds = xr.merge([ds, extra_ds], compat="no_conflicts", combine_attrs="override")
+        except Exception as exc:  # noqa: BLE001 - reported after everything is written
+            failures.append((name, f"{type(exc).__name__}: {exc}"))
+    if failures:
+        ds.attrs["failed_analyses"] = "\n".join(f"{n}: {m}" for n, m in failures)
+
+    _netcdf_attrs(ds)
+    for v in ds.data_vars.values():
+        if v.ndim >= 3 and v.dtype.kind == "f":
+            v.encoding.update({"zlib": True, "complevel": 4})
+    write_netcdf(ds, out / RESULTS)
+    _say(quiet, f"{study.name}: wrote {out / RESULTS}")
+
+    figures = plot_run(ds, out / "figures", recon_node=recon_node) + list(ctx.figures)
+    schedule = circuit.plan(world_shapes(world)).describe(study.dt_ms)
+    write_report(out, study, ds, figures=figures, schedule=schedule, study_text=study_text,
+                 failures=failures, wall_seconds=time.perf_counter() - t_start, resumed=resuming)
+    _say(quiet, f"{study.name}: report {out / 'report.md'}")
+    if failures:
+        raise AnalysisError("analyses failed: " + "; ".join(f"{n} ({m})" for n, m in failures)
+                            + f". Results and report are in {out}.")
+    return out
+
+
+def _attr_value(value):
+    """A value netCDF can store as an attribute: bools as ints, None and containers as YAML text."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (str, int, float, np.integer, np.floating)):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            for v in value):
+        return np.asarray(value)
+    return yaml.safe_dump(_plain(value), sort_keys=False, default_flow_style=True).strip()
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _netcdf_attrs(ds: xr.Dataset) -> None:
+    """Make every attribute storable in netCDF (in place)."""
+    for obj in (ds, *ds.variables.values()):
+        obj.attrs = {k: _attr_value(v) for k, v in obj.attrs.items()}
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,1242 @@
+"""The study file: its schema, loading, ``--set`` overrides and error messages.
+
+A study is a YAML file (or a Python script, see :func:`load_study`) that
+becomes a frozen :class:`Study` spec at the edge, with cattrs. Sections::
+
+    name, seed, dt_ms, device      run identity and time grid
+    world                          a world spec, tagged by ``kind``
+    circuit                        {preset: NAME, ...params} or {nodes: ..., edges: [...]}
+    objective                      an Objective (optional when nothing is trained)
+    train                          TrainSettings
+    evaluate                       EvaluateSettings
+    analyses                       names of registered analyses (default: all)
+    sweep                          dotted paths -> lists of values (a grid); ``zip:`` pairs lists
+
+Errors are collected and reported together, each with its path in the file
+(``$.circuit.edges[2].delay_ms``) and the validator's own explanation; an
+unknown key gets the closest valid one, an unknown ``kind`` the list of valid
+kinds. See ``docs/study-schema.md`` for the whole schema.
+
+Conventions applied while loading (documented in the schema):
+
+* ``dt_ms`` of the study is the circuit's time step;
+* conv areas (any component with a ``size`` field) and presets that take a
+  ``size`` get the world's image size unless the file gives one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.util
+import inspect
+import math
+import re
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Union
+
+import attrs
+import cattrs
+import yaml
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    IterableValidationNote,
+)
+from cattrs.gen import make_dict_structure_fn
+
+from .circuit import Circuit, Edge, world_shapes
+from .components import COMPONENTS
+from .components.base import AbstractComponent
+from .errors import ConfigError
+from .objectives import Objective
+from .presets import PRESETS
+from .train import TrainSettings
+from .worlds import CircleOverBlob, MovingCircle
+
+__all__ = [
+    "Study", "EvaluateSettings", "PresetCircuit", "GraphCircuit", "Sweep", "StudyError", "WORLDS",
+    "load_study", "structure_study", "unstructure_study", "study_to_yaml", "check_study",
+    "parse_override", "apply_overrides", "with_values", "structure_component",
+    "unstructure_component",
+]
+
+#: World classes by their study-file ``kind``.
+WORLDS: dict[str, type] = {cls.kind: cls for cls in (CircleOverBlob, MovingCircle)}
+
+#: Default seed of the evaluation set: fixed, and distinct from training seeds.
+EVAL_SEED = 1_000_003
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+class StudyError(ConfigError):
+    """An invalid study: every problem with its path in the file.
+
+    Attributes
+    ----------
+    source : str
+        The file (or ``<study>``) the problems are in.
+    problems : list of (str, str)
+        ``(path, message)`` pairs; paths look like ``$.circuit.edges[2].delay_ms``.
+    """
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            path, msg = self.problems[0]
+            text = f"invalid study {source}: {path}: {msg}" if path else f"invalid study {source}: {msg}"
+        else:
+            lines = [f"invalid study {source} ({len(self.problems)} problems):"]
+            lines += [f"  {p}: {m}" if p else f"  {m}" for p, m in self.problems]
+            text = "\n".join(lines)
+        super().__init__(text)
+
+
+class _Problem(ValueError):
+    """A structuring problem whose message is complete as it stands."""
+
+
+# ============================================================ validators
+def _check_name(inst, attr, value):
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise ValueError(
+            f"name must be a non-empty name of letters, digits and _ . + - (it names the output "
+            f"folder), got {value!r}; use e.g. name: my-study.")
+
+
+def _check_seed(inst, attr, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attr.name} must be an integer >= 0, got {value!r}; use e.g. {attr.name}: 0.")
+
+
+def _check_dt(inst, attr, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"dt_ms must be a positive number of ms, got {value!r}; use e.g. dt_ms: 10 "
+                         f"(one frame per step).")
+
+
+def _check_device(inst, attr, value):
+    if not isinstance(value, str) or not _DEVICE_RE.match(value):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}.")
+
+
+def _positive_int(inst, attr, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attr.name} must be an integer >= 1, got {value!r}.")
+
+
+def _freeze(value):
+    """Lists (nested) to tuples, so that specs stay hashable and immutable."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value):
+    """Tuples (nested) back to lists, for YAML and raw study dicts."""
+    if isinstance(value, (list, tuple)):
+        return [_thaw(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
+
+
+# ============================================================ spec classes
+@attrs.frozen
+class EvaluateSettings:
+    """The evaluation run after training, recorded in ``results.nc``.
+
+    Parameters
+    ----------
+    n_sequences : int
+        Sequences (samples) in the evaluation set.
+    seed : int
+        Seed of the evaluation set: fixed and independent of the study's
+        seed, so that runs with different seeds are evaluated on the same
+        sequences.
+    batch_size : int
+        Sequences run through the circuit at once (memory only; results do
+        not depend on it).
+    """
+
+    n_sequences: int = attrs.field(default=256, validator=_positive_int)
+    seed: int = attrs.field(default=EVAL_SEED, validator=_check_seed)
+    batch_size: int = attrs.field(default=64, validator=_positive_int)
+
+
+def _preset_params(value):
+    if isinstance(value, Mapping):
+        value = value.items()
+    return tuple((str(k), _freeze(v)) for k, v in value)
+
+
+@attrs.frozen
+class PresetCircuit:
+    """A circuit from :data:`neurodelay.presets.PRESETS` with its parameters.
+
+    In a study file: ``circuit: {preset: inertia, n_latents: 4, gamma: 0.5}``.
+
+    Parameters
+    ----------
+    preset : str
+        The preset's name.
+    params : tuple of (str, value)
+        Keyword arguments of the preset function (``dt_ms`` excepted: it is
+        the study's).
+    """
+
+    preset: str
+    params: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=_preset_params)
+
+    def build(self, dt_ms: float) -> Circuit:
+        """The circuit, on the time grid ``dt_ms``."""
+        return PRESETS[self.preset](**dict(self.params), dt_ms=dt_ms)
+
+
+def _nodes(value):
+    if not isinstance(value, Mapping):
+        raise TypeError(f"nodes must be a mapping from name to component, got {type(value).__name__}.")
+    return dict(value)
+
+
+@attrs.frozen(eq=False)
+class GraphCircuit:
+    """A circuit given as a graph: named nodes (components) and edges.
+
+    In a study file: ``circuit: {nodes: {enc: {kind: conv_encoder}, ...}, edges: [...]}``.
+
+    Parameters
+    ----------
+    nodes : dict of str -> component spec
+    edges : tuple of Edge
+    dt_ms : float or None
+        The time step of a :class:`~neurodelay.Circuit` this spec was made
+        from (Python studies), checked against the study's; not part of the
+        study file.
+    """
+
+    nodes: dict[str, AbstractComponent] = attrs.field(converter=_nodes)
+    edges: tuple[Edge, ...] = attrs.field(default=(), converter=tuple)
+    dt_ms: float | None = attrs.field(default=None)
+
+    def __eq__(self, other):
+        if not isinstance(other, GraphCircuit):
+            return NotImplemented
+        return self.nodes == other.nodes and self.edges == other.edges
+
+    __hash__ = None  # holds a dict
+
+    @classmethod
+    def from_circuit(cls, circuit: Circuit) -> "GraphCircuit":
+        """The graph spec of a built :class:`~neurodelay.Circuit`."""
+        return cls(nodes=dict(circuit.nodes), edges=tuple(circuit.edges), dt_ms=circuit.dt_ms)
+
+    def build(self, dt_ms: float) -> Circuit:
+        """The circuit, on the time grid ``dt_ms``."""
+        return Circuit(nodes=self.nodes, edges=self.edges, dt_ms=dt_ms)
+
+
+def _circuit_spec(value):
+    if isinstance(value, Circuit):
+        return GraphCircuit.from_circuit(value)
+    return value
+
+
+@attrs.frozen
+class Sweep:
+    """Parameters to sweep: a grid, and groups of parameters that vary together.
+
+    In a study file::
+
+        sweep:
+          circuit.nodes.z.gamma: [0.0, 0.5, 1.0]     # grid dimension
+          zip:                                       # one shared dimension
+            train.lr: [1.0e-3, 1.0e-4]
+            seed: [0, 1]
+
+    Parameters
+    ----------
+    grid : tuple of (path, values)
+        Each swept path with its values; every combination is run.
+    zip : tuple of groups
+        Each group a tuple of (path, values) with equally many values; the
+        group's paths take their i-th values together.
+    """
+
+    grid: tuple[tuple[str, tuple], ...] = attrs.field(default=(), converter=_freeze)
+    zip: tuple[tuple[tuple[str, tuple], ...], ...] = attrs.field(default=(), converter=_freeze)
+
+    @property
+    def paths(self) -> list[str]:
+        """Every swept path, grid first, then the zip groups."""
+        return [p for p, _ in self.grid] + [p for g in self.zip for p, _ in g]
+
+    @property
+    def n_points(self) -> int:
+        """Number of points (runs) of the sweep."""
+        n = 1
+        for _, values in self.grid:
+            n *= len(values)
+        for group in self.zip:
+            n *= len(group[0][1])
+        return n
+
+
+World = Union[CircleOverBlob, MovingCircle]
+CircuitSpec = Union[PresetCircuit, GraphCircuit]
+
+
+@attrs.frozen
+class Study:
+    """A study: a world, a circuit, how to train it, evaluate it and analyse it.
+
+    Parameters
+    ----------
+    name : str
+        Names the output folder ``<out>/<name>/``.
+    circuit : PresetCircuit or GraphCircuit (or a Circuit, converted)
+        The circuit. Its time step is ``dt_ms``.
+    seed : int
+        Seeds parameter initialisation and training.
+    dt_ms : float
+        The simulation step in ms (10 = one frame per step).
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:N``.
+    world : CircleOverBlob or MovingCircle
+        The stimulus world.
+    objective : Objective or None
+        What training minimises; needed only when something is trained.
+    train : TrainSettings
+        ``steps: 0`` only simulates, records and analyses.
+    evaluate : EvaluateSettings
+        The evaluation set recorded in ``results.nc``.
+    analyses : tuple of str or None
+        Registered analyses to run after evaluation (None: all registered).
+    sweep : Sweep or None
+        Parameters to sweep; each point is a run of its own.
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    seed: int = attrs.field(default=0, validator=_check_seed)
+    dt_ms: float = attrs.field(default=10.0, validator=_check_dt)
+    device: str = attrs.field(default="cpu", validator=_check_device)
+    world: World = attrs.field(factory=MovingCircle)
+    circuit: CircuitSpec = attrs.field(kw_only=True, converter=_circuit_spec)
+    objective: Objective | None = None
+    train: TrainSettings = attrs.field(factory=TrainSettings)
+    evaluate: EvaluateSettings = attrs.field(factory=EvaluateSettings)
+    analyses: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
+    sweep: Sweep | None = None
+
+    def build_circuit(self) -> Circuit:
+        """The circuit spec on the study's time grid (structure checked)."""
+        return self.circuit.build(float(self.dt_ms))
+
+    @property
+    def n_frames(self) -> int:
+        """Frames per sequence of the world (1 for a static world)."""
+        return int(getattr(self.world, "n_frames", 1))
+
+
+# ============================================================ the converter
+def _show(value) -> str:
+    if isinstance(value, bool):
+        return f"{value!r} (a boolean)"
+    if isinstance(value, str):
+        return f"{value!r} (text)"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return f"a list {list(value)!r}"
+    if value is None:
+        return "null"
+    return repr(value)
+
+
+def _s_int(value, _):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _Problem(f"expected an integer, got {_show(value)}.")
+
+
+def _s_float(value, _):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and _NUMBER_RE.match(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
+    raise _Problem(f"expected a number, got {_show(value)}.")
+
+
+def _s_str(value, _):
+    if isinstance(value, str):
+        return value
+    raise _Problem(f"expected text, got {_show(value)}.")
+
+
+def _s_bool(value, _):
+    if isinstance(value, bool):
+        return value
+    raise _Problem(f"expected true or false, got {_show(value)}.")
+
+
+def _s_any(value, _):
+    return _freeze(value)
+
+
+def _is_homogeneous_tuple(tp) -> bool:
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _is_delay_union(tp) -> bool:
+    args = set(typing.get_args(tp))
+    return typing.get_origin(tp) in (Union, types.UnionType) and float in args and tuple[float, ...] in args
+
+
+def _key_path(key) -> str:
+    if isinstance(key, int):
+        return f"[{key}]"
+    key = str(key)
+    return f".{key}" if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) else f"[{key!r}]"
+
+
+def _suggest(word, options) -> str:
+    options = [str(o) for o in options]
+    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{hint}Valid: {', '.join(options)}." if options else hint
+
+
+class _StudyConverter:
+    """A cattrs converter with strict scalars, tagged unions and located errors."""
+
+    def __init__(self, kinds: Mapping[str, type]):
+        self.kinds = dict(kinds)
+        c = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+        self.c = c
+        c.register_structure_hook_factory(attrs.has, self._attrs_factory)
+        for tp, fn in ((int, _s_int), (float, _s_float), (str, _s_str), (bool, _s_bool)):
+            c.register_structure_hook(tp, fn)
+        c.register_structure_hook_func(lambda t: t is Any, _s_any)
+        c.register_structure_hook_func(_is_homogeneous_tuple, self._s_tuple)
+        c.register_structure_hook_func(_is_delay_union, self._s_delay)
+        c.register_structure_hook_func(lambda t: t == World, self._s_world)
+        c.register_structure_hook_func(lambda t: t == CircuitSpec, self._s_circuit)
+        c.register_structure_hook_func(lambda t: t is AbstractComponent, self._s_component)
+        c.register_structure_hook(Sweep, self._s_sweep)
+        c.register_structure_hook(PresetCircuit, self._s_preset)
+        c.register_structure_hook(GraphCircuit, self._s_graph)
+        # unstructuring: plain YAML-ready values, kinds first
+        c.register_unstructure_hook_func(
+            lambda t: isinstance(t, type) and (issubclass(t, AbstractComponent) or t in WORLDS.values()),
+            self._u_tagged)
+        c.register_unstructure_hook(PresetCircuit, lambda p: {"preset": p.preset, **_thaw(dict(p.params))})
+        c.register_unstructure_hook(GraphCircuit, self._u_graph)
+        c.register_unstructure_hook(Sweep, self._u_sweep)
+        c.register_unstructure_hook_func(lambda t: t is tuple or typing.get_origin(t) is tuple,
+                                         lambda v: [c.unstructure(x) for x in v])
+
+    # -------------------------------------------------------- attrs classes
+    def _attrs_factory(self, cl):
+        fn = make_dict_structure_fn(cl, self.c)
+
+        def structure(obj, _type=cl):
+            if not isinstance(obj, Mapping):
+                raise _Problem(f"expected a mapping of {cl.__name__} settings (key: value), got {_show(obj)}.")
+            try:
+                return fn(obj, cl)
+            except ClassValidationError as exc:
+                raise self._locate(exc, obj, cl) from None
+
+        return structure
+
+    def _locate(self, exc: ClassValidationError, obj: Mapping, cl) -> ClassValidationError:
+        """Attach field names to errors raised by a class's validators at instantiation."""
+        with_notes, without = exc.group_exceptions()
+        if with_notes or not without:
+            return exc
+        found = []
+        inst = object.__new__(cl)
+        for f in attrs.fields(attrs.resolve_types(cl)):
+            if f.validator is None or f.name not in obj:
+                continue
+            try:
+                value = self.c.structure(obj[f.name], f.type)
+                if f.converter is not None:
+                    value = f.converter(value)
+                f.validator(inst, f, value)
+            except AttributeError:
+                continue
+            except Exception as e:  # noqa: BLE001 - reported with its path
+                e.__notes__ = [AttributeValidationNote(f"@ {f.name}", f.name, f.type)]
+                found.append(e)
+        if not found:
+            return exc
+        return ClassValidationError(exc.message, found, cl)
+
+    def _s_tuple(self, value, tp):
+        if not isinstance(value, (list, tuple)):
+            raise _Problem(f"expected a list, got {_show(value)}.")
+        item = typing.get_args(tp)[0]
+        out, errors = [], []
+        for i, x in enumerate(value):
+            try:
+                out.append(self.c.structure(x, item))
+            except Exception as e:  # noqa: BLE001
+                e.__notes__ = [IterableValidationNote(f"@ index {i}", i, item)]
+                errors.append(e)
+        if errors:
+            raise IterableValidationError("while structuring a list", errors, tp)
+        return tuple(out)
+
+    def _s_delay(self, value, tp):
+        if isinstance(value, (list, tuple)):
+            return self._s_tuple(value, tuple[float, ...])
+        try:
+            return _s_float(value, float)
+        except _Problem:
+            raise _Problem(f"expected a delay in ms (a number, or a list of numbers, one per "
+                           f"channel), got {_show(value)}.") from None
+
+    # -------------------------------------------------------- tagged unions
+    def _tagged(self, value, registry: Mapping[str, type], what: str):
+        if isinstance(value, tuple(registry.values())):
+            return value
+        if not isinstance(value, Mapping):
+            raise _Problem(f"expected a mapping with a kind ({', '.join(registry)}), got {_show(value)}.")
+        if "kind" not in value:
+            raise _Problem(f"{what} needs a kind: one of {', '.join(registry)}.")
+        kind = value["kind"]
+        if kind not in registry:
+            close = difflib.get_close_matches(str(kind), list(registry), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise _KindProblem(f"unknown {what} kind {kind!r}; {hint}valid kinds: {', '.join(registry)}.")
+        rest = {k: v for k, v in value.items() if k != "kind"}
+        return self.c.structure(rest, registry[kind])
+
+    def _s_world(self, value, _):
+        return self._tagged(value, WORLDS, "world")
+
+    def _s_component(self, value, _):
+        return self._tagged(value, self.kinds, "component")
+
+    def _u_tagged(self, spec):
+        out = {"kind": type(spec).kind}
+        for f in attrs.fields(type(spec)):
+            out[f.name] = self.c.unstructure(getattr(spec, f.name))
+        return out
+
+    # -------------------------------------------------------- circuits
+    def _s_circuit(self, value, _):
+        if isinstance(value, (PresetCircuit, GraphCircuit)):
+            return value
+        if isinstance(value, Circuit):
+            return GraphCircuit.from_circuit(value)
+        if not isinstance(value, Mapping):
+            raise _Problem(f"expected a mapping: either {{preset: NAME, ...parameters}} or "
+                           f"{{nodes: ..., edges: [...]}}, got {_show(value)}.")
+        if "preset" in value:
+            return self._s_preset(value, PresetCircuit)
+        if "nodes" in value or "edges" in value:
+            return self._s_graph(value, GraphCircuit)
+        raise _Problem("a circuit is either a preset ({preset: NAME, ...parameters}; presets: "
+                       f"{', '.join(PRESETS)}) or a graph ({{nodes: ..., edges: [...]}}); found keys "
+                       f"{', '.join(map(str, value)) or 'none'}.")
+
+    def _s_preset(self, value, _):
+        if isinstance(value, PresetCircuit):
+            return value
+        name = value.get("preset")
+        if name not in PRESETS:
+            close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise _Located([(".preset", f"unknown preset {name!r}; {hint}valid presets: "
+                                        f"{', '.join(PRESETS)}.")])
+        fn = PRESETS[name]
+        hints = typing.get_type_hints(fn)
+        valid = [p for p in inspect.signature(fn).parameters if p != "dt_ms"]
+        problems, params = [], []
+        for key, v in value.items():
+            if key == "preset":
+                continue
+            if key == "dt_ms":
+                problems.append((".dt_ms", "dt_ms is the study's: set it at the top of the file "
+                                           "(dt_ms: 10), not in the circuit."))
+            elif key not in valid:
+                problems.append((_key_path(key), f"unknown parameter {key!r} of preset {name!r}; "
+                                                 f"{_suggest(key, valid)}"))
+            else:
+                try:
+                    params.append((key, self.c.structure(v, hints.get(key, Any))))
+                except _Problem as e:
+                    problems.append((_key_path(key), str(e)))
+        if problems:
+            raise _Located(problems)
+        return PresetCircuit(name, tuple(params))
+
+    def _s_graph(self, value, _):
+        if isinstance(value, GraphCircuit):
+            return value
+        problems = []
+        extra = [k for k in value if k not in ("nodes", "edges")]
+        for k in extra:
+            problems.append((_key_path(k), f"unknown key {k!r} of a graph circuit; "
+                                           f"{_suggest(k, ['nodes', 'edges'])}"))
+        nodes_raw = value.get("nodes")
+        nodes = {}
+        if not isinstance(nodes_raw, Mapping) or not nodes_raw:
+            problems.append((".nodes", f"a graph circuit needs nodes: a mapping from node name to "
+                                       f"{{kind: ..., ...}}, got {_show(nodes_raw)}."))
+        else:
+            for name, spec in nodes_raw.items():
+                try:
+                    nodes[name] = self.c.structure(spec, AbstractComponent)
+                except Exception as e:  # noqa: BLE001
+                    problems += [(f".nodes{_key_path(name)}{p}", m) for p, m in _flatten(e, "")]
+        edges_raw = value.get("edges", [])
+        edges = ()
+        try:
+            edges = self._s_tuple(edges_raw, tuple[Edge, ...])
+        except Exception as e:  # noqa: BLE001
+            problems += [(f".edges{p}", m) for p, m in _flatten(e, "")]
+        if problems:
+            raise _Located(problems)
+        return GraphCircuit(nodes=nodes, edges=edges)
+
+    def _u_graph(self, g: GraphCircuit):
+        return {"nodes": {n: self.c.unstructure(s, type(s)) for n, s in g.nodes.items()},
+                "edges": [self.c.unstructure(e) for e in g.edges]}
+
+    # -------------------------------------------------------- sweeps
+    def _s_sweep(self, value, _):
+        if isinstance(value, Sweep):
+            return value
+        if not isinstance(value, Mapping):
+            raise _Problem(f"expected a mapping from dotted paths to lists of values, got {_show(value)}.")
+        problems, grid, groups = [], [], []
+        for key, vals in value.items():
+            if key == "zip":
+                zraw = vals if isinstance(vals, list) else [vals]
+                for gi, group in enumerate(zraw):
+                    where = ".zip" if not isinstance(vals, list) else f".zip[{gi}]"
+                    if not isinstance(group, Mapping) or not group:
+                        problems.append((where, f"zip pairs lists: a mapping from paths to lists of "
+                                                f"equal length, got {_show(group)}."))
+                        continue
+                    items = []
+                    for path, gv in group.items():
+                        p = _sweep_values(path, gv)
+                        if isinstance(p, str):
+                            problems.append((f"{where}[{path!r}]", p))
+                        else:
+                            items.append((str(path), p))
+                    lengths = {len(v) for _, v in items}
+                    if len(lengths) > 1:
+                        problems.append((where, "zipped lists must have equal lengths, got "
+                                         + ", ".join(f"{p}: {len(v)}" for p, v in items) + "."))
+                    elif items:
+                        groups.append(tuple(items))
+            else:
+                p = _sweep_values(key, vals)
+                if isinstance(p, str):
+                    problems.append((f"[{key!r}]", p))
+                else:
+                    grid.append((str(key), p))
+        if problems:
+            raise _Located(problems)
+        return Sweep(grid=tuple(grid), zip=tuple(groups))
+
+    def _u_sweep(self, s: Sweep):
+        out = {p: _thaw(v) for p, v in s.grid}
+        if s.zip:
+            groups = [{p: _thaw(v) for p, v in g} for g in s.zip]
+            out["zip"] = groups[0] if len(groups) == 1 else groups
+        return out
+
+    # -------------------------------------------------------- entry points
+    def structure(self, value, tp):
+        return self.c.structure(value, tp)
+
+    def unstructure(self, value):
+        return self.c.unstructure(value, type(value))
+
+
+def _sweep_values(path, values):
+    if not isinstance(path, str) or not path:
+        return f"a swept parameter is a dotted path such as circuit.nodes.z.gamma, got {path!r}."
+    if path.split(".")[0] in ("sweep", "name"):
+        return f"{path!r} cannot be swept."
+    if not isinstance(values, list) or not values:
+        return (f"expected a non-empty list of values for {path!r}, got {_show(values)}; "
+                f"e.g. {path}: [0.0, 0.5].")
+    return tuple(_freeze(_number(v)) for v in values)
+
+
+def _number(value):
+    """A number written as text (YAML 1.1 reads 1e-3 as text) as a float; anything else as is."""
+    if isinstance(value, str) and _NUMBER_RE.match(value.strip()) and not value.strip().lstrip("+-").isdigit():
+        return float(value)
+    return value
+
+
+class _Located(ValueError):
+    """Problems already located relative to the value being structured."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        super().__init__("; ".join(m for _, m in problems))
+        self.problems = problems
+
+
+class _KindProblem(_Problem):
+    """An unknown ``kind``: located at the ``kind`` key."""
+
+
+@functools.lru_cache(maxsize=16)
+def _converter_for(kinds: tuple[tuple[str, type], ...]) -> _StudyConverter:
+    return _StudyConverter(dict(kinds))
+
+
+def _converter(extra_kinds: Mapping[str, type] | None = None) -> _StudyConverter:
+    kinds = dict(COMPONENTS)
+    kinds.update(extra_kinds or {})
+    return _converter_for(tuple(kinds.items()))
+
+
+# ============================================================ error formatting
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return "required, but missing."
+    if exc.args and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc) or type(exc).__name__
+
+
+def _flatten(exc: BaseException, path: str) -> list[tuple[str, str]]:
+    """Walk a cattrs error tree into ``(path, message)`` pairs, keeping validator texts."""
+    if isinstance(exc, _Located):
+        return [(path + p, m) for p, m in exc.problems]
+    if isinstance(exc, _KindProblem):
+        return [(path + ".kind", _message(exc))]
+    if isinstance(exc, StudyError):
+        return [(path + p.lstrip("$"), m) for p, m in exc.problems]
+    if isinstance(exc, ClassValidationError):
+        out = []
+        with_notes, without = exc.group_exceptions()
+        for e, note in with_notes:
+            out += _flatten(e, path + "." + note.name)
+        for e in without:
+            out += _flatten_extra(e, path, exc.cl) if isinstance(e, ForbiddenExtraKeysError) \
+                else _flatten(e, path)
+        return out
+    if isinstance(exc, IterableValidationError):
+        out = []
+        with_notes, without = exc.group_exceptions()
+        for e, note in with_notes:
+            out += _flatten(e, path + _key_path(note.index))
+        for e in without:
+            out += _flatten(e, path)
+        return out
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return _flatten_extra(exc, path, exc.cl)
+    if isinstance(exc, BaseExceptionGroup):
+        return [p for e in exc.exceptions for p in _flatten(e, path)]
+    return [(path, _message(exc))]
+
+
+def _flatten_extra(exc: ForbiddenExtraKeysError, path: str, cl) -> list[tuple[str, str]]:
+    valid = [f.name for f in attrs.fields(exc.cl)]
+    what = getattr(exc.cl, "kind", None) or exc.cl.__name__
+    return [(path + _key_path(k), f"unknown key {k!r} in {what}; {_suggest(k, valid)}")
+            for k in sorted(exc.extra_fields)]
+
+
+# ============================================================ structuring
+def structure_study(raw, *, source: str = "<study>", extra_kinds: Mapping[str, type] | None = None,
+                    check: bool = True) -> Study:
+    """Turn a raw study mapping (from YAML) into a checked :class:`Study`.
+
+    Parameters
+    ----------
+    raw : dict
+        The parsed study file.
+    source : str
+        Where it came from, for messages.
+    extra_kinds : dict of str -> component class, optional
+        Component kinds besides :data:`neurodelay.components.COMPONENTS`
+        (Python studies defining their own components).
+    check : bool
+        Also check the study as a whole (:func:`check_study`).
+
+    Raises
+    ------
+    StudyError
+        Listing every problem with its path.
+    """
+    if not isinstance(raw, Mapping):
+        raise StudyError(source, [("$", f"a study file is a mapping of sections (name: ..., world: ..., "
+                                        f"circuit: ...), got {_show(raw)}.")])
+    raw = _fill_sizes(dict(raw))
+    conv = _converter(extra_kinds)
+    try:
+        study = conv.structure(raw, Study)
+    except Exception as exc:  # noqa: BLE001 - every structuring error is reported
+        raise StudyError(source, _flatten(exc, "$")) from None
+    if check:
+        check_study(study, source=source, extra_kinds=extra_kinds)
+    return study
+
+
+def _fill_sizes(raw: dict) -> dict:
+    """Give conv areas and presets the world's image size unless the file sets one."""
+    world = raw.get("world")
+    size = None
+    if isinstance(world, Mapping):
+        cls = WORLDS.get(world.get("kind"))
+        size = world.get("size", attrs.fields_dict(cls)["size"].default if cls else None)
+    elif world is None:
+        size = attrs.fields_dict(MovingCircle)["size"].default
+    if not isinstance(size, int) or isinstance(size, bool):
+        return raw
+    circuit = raw.get("circuit")
+    if not isinstance(circuit, Mapping):
+        return raw
+    circuit = dict(circuit)
+    if circuit.get("preset") in PRESETS:
+        if "size" in inspect.signature(PRESETS[circuit["preset"]]).parameters:
+            circuit.setdefault("size", size)
+    elif isinstance(circuit.get("nodes"), Mapping):
+        nodes = {}
+        for name, spec in circuit["nodes"].items():
+            cls = COMPONENTS.get(spec.get("kind")) if isinstance(spec, Mapping) else None
+            if cls is not None and "size" in attrs.fields_dict(cls) and "size" not in spec:
+                spec = {**spec, "size": size}
+            nodes[name] = spec
+        circuit["nodes"] = nodes
+    raw["circuit"] = circuit
+    return raw
+
+
+def unstructure_study(study: Study) -> dict:
+    """The study as a plain dict (YAML-ready; :func:`structure_study` reads it back)."""
+    kinds = _custom_kinds(study)
+    out = _converter(kinds).unstructure(study)
+    return _thaw(out)
+
+
+def study_to_yaml(study: Study) -> str:
+    """The study as YAML text (the resolved study written next to the results)."""
+    return yaml.safe_dump(unstructure_study(study), sort_keys=False, default_flow_style=None, width=100)
+
+
+def structure_component(raw: Mapping, extra_kinds: Mapping[str, type] | None = None) -> AbstractComponent:
+    """A component spec from its study-file mapping (``{kind: ..., ...}``)."""
+    conv = _converter(extra_kinds)
+    try:
+        return conv.structure(raw, AbstractComponent)
+    except Exception as exc:  # noqa: BLE001
+        raise StudyError("<component>", _flatten(exc, "$")) from None
+
+
+def unstructure_component(spec: AbstractComponent) -> dict:
+    """A component spec as its study-file mapping (``{kind: ..., ...}``)."""
+    return _thaw(_converter({type(spec).kind: type(spec)}).unstructure(spec))
+
+
+def _custom_kinds(study: Study) -> dict[str, type]:
+    if isinstance(study.circuit, GraphCircuit):
+        return {type(s).kind: type(s) for s in study.circuit.nodes.values()
+                if COMPONENTS.get(type(s).kind) is not type(s)}
+    return {}
+
+
+# ============================================================ whole-study checks
+def _circuit_path(message: str, exc: BaseException | None = None) -> str:
+    from .errors import ShapeError
+
+    m = re.match(r"^edge (\d+) ", message)
+    if m and isinstance(exc, ShapeError):
+        return f"$.circuit.edges[{m.group(1)}]"
+    if not m:
+        m2 = re.match(r"^node '?([A-Za-z_]\w*)'? ", message)
+        return f"$.circuit.nodes.{m2.group(1)}" if m2 else "$.circuit"
+    path = f"$.circuit.edges[{m.group(1)}]"
+    head = message.split(":", 1)[1] if ":" in message else message
+    if "delay_ms" in head:
+        return path + ".delay_ms"
+    if "target" in head:
+        return path + ".target"
+    if "source" in head:
+        return path + ".source"
+    return path
+
+
+def _objective_path(message: str) -> str:
+    m = re.match(r"^(objective(?:\.[A-Za-z_]\w*|\[\d+\])*)", message)
+    return "$." + m.group(1) if m else "$.objective"
+
+
+def _located_in_preset(study: Study, message: str) -> str:
+    for key, _ in study.circuit.params:
+        if re.search(rf"\b{re.escape(key)}\b", message):
+            return f"$.circuit.{key}"
+    return "$.circuit"
+
+
+def check_study(study: Study, *, source: str = "<study>",
+                extra_kinds: Mapping[str, type] | None = None) -> None:
+    """Check a study as a whole: circuit structure and shapes, objective, analyses, sweep.
+
+    Builds nothing that trains and writes nothing. For a sweep, every point
+    is checked too.
+
+    Raises
+    ------
+    StudyError
+        Listing the problems with their paths.
+    """
+    problems = _check_point(study)
+    if study.sweep is not None and not problems:
+        problems += _check_sweep(study, extra_kinds)
+    if problems:
+        raise StudyError(source, problems)
+
+
+def _check_point(study: Study) -> list[tuple[str, str]]:
+    from .simulation import build_seeded  # local: keeps `import neurodelay.study` light
+
+    if isinstance(study.circuit, GraphCircuit) and study.circuit.dt_ms is not None \
+            and float(study.circuit.dt_ms) != float(study.dt_ms):
+        return [("$.dt_ms", f"the circuit was made with dt_ms={study.circuit.dt_ms:g} but the study has "
+                            f"dt_ms={study.dt_ms:g}; make them equal (the study's dt is the circuit's).")]
+    try:
+        circuit = study.build_circuit()
+    except (ConfigError, ValueError, TypeError) as exc:
+        msg = _message(exc)
+        where = _located_in_preset(study, msg) if isinstance(study.circuit, PresetCircuit) \
+            else _circuit_path(msg)
+        return [(where, msg)]
+    try:
+        shapes = world_shapes(study.world)
+        module = build_seeded(circuit, input_shapes=shapes, seed=0)
+    except (ConfigError, ValueError, TypeError) as exc:
+        msg = _message(exc)
+        return [(_circuit_path(msg, exc), msg)]
+    learnable = any(p.requires_grad for p in module.parameters())
+    problems = []
+    if study.objective is None:
+        if study.train.steps > 0 and learnable:
+            problems.append(("$.objective", (
+                f"this study trains (train.steps: {study.train.steps}) a circuit with learnable "
+                f"parameters but has no objective; add e.g. objective: {{reconstruction: gaussian}}, "
+                f"or set train.steps: 0 to only simulate.")))
+    else:
+        from .objectives import check_objective
+
+        try:
+            check_objective(study.objective, module, study.world.factor_names, n_frames=study.n_frames)
+        except (ConfigError, ValueError, TypeError) as exc:
+            msg = _message(exc)
+            path = _objective_path(msg)
+            if msg.startswith(path[2:] + ":"):
+                msg = msg[len(path) - 1:].lstrip()
+            problems.append((path, msg))
+    if study.analyses:
+        from .analysis.registry import available
+
+        registered = available()
+        for i, name in enumerate(study.analyses):
+            if name not in registered:
+                problems.append((f"$.analyses[{i}]", f"unknown analysis {name!r}; "
+                                                     f"{_suggest(name, list(registered)) if registered else 'none is registered.'}"))
+    return problems
+
+
+def _check_sweep(study: Study, extra_kinds) -> list[tuple[str, str]]:
+    raw = unstructure_study(study)
+    problems = []
+    for path in study.sweep.paths:
+        try:
+            _set_path(raw, path, None, check_only=True)
+        except _PathError as e:
+            problems.append((f"$.sweep[{path!r}]", str(e)))
+    if problems:
+        return problems
+    from .sweep import expand  # noqa: PLC0415 - sweep imports this module
+
+    for point in expand(study):
+        try:
+            with_values(study, point.values, extra_kinds=extra_kinds)
+        except StudyError as e:
+            label = ", ".join(f"{k}={v!r}" for k, v in point.values.items())
+            problems += [(p, f"at sweep point {label}: {m}") for p, m in e.problems]
+            break
+    return problems
+
+
+# ============================================================ paths and overrides
+class _PathError(ValueError):
+    pass
+
+
+_TOKEN_RE = re.compile(r"[^.\[\]]+|\[\d+\]")
+
+
+def _tokens(path: str) -> list[str | int]:
+    if not isinstance(path, str) or not path or path.startswith(".") or path.endswith(".") or ".." in path:
+        raise _PathError(f"{path!r} is not a dotted path such as train.lr or circuit.edges[2].delay_ms.")
+    out: list[str | int] = []
+    for t in _TOKEN_RE.findall(path):
+        if t.startswith("["):
+            out.append(int(t[1:-1]))
+        elif t.isdigit():
+            out.append(int(t))
+        else:
+            out.append(t)
+    return out
+
+
+def _field_schema(cls, name):
+    tp = attrs.fields_dict(attrs.resolve_types(cls))[name].type
+    return _schema_of(tp)
+
+
+def _schema_of(tp):
+    if tp == World:
+        return ("world",)
+    if tp == CircuitSpec:
+        return ("circuit",)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _schema_of(inner[0])
+        return ("leaf",)
+    if _is_homogeneous_tuple(tp) and attrs.has(args[0]):
+        return ("list", _schema_of(args[0]))
+    if isinstance(tp, type) and attrs.has(tp) and tp is not Sweep:
+        return ("attrs", tp)
+    return ("leaf",)
+
+
+def _children(schema, raw) -> tuple[str, dict]:
+    """(description, {key: child schema}) of a schema node, given its raw value."""
+    kind = schema[0]
+    if kind == "attrs":
+        cls = schema[1]
+        return cls.__name__, {f.name: _field_schema(cls, f.name) for f in attrs.fields(cls)}
+    if kind == "world":
+        k = raw.get("kind", MovingCircle.kind) if isinstance(raw, Mapping) else MovingCircle.kind
+        cls = WORLDS.get(k, MovingCircle)
+        return f"world ({cls.kind})", {"kind": ("leaf",), **{f.name: ("leaf",) for f in attrs.fields(cls)}}
+    if kind == "circuit":
+        if isinstance(raw, Mapping) and "preset" in raw:
+            fn = PRESETS.get(raw["preset"])
+            params = [p for p in inspect.signature(fn).parameters if p != "dt_ms"] if fn else []
+            return f"the {raw['preset']!r} preset", {"preset": ("leaf",), **{p: ("leaf",) for p in params}}
+        return "the graph circuit", {"nodes": ("nodes",), "edges": ("list", ("attrs", Edge))}
+    if kind == "nodes":
+        names = list(raw) if isinstance(raw, Mapping) else []
+        return "the circuit's nodes", {n: ("component",) for n in names}
+    if kind == "component":
+        cls = COMPONENTS.get(raw.get("kind")) if isinstance(raw, Mapping) else None
+        fields = [f.name for f in attrs.fields(cls)] if cls is not None else []
+        return f"a {cls.kind if cls else 'component'}", {"kind": ("leaf",), **{f: ("leaf",) for f in fields}}
+    return "a value", {}
+
+
+def _set_path(raw: dict, path: str, value, *, check_only: bool = False) -> None:
+    """Set ``path`` in a raw study dict, checking it against the schema."""
+    tokens = _tokens(path)
+    schema, node, done = ("attrs", Study), raw, []
+    for i, tok in enumerate(tokens):
+        last = i == len(tokens) - 1
+        shown = ".".join(str(t) for t in done) or "the study"
+        if schema[0] == "list":
+            if not isinstance(tok, int):
+                raise _PathError(f"{shown} is a list: index it with a number, e.g. {shown}[0].")
+            if not isinstance(node, list) or not 0 <= tok < len(node):
+                n = len(node) if isinstance(node, list) else 0
+                raise _PathError(f"{shown} has {n} entries; index {tok} does not exist"
+                                 f"{f' (use 0..{n - 1})' if n else ''}.")
+            child_schema = schema[1]
+        else:
+            if schema[0] == "leaf":
+                raise _PathError(f"{shown} is a value, not a section: it has no key {tok!r}.")
+            what, kids = _children(schema, node if isinstance(node, Mapping) else {})
+            if tok not in kids:
+                raise _PathError(f"{what} has no key {tok!r} (in {path!r}); {_suggest(tok, list(kids))}")
+            child_schema = kids[tok]
+        if last:
+            if not check_only:
+                node[tok] = _thaw(value)
+            return
+        nxt = node[tok] if isinstance(node, list) else (node.get(tok) if isinstance(node, Mapping) else None)
+        if nxt is None:
+            nxt = [] if child_schema[0] == "list" else {}
+            if not check_only:
+                node[tok] = nxt
+        node, schema = nxt, child_schema
+        done.append(tok)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key.path=value`` (the value read as YAML) into ``(path, value)``.
+
+    Raises
+    ------
+    StudyError
+        When there is no ``=`` or the value is not valid YAML.
+    """
+    if "=" not in text:
+        raise StudyError("--set", [("", f"--set {text!r}: expected key.path=value, e.g. --set train.steps=100.")])
+    path, _, value_text = text.partition("=")
+    try:
+        value = yaml.safe_load(value_text) if value_text.strip() else None
+    except yaml.YAMLError as e:
+        raise StudyError("--set", [("", f"--set {text!r}: the value is not valid YAML ({e}).")]) from None
+    return path.strip(), value
+
+
+def apply_overrides(raw: dict, overrides, *, source: str = "--set") -> dict:
+    """Apply ``(path, value)`` overrides to a raw study dict (a copy); paths are checked.
+
+    Raises
+    ------
+    StudyError
+        For a path that does not exist in the schema (with the closest valid key).
+    """
+    raw = _thaw(raw)
+    problems = []
+    for path, value in overrides:
+        try:
+            _set_path(raw, path, value)
+        except _PathError as e:
+            problems.append(("", f"{source} {path}: {e}"))
+    if problems:
+        raise StudyError(source, problems)
+    return raw
+
+
+def with_values(study: Study, values: Mapping[str, Any], *, extra_kinds=None, source: str = "<sweep point>",
+                keep_sweep: bool = False) -> Study:
+    """The study with dotted-path ``values`` set (a sweep point), checked.
+
+    Parameters
+    ----------
+    study : Study
+    values : dict of path -> value
+    keep_sweep : bool
+        Keep the ``sweep`` section (default: drop it; a point is a single run).
+    """
+    kinds = dict(_custom_kinds(study))
+    kinds.update(extra_kinds or {})
+    raw = unstructure_study(study)
+    if not keep_sweep:
+        raw["sweep"] = None
+    raw = apply_overrides(raw, list(values.items()), source="sweep")
+    return structure_study(raw, source=source, extra_kinds=kinds)
+
+
+# ============================================================ loading files
+def _read_yaml(path: Path):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyError(str(path), [("", f"file not found: {path}")]) from None
+    except IsADirectoryError:
+        raise StudyError(str(path), [("", f"{path} is a folder, not a study file.")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise StudyError(str(path), [("", f"cannot read {path}: {e}")]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e)
+        context = getattr(e, "context", None)
+        detail = f"{context}: {problem}" if context else problem
+        raise StudyError(str(path), [("", f"YAML syntax error{where}: {detail}.")]) from None
+
+
+def _load_python(path: Path) -> Study:
+    if not path.is_file():
+        raise StudyError(str(path), [("", f"file not found: {path}")])
+    name = f"neurodelay_study_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    if callable(getattr(module, "study", None)):
+        study = module.study()
+    elif hasattr(module, "STUDY"):
+        study = module.STUDY
+    else:
+        raise StudyError(str(path), [("", "a Python study defines study() returning a "
+                                          "neurodelay.study.Study (or a STUDY variable); found neither.")])
+    if not isinstance(study, Study):
+        raise StudyError(str(path), [("", f"study() must return a neurodelay.study.Study, "
+                                          f"got {type(study).__name__}.")])
+    return study
+
+
+def load_study(path, overrides=(), *, device: str | None = None) -> Study:
+    """Load, override and check a study file.
+
+    A YAML file is read with ``yaml.safe_load`` (no tags that build Python
+    objects). A ``.py`` file is a Python study: it is executed and must
+    define ``study()`` returning a :class:`Study` (or a ``STUDY`` variable);
+    it can use any component, including its own.
+
+    Parameters
+    ----------
+    path : str or Path
+    overrides : sequence of str or (path, value)
+        ``key.path=value`` texts (``--set``; values read as YAML) or pairs.
+    device : str, optional
+        Replaces the study's ``device``.
+
+    Returns
+    -------
+    Study
+        Structured and checked (points of a sweep included).
+
+    Raises
+    ------
+    StudyError
+        For a missing file, a YAML syntax error (with its line), or any
+        invalid value (with its path).
+    """
+    path = Path(path)
+    pairs = [parse_override(o) if isinstance(o, str) else tuple(o) for o in overrides]
+    if device is not None:
+        pairs.append(("device", device))
+    if path.suffix == ".py":
+        study = _load_python(path)
+        kinds = _custom_kinds(study)
+        if not pairs:
+            check_study(study, source=str(path), extra_kinds=kinds)
+            return study
+        raw = unstructure_study(study)
+        return structure_study(apply_overrides(raw, pairs), source=str(path), extra_kinds=kinds)
+    raw = _read_yaml(path)
+    if raw is None:
+        raise StudyError(str(path), [("$", "the file is empty; a study needs at least name and circuit.")])
+    if pairs:
+        if not isinstance(raw, Mapping):
+            raise StudyError(str(path), [("$", f"a study file is a mapping of sections, got {_show(raw)}.")])
+        raw = apply_overrides(raw, pairs)
+    return structure_study(raw, source=str(path))
+

@@ -1,0 +1,371 @@
+"""Sweeps: one run per point of a grid of study parameters, combined into one Dataset.
+
+A study's ``sweep:`` section maps dotted paths to lists of values. Every path
+outside ``zip:`` is a grid dimension (all combinations are run); the paths of
+a ``zip:`` group take their i-th values together and share one dimension.
+
+Each point runs in its own subfolder ``<out>/<name>/<point>/`` (named from the
+point's values, e.g. ``gamma=0.5``) through :func:`run_point`, a pure function
+of (study, point, output folder): the engine that runs points (sequentially
+here, see :func:`run_sweep`) can be swapped for one that spreads them over
+processes or machines. A rerun skips points whose ``results.nc`` exists; a
+point that fails is recorded with its error in the sweep report while the
+others run. :func:`combine` gathers the points' results into ``sweep.nc``
+with one dimension per swept parameter (one per zip group), failed points
+filled with NaN.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import yaml
+
+from .record import write_netcdf
+from .study import Study, study_to_yaml, with_values
+
+__all__ = ["SweepDim", "Point", "PointOutcome", "SweepOutcome", "sweep_dims", "expand", "point_study",
+           "run_point", "run_sweep", "combine", "combined_dims"]
+
+#: Names a sweep dimension may not take (result dims and variables).
+_RESERVED = {"sample", "time", "latent", "factor", "y", "x", "step", "frames", "factors",
+             "reconstruction", "point"}
+
+
+@dataclass(frozen=True)
+class SweepDim:
+    """One dimension of a sweep.
+
+    Attributes
+    ----------
+    name : str
+        Dimension name in ``sweep.nc`` (the shortest unambiguous tail of the
+        path, e.g. ``gamma``; ``zip``/``zip0``... for zip groups).
+    paths : tuple of str
+        The swept paths (one for a grid dimension, several for a zip group).
+    names : tuple of str
+        Coordinate name of each path (equal to ``name`` for a grid dimension).
+    values : tuple of tuple
+        For each path, its values along the dimension.
+    zipped : bool
+        Whether this is a zip group.
+    """
+
+    name: str
+    paths: tuple[str, ...]
+    names: tuple[str, ...]
+    values: tuple[tuple, ...]
+    zipped: bool = False
+
+    @property
+    def size(self) -> int:
+        """Number of values along the dimension."""
+        return len(self.values[0])
+
+    def coordinate(self) -> np.ndarray:
+        """The dimension's index values in ``sweep.nc``."""
+        if self.zipped:
+            return np.arange(self.size)
+        return _coordinate(self.values[0])
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a sweep.
+
+    Attributes
+    ----------
+    index : int
+        Position in :func:`expand`'s order (row-major over the dimensions).
+    values : dict of str -> value
+        Path -> value for this point.
+    position : dict of str -> int
+        Dimension name -> index along it.
+    name : str
+        The point's folder name.
+    """
+
+    index: int
+    values: dict
+    position: dict
+    name: str
+
+
+def _tail_names(paths: list[str], taken: set[str]) -> list[str]:
+    parts = [[re.sub(r"\W", "", t) or "p" for t in re.split(r"[.\[\]]+", p) if t] for p in paths]
+    depth = [1] * len(paths)
+    while True:
+        names = ["_".join(pp[-d:]) for pp, d in zip(parts, depth)]
+        clash = [i for i, n in enumerate(names)
+                 if n in taken or names.count(n) > 1 or (n and n[0].isdigit())]
+        if not clash:
+            return names
+        grew = False
+        for i in clash:
+            if depth[i] < len(parts[i]):
+                depth[i] += 1
+                grew = True
+        if not grew:
+            return [f"{n}_{i}" for i, n in enumerate(names)]
+
+
+def sweep_dims(study: Study) -> list[SweepDim]:
+    """The dimensions of a study's sweep (grid dimensions first, then zip groups)."""
+    sweep = study.sweep
+    if sweep is None:
+        return []
+    paths = sweep.paths
+    names = dict(zip(paths, _tail_names(paths, _RESERVED | {"zip"} | {f"zip{i}" for i in range(9)})))
+    dims = [SweepDim(names[p], (p,), (names[p],), (tuple(v),)) for p, v in sweep.grid]
+    for gi, group in enumerate(sweep.zip):
+        dname = "zip" if len(sweep.zip) == 1 else f"zip{gi}"
+        dims.append(SweepDim(dname, tuple(p for p, _ in group), tuple(names[p] for p, _ in group),
+                             tuple(tuple(v) for _, v in group), zipped=True))
+    return dims
+
+
+def _fmt(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "-".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _folder(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)
+
+
+def expand(study: Study) -> list[Point]:
+    """The points of a study's sweep, row-major (the last dimension varies fastest)."""
+    dims = sweep_dims(study)
+    if not dims:
+        return []
+    points, used = [], set()
+    for index, combo in enumerate(itertools.product(*(range(d.size) for d in dims))):
+        values, parts = {}, []
+        for d, i in zip(dims, combo):
+            for path, name, vals in zip(d.paths, d.names, d.values):
+                values[path] = vals[i]
+                parts.append(f"{name}={_fmt(vals[i])}")
+        name = _folder(",".join(parts))
+        if name in used or name in ("", ".", ".."):
+            name = f"{name}#{index}" if name else f"point{index}"
+            name = _folder(name)
+        used.add(name)
+        points.append(Point(index, values, {d.name: i for d, i in zip(dims, combo)}, name))
+    return points
+
+
+def point_study(study: Study, point: Point) -> Study:
+    """The single-run study of one sweep point (the sweep section dropped)."""
+    return with_values(study, point.values, source=f"sweep point {point.name}")
+
+
+def run_point(study: Study, point: Point, out_dir, *, resume: bool = False, device: str | None = None,
+              quiet: bool = False) -> Path:
+    """Run one sweep point into ``out_dir``: a pure function of (study, point, folder).
+
+    Returns
+    -------
+    Path
+        The point's output folder.
+    """
+    from .runner import run_study
+
+    return run_study(point_study(study, point), out_dir, resume=resume, device=device, quiet=quiet)
+
+
+@dataclass
+class PointOutcome:
+    """What happened to one point: ``status`` is ``ok``, ``skipped`` or ``failed``."""
+
+    point: Point
+    status: str
+    error: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class SweepOutcome:
+    """The result of :func:`run_sweep`."""
+
+    out_dir: Path
+    points: list[PointOutcome] = field(default_factory=list)
+    sweep_nc: Path | None = None
+
+    @property
+    def failed(self) -> list[PointOutcome]:
+        """The points that failed."""
+        return [p for p in self.points if p.status == "failed"]
+
+
+def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None = None, quiet: bool = False,
+              runner: Callable[..., Path] | None = None) -> SweepOutcome:
+    """Run every point of a sweep, one after another, then combine and report.
+
+    Parameters
+    ----------
+    study : Study
+        A study with a ``sweep`` section.
+    out_dir : path-like
+        The sweep's folder (``<out>/<name>``): points go to subfolders,
+        ``sweep.nc`` and ``report.md`` to the folder itself.
+    resume : bool
+        Resume points from their checkpoints.
+    device : str, optional
+        Replaces the study's device.
+    quiet : bool
+        No progress output.
+    runner : callable, optional
+        ``runner(study, point, folder, resume=, device=, quiet=)``; the point
+        runner (default :func:`run_point`).
+
+    Returns
+    -------
+    SweepOutcome
+        Failed points are listed, not raised.
+    """
+    from .report import write_sweep_report
+
+    if study.sweep is None:
+        raise ValueError("run_sweep needs a study with a sweep section; use run_study for a single run.")
+    runner = run_point if runner is None else runner
+    out_dir = Path(out_dir)
+    points = expand(study)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "study.resolved.yaml").write_text(study_to_yaml(study), encoding="utf-8")
+    outcome = SweepOutcome(out_dir)
+    for k, point in enumerate(points, 1):
+        folder = out_dir / point.name
+        if (folder / "results.nc").exists():
+            outcome.points.append(PointOutcome(point, "skipped"))
+            _say(quiet, f"[{k}/{len(points)}] {point.name}: results exist, skipped")
+            continue
+        _say(quiet, f"[{k}/{len(points)}] {point.name}")
+        t0 = time.perf_counter()
+        try:
+            runner(study, point, folder, resume=resume, device=device, quiet=quiet)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded, the other points run
+            text = f"{type(exc).__name__}: {exc}"
+            outcome.points.append(PointOutcome(point, "failed", text, time.perf_counter() - t0))
+            _say(quiet, f"    failed: {text}")
+            if not quiet:
+                traceback.print_exc()
+            continue
+        outcome.points.append(PointOutcome(point, "ok", "", time.perf_counter() - t0))
+    combined = combine(study, out_dir, points)
+    if combined is not None:
+        outcome.sweep_nc = write_netcdf(combined, out_dir / "sweep.nc")
+    dims = combined_dims(study, combined) if combined is not None else sweep_dims(study)
+    write_sweep_report(out_dir, study, dims, outcome, combined)
+    _say(quiet, f"sweep {study.name}: {sum(p.status != 'failed' for p in outcome.points)} of "
+                f"{len(points)} points done; {len(outcome.failed)} failed; see {out_dir / 'report.md'}")
+    return outcome
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(text, flush=True)
+
+
+def _coordinate(values) -> np.ndarray:
+    scalar = all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in values)
+    if scalar and len(set(values)) == len(values) and len({type(v) for v in values}) == 1:
+        return np.asarray(values)
+    return np.asarray([_fmt(v) for v in values])
+
+
+def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Dataset | None:
+    """Combine the points' ``results.nc`` into one Dataset with one dimension per swept parameter.
+
+    Variables that are equal at every point (the evaluation frames, say) keep
+    their shape; the others gain the sweep dimensions. Points without
+    results (failed or not run) are NaN.
+
+    Returns
+    -------
+    xarray.Dataset or None
+        None when no point has results.
+    """
+    out_dir = Path(out_dir)
+    points = expand(study) if points is None else points
+    dims = sweep_dims(study)
+    found = [(p, out_dir / p.name / "results.nc") for p in points]
+    found = [(p, f) for p, f in found if f.exists()]
+    if not found:
+        return None
+    parts = [xr.load_dataset(f) for _, f in found]
+    taken = set(parts[0].variables) | set(parts[0].dims)
+    renamed = _avoid(dims, taken)
+    index = pd.Index([p.index for p, _ in found], name="point")
+    combined = xr.concat(parts, dim=index, data_vars="different", coords="different", compat="equals",
+                         join="outer", combine_attrs="drop_conflicts")
+    combined = combined.assign_coords(
+        {r.name: ("point", [d.coordinate()[p.position[d.name]] for p, _ in found]) for d, r in zip(dims, renamed)})
+    dims = renamed
+    names = [d.name for d in dims]
+    if len(names) == 1:
+        combined = combined.swap_dims(point=names[0]).drop_vars("point")
+    else:
+        combined = combined.set_index(point=names).unstack("point")
+    combined = combined.reindex({d.name: d.coordinate() for d in dims})
+    combined = combined.transpose(*names, ...)
+    for d in dims:
+        attrs = {"long_name": f"swept {' and '.join(d.paths)}", "path": ", ".join(d.paths)}
+        combined[d.name].attrs.update(attrs)
+        if d.zipped:
+            for path, cname, vals in zip(d.paths, d.names, d.values):
+                combined = combined.assign_coords({cname: (d.name, _coordinate(vals))})
+                combined[cname].attrs.update({"long_name": f"swept {path}", "path": path})
+    status = {p.index: "ok" for p, _ in found}
+    failed = [p.name for p in points if p.index not in status]
+    keep = {k: v for k, v in combined.attrs.items() if k in ("neurodelay_version", "torch_version", "Conventions")}
+    combined.attrs = {
+        **keep,
+        "title": f"neurodelay sweep {study.name}",
+        "study": study_to_yaml(study),
+        "swept_paths": yaml.safe_dump({d.name: list(d.paths) for d in dims}, sort_keys=False),
+        "swept_coordinates": yaml.safe_dump({c: p for d in dims for c, p in zip(d.names, d.paths)},
+                                            sort_keys=False),
+        "n_points": len(points),
+        "n_points_with_results": len(found),
+        "points_without_results": yaml.safe_dump(failed) if failed else "[]",
+    }
+    return combined
+
+
+
+def _avoid(dims: list[SweepDim], taken: set[str]) -> list[SweepDim]:
+    """Rename sweep dimensions (and zipped coordinates) that clash with names in the results."""
+    def name(n):
+        while n in taken:
+            n = f"swept_{n}"
+        return n
+
+    return [dataclasses.replace(d, name=name(d.name), names=tuple(name(n) for n in d.names)) for d in dims]
+
+
+def combined_dims(study: Study, combined: xr.Dataset) -> list[SweepDim]:
+    """The sweep's dimensions as named in a combined Dataset (see :func:`combine`)."""
+    dims = sweep_dims(study)
+    by_paths = {tuple(v): k for k, v in (yaml.safe_load(combined.attrs.get("swept_paths", "")) or {}).items()}
+    coords = {p: c for c, p in (yaml.safe_load(combined.attrs.get("swept_coordinates", "")) or {}).items()}
+    return [dataclasses.replace(d, name=by_paths.get(d.paths, d.name),
+                                names=tuple(coords.get(p, n) for p, n in zip(d.paths, d.names))) for d in dims]

@@ -1,0 +1,159 @@
+"""Sweeps: expansion, one folder per point, sweep.nc, skipping, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+import neurodelay.sweep as sweep_module
+from neurodelay.run import main
+from neurodelay.study import structure_study
+from neurodelay.sweep import expand, point_study, sweep_dims
+
+BASE = {
+    "name": "sw",
+    "seed": 0,
+    "world": {"kind": "moving_circle", "size": 16, "n_frames": 4},
+    "circuit": {"preset": "inertia", "n_latents": 2, "gamma": 0.5},
+    "objective": {"reconstruction": "gaussian"},
+    "train": {"steps": 1, "batch_size": 2},
+    "evaluate": {"n_sequences": 2},
+    "analyses": [],
+}
+
+
+def test_grid_and_zip_expansion():
+    study = structure_study({**BASE, "sweep": {
+        "circuit.gamma": [0.0, 0.5, 1.0],
+        "zip": {"train.lr": ["1e-3", 1.0e-4], "seed": [0, 1]},
+    }})
+    dims = sweep_dims(study)
+    assert [(d.name, d.size, d.zipped) for d in dims] == [("gamma", 3, False), ("zip", 2, True)]
+    assert dims[1].names == ("lr", "seed")
+    points = expand(study)
+    assert len(points) == study.sweep.n_points == 6
+    assert points[1].values == {"circuit.gamma": 0.0, "train.lr": 1e-4, "seed": 1}
+    assert points[1].position == {"gamma": 0, "zip": 1}
+    assert points[1].name == "gamma=0.0,lr=0.0001,seed=1"
+    assert len({p.name for p in points}) == 6
+    one = point_study(study, points[5])
+    assert one.sweep is None and dict(one.circuit.params)["gamma"] == 1.0 and one.seed == 1
+
+
+def test_dimension_names_stay_unambiguous():
+    study = structure_study({
+        **BASE,
+        "circuit": {"nodes": {"a": {"kind": "blend"}, "b": {"kind": "blend"}},
+                    "edges": [{"source": "world.factors", "target": "a.drive"},
+                              {"source": "b", "target": "a.prediction", "delay_ms": 10},
+                              {"source": "a", "target": "b.drive"},
+                              {"source": "a", "target": "b.prediction", "delay_ms": 10}]},
+        "objective": None, "train": {"steps": 0},
+        "sweep": {"circuit.nodes.a.gamma": [0.1], "circuit.nodes.b.gamma": [0.2], "seed": [1, 2]},
+    })
+    assert [d.name for d in sweep_dims(study)] == ["a_gamma", "b_gamma", "seed"]
+
+
+def _write(folder: Path, raw: dict) -> Path:
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_sweep_runs_points_combines_skips_and_records_failures(tmp_path, capsys, monkeypatch):
+    study = _write(tmp_path, {**BASE, "sweep": {"circuit.gamma": [0.0, 0.5], "zip": {"seed": [0, 1]}}})
+    real = sweep_module.run_point
+
+    def fail_one(study, point, folder, **kw):
+        if point.values["circuit.gamma"] == 0.5 and point.values["seed"] == 1:
+            raise RuntimeError("boom at this point")
+        return real(study, point, folder, **kw)
+
+    monkeypatch.setattr(sweep_module, "run_point", fail_one)
+    code = main([str(study), "--out", str(tmp_path / "runs"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "1 of 4 sweep points failed" in err
+    out = tmp_path / "runs" / "sw"
+    done = sorted(p.parent.name for p in out.glob("*/results.nc"))
+    assert done == ["gamma=0.0,seed=0", "gamma=0.0,seed=1", "gamma=0.5,seed=0"]
+    report = (out / "report.md").read_text()
+    assert "boom at this point" in report and "| failed |" in report
+    assert "figures/sweep.png" in report and (out / "figures" / "sweep.png").is_file()
+
+    ds = xr.load_dataset(out / "sweep.nc")
+    assert ds["reconstruction_mse"].dims == ("gamma", "zip")
+    np.testing.assert_array_equal(ds["gamma"].values, [0.0, 0.5])
+    np.testing.assert_array_equal(ds["seed"].values, [0, 1])
+    mse = ds["reconstruction_mse"].values
+    assert np.isfinite(mse[0]).all() and np.isfinite(mse[1, 0]) and np.isnan(mse[1, 1])
+    assert ds["frames"].dims == ("sample", "time", "y", "x")  # equal at every point: not repeated
+    assert ds["z"].dims[:2] == ("gamma", "zip")
+    point = xr.load_dataset(out / "gamma=0.0,seed=1" / "results.nc")
+    np.testing.assert_array_equal(ds["z"].sel(gamma=0.0, zip=1).values, point["z"].values)
+    assert yaml.safe_load(ds.attrs["points_without_results"]) == ["gamma=0.5,seed=1"]
+
+    # a rerun skips the points with results and runs the failed one
+    calls = []
+
+    def count(study, point, folder, **kw):
+        calls.append(point.name)
+        return real(study, point, folder, **kw)
+
+    monkeypatch.setattr(sweep_module, "run_point", count)
+    before = (out / "gamma=0.0,seed=0" / "results.nc").stat().st_mtime_ns
+    assert main([str(study), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    assert calls == ["gamma=0.5,seed=1"]
+    assert (out / "gamma=0.0,seed=0" / "results.nc").stat().st_mtime_ns == before
+    ds = xr.load_dataset(out / "sweep.nc")
+    assert np.isfinite(ds["reconstruction_mse"].values).all()
+    assert "| skipped |" in (out / "report.md").read_text()
+
+
+def test_graph_form_study_sweeps_gamma(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[2]
+    code = main([str(root / "studies" / "graph_form.yaml"), "--out", str(tmp_path), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert str(tmp_path / "graph-form" / "gamma=0.0") in out and str(tmp_path / "graph-form" / "gamma=0.5") in out
+    assert not (tmp_path / "graph-form").exists()
+
+
+@pytest.mark.parametrize("sweep, text", [
+    ({"circuit.gama": [0.1]}, "did you mean 'gamma'?"),
+    ({"train.steps": [1, -1]}, "steps must be an integer >= 0"),
+])
+def test_bad_sweeps_exit_2_and_write_nothing(tmp_path, capsys, sweep, text):
+    study = _write(tmp_path, {**BASE, "sweep": sweep})
+    code = main([str(study), "--out", str(tmp_path / "runs")])
+    assert code == 2 and text in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sweep_dimensions_that_clash_with_result_names_are_renamed(tmp_path, capsys):
+    study = _write(tmp_path, {
+        "name": "clash",
+        "world": {"kind": "moving_circle", "size": 16, "n_frames": 3},
+        "circuit": {"nodes": {"gamma": {"kind": "relay"}, "z": {"kind": "blend"},
+                              "pred": {"kind": "extrapolator"}},
+                    "edges": [{"source": "world.factors", "target": "gamma"},
+                              {"source": "gamma", "target": "z.drive"},
+                              {"source": "z", "target": "pred", "delay_ms": 10},
+                              {"source": "pred", "target": "z.prediction"}]},
+        "evaluate": {"n_sequences": 2},
+        "analyses": [],
+        "sweep": {"circuit.nodes.z.gamma": [0.0, 1.0]},
+    })
+    assert main([str(study), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    capsys.readouterr()
+    ds = xr.load_dataset(tmp_path / "runs" / "clash" / "sweep.nc")
+    assert ds["z"].dims == ("swept_gamma", "sample", "time", "latent")
+    assert ds["gamma"].dims == ("sample", "time", "latent")  # the node's trace, equal at both points
+    assert ds["swept_gamma"].attrs["path"] == "circuit.nodes.z.gamma"
+    # gamma = 1 holds the first value for ever
+    z = ds["z"].sel(swept_gamma=1.0).values
+    np.testing.assert_array_equal(z, np.repeat(z[:, :1], 3, axis=1))
+    assert "| ok |" in (tmp_path / "runs" / "clash" / "report.md").read_text()

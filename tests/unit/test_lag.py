@@ -1,0 +1,161 @@
+"""Lag: the readout lag recovers the analytic lag of linear circuits; lag-resolved scores."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+import pytest
+import xarray as xr
+
+from neurodelay import Blend, Circuit, Edge, Extrapolator, MovingCircle, simulate
+from neurodelay.analysis.figures import plot_lag
+from neurodelay.analysis.lag import (
+    _readout_lag_core,
+    _shift,
+    fit_readout,
+    lag_resolved_scores,
+    px_per_unit,
+    representational_lag,
+)
+from neurodelay.components.base import AbstractComponent, FrameModule
+
+DT = 10.0
+
+
+@attrs.frozen
+class Select(AbstractComponent):
+    """Test component: picks channels of a vector (the circle position factors by default)."""
+
+    kind = "select_test"
+    channels: tuple = (2, 3)
+
+    def out_shape(self, in_shapes):
+        return (len(self.channels),)
+
+    def build(self):
+        return _SelectModule(self.channels)
+
+
+class _SelectModule(FrameModule):
+    def __init__(self, channels):
+        super().__init__()
+        self.channels = list(channels)
+
+    def frame(self, x, ctx):
+        return x[:, self.channels], {}
+
+
+def inertia_circuit(d: int, gamma: float, alpha: float) -> Circuit:
+    """Circle positions, delayed d steps, into an inertia blend: z = (1-g) drive + g extrap(z[t-1])."""
+    return Circuit(
+        nodes={"sel": Select(), "z": Blend(gamma=gamma), "pred": Extrapolator(alpha=alpha)},
+        edges=[Edge("world.factors", "sel", delay_ms=d * DT), Edge("sel", "z.drive"),
+               Edge("z", "pred", delay_ms=DT), Edge("pred", "z.prediction")],
+        dt_ms=DT,
+    )
+
+
+def compensated_circuit(d: int, horizon: float) -> Circuit:
+    """Circle positions, delayed d steps, extrapolated ``horizon`` steps ahead (feed-forward)."""
+    return Circuit(nodes={"sel": Select(), "z": Extrapolator(alpha=horizon)},
+                   edges=[Edge("world.factors", "sel", delay_ms=d * DT), Edge("sel", "z")], dt_ms=DT)
+
+
+@pytest.fixture(scope="module")
+def episode():
+    world = MovingCircle(n_frames=50, speed_min=0.005, speed_max=0.02)
+    return world.sample(48, seed=3)
+
+
+@pytest.mark.parametrize("d, gamma, alpha", [(2, 0.5, 0.5), (3, 0.4, 1.5), (1, 0.6, 0.0), (2, 0.5, 1.0)])
+def test_inertia_lag_matches_analytic(episode, d, gamma, alpha):
+    analytic = d + gamma * (1 - alpha) / (1 - gamma)
+    ds = simulate(inertia_circuit(d, gamma, alpha), episode)
+    out = representational_lag(ds, "z", from_step=25)
+    assert abs(float(out["lag_steps"]) - analytic) < 0.05
+    assert float(out["lag_ms"]) == pytest.approx(float(out["lag_steps"]) * DT)
+    # Constant velocity: the decoded position trails the true one by L * speed along the motion.
+    pos = ds["factors"].sel(factor=["circle_x", "circle_y"]).values
+    speed_px = np.linalg.norm(pos[:, 1] - pos[:, 0], axis=-1).mean() * px_per_unit(32)
+    assert float(out["position_error_px"]) == pytest.approx(-analytic * speed_px, rel=0.1)
+    assert out["lag_readout_rmse_px"].dims == ("lag",)
+    assert float(out["readout_rmse_px"]) < 0.01
+
+
+def test_feedforward_extrapolation_removes_the_lag(episode):
+    ds = simulate(compensated_circuit(2, 2.0), episode)
+    out = representational_lag(ds, "z", from_step=5)
+    assert abs(float(out["lag_steps"])) < 0.05
+    assert abs(float(out["position_error_px"])) < 0.01
+    # An extrapolator that undershoots leaves the rest of the delay: 2 - 0.5 = 1.5 steps.
+    ds = simulate(compensated_circuit(2, 0.5), episode)
+    assert float(representational_lag(ds, "z", from_step=5)["lag_steps"]) == pytest.approx(1.5, abs=0.05)
+
+
+def test_readout_core_recovers_a_fractional_lag_through_a_mixing():
+    rng = np.random.default_rng(0)
+    n, n_t = 40, 30
+    start = rng.uniform(0.2, 0.8, (n, 2))
+    vel = rng.uniform(-0.01, 0.01, (n, 2))
+    pos = start[:, None] + vel[:, None] * np.arange(n_t)[None, :, None]
+    true_lag = 1.37
+    steps = np.arange(5, n_t)
+    delayed = np.zeros_like(pos)
+    delayed[:, steps] = _shift(pos, true_lag, steps)
+    mixing = rng.normal(size=(2, 3))
+    z = delayed @ mixing + np.array([0.3, -1.0, 2.0])
+    out = _readout_lag_core(z, pos, steps, np.arange(-2, 6), np.arange(0, n, 2), np.arange(1, n, 2))
+    assert out["lag"] == pytest.approx(true_lag, abs=1e-3)
+    assert out["mse"] < 1e-12
+    assert np.argmin(out["mse_curve"]) in (3, 4)  # whole lags 1 and 2 bracket 1.37
+    assert not out["at_edge"]
+
+
+def test_shift_is_exact_for_linear_motion_including_extension():
+    pos = (np.arange(6, dtype=float)[None, :, None] * np.array([0.1, -0.2]) + 0.5)
+    got = _shift(pos, 2.5, np.arange(6))
+    want = (np.arange(6) - 2.5)[None, :, None] * np.array([0.1, -0.2]) + 0.5
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_lag_resolved_scores_find_each_latents_lag(episode):
+    ds = simulate(inertia_circuit(2, 0.5, 1.0), episode)  # L = d = 2
+    out = lag_resolved_scores(ds, "z", from_step=25)
+    np.testing.assert_array_equal(out["latent_lag_steps"].values, [2.0, 2.0])
+    assert list(out["latent_lag_factor"].values) == ["circle_x", "circle_y"]
+    at2 = out["lag_correlation"].sel(lag=20.0)
+    assert float(at2.sel(factor="circle_x")[0]) == pytest.approx(1.0, abs=1e-6)
+    assert float(at2.sel(factor="circle_y")[1]) == pytest.approx(1.0, abs=1e-6)
+    # Scores peak at the true lag.
+    assert int(out["lag_step"][np.argmax(out["lag_mig"].values)]) == 2
+    assert int(out["lag_step"][np.argmax(out["lag_dci_informativeness"].values)]) == 2
+    for name, var in out.data_vars.items():
+        assert "long_name" in var.attrs, name
+
+
+def test_outputs_are_labelled_and_plot(episode, tmp_path):
+    ds = simulate(inertia_circuit(1, 0.5, 0.5), episode)
+    lag = representational_lag(ds, "z", from_step=20)
+    scores = lag_resolved_scores(ds, "z", from_step=20)
+    merged = xr.merge([lag, scores], compat="no_conflicts", join="outer")
+    for name, var in merged.data_vars.items():
+        assert "long_name" in var.attrs, name
+        if name != "latent_lag_factor":
+            assert "units" in var.attrs, name
+    assert merged["lag"].attrs["units"] == "ms"
+    path = tmp_path / "lag.png"
+    plot_lag(lag, scores).savefig(path, dpi=60)
+    assert path.stat().st_size > 1000
+
+
+def test_fit_readout_checks_its_arguments(episode):
+    ds = simulate(inertia_circuit(1, 0.5, 0.5), episode)
+    with pytest.raises(ValueError, match="from_step"):
+        fit_readout(ds, "z", from_step=50)
+    with pytest.raises(ValueError, match="increasing"):
+        fit_readout(ds, "z", lags=[2, 1])
+    with pytest.raises(KeyError, match="nope"):
+        fit_readout(ds, "nope")
+    readout, _ = fit_readout(ds, "z", from_step=20)
+    with pytest.raises(ValueError, match="latents"):
+        readout.decode(np.zeros((3, 5)))

@@ -1,0 +1,95 @@
+"""Reconstruction error by region: pooled MSE, masks, static grid and moving frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodelay import Circuit, CircleOverBlob, Edge, MovingCircle, Relay, build_seeded, simulate
+from neurodelay.analysis.figures import plot_regions
+from neurodelay.analysis.regions import (
+    REGIONS,
+    circle_blob_distance_px,
+    factor_grid,
+    moving_region_errors,
+    region_errors,
+    static_region_errors,
+)
+from neurodelay.circuit import world_shapes
+
+
+def relay(delay_steps: int = 0) -> Circuit:
+    return Circuit(nodes={"out": Relay()}, edges=[Edge("world.frames", "out", delay_ms=10.0 * delay_steps)])
+
+
+def test_pooled_error_per_region_by_hand():
+    target = np.zeros((2, 4, 4))
+    recon = np.zeros((2, 4, 4))
+    recon[0, 0, 0] = 0.5  # inside of image 0
+    recon[1, 3, 3] = 1.0  # background of image 1
+    masks = {k: np.zeros((2, 4, 4), bool) for k in REGIONS}
+    masks["inside"][:, :2, :2] = True  # 4 px per image
+    masks["edge"][:, 2, :2] = True  # 2 px per image
+    masks["object"] = masks["inside"] | masks["edge"]
+    masks["background"][:, 3, :] = True  # 4 px per image
+    out = region_errors(recon, target, masks, distance_px=[1.0, 30.0], n_bins=2, size=32)
+    mse = dict(zip(REGIONS, out["mse"]))
+    assert mse["inside"] == pytest.approx(0.25 / 8)
+    assert mse["edge"] == 0.0
+    assert mse["object"] == pytest.approx(0.25 / 12)
+    assert mse["background"] == pytest.approx(1.0 / 8)
+    np.testing.assert_allclose(out["pixels"], [4, 2, 6, 4])
+    # Bin 0 holds image 0 only, bin 1 image 1 only.
+    np.testing.assert_allclose(out["mse_by_distance"][:, 0], [0.25 / 4, 0.0])
+    np.testing.assert_allclose(out["mse_by_distance"][:, 3], [0.0, 1.0 / 4])
+    np.testing.assert_array_equal(out["images_by_distance"], [1, 1])
+
+
+def test_grid_and_distance():
+    grid = factor_grid(3)
+    assert grid.shape == (81, 4)
+    np.testing.assert_allclose(grid[1], [0, 0, 0, 0.5])
+    assert len(np.unique(grid, axis=0)) == 81
+    # circle centre 0.75 * 0.5 + 0.125 = 0.5 image widths; blob at 0.5: distance 0.
+    assert circle_blob_distance_px(np.array([0.5, 0.5, 0.5, 0.5]), 32) == pytest.approx(0.0)
+    assert circle_blob_distance_px(np.array([0.0, 0.5, 0.5, 0.5]), 32) == pytest.approx(16.0)
+    with pytest.raises(ValueError, match="grid_size"):
+        factor_grid(1)
+
+
+@pytest.mark.parametrize("seed_compatible, sizes", [
+    (False, {"object": (28, 37), "edge": (15, 25), "inside": (8, 16), "background": (900, 970)}),  # r = 3.2 px
+    # SEED.md (the original generator): object ~40, edge ~27, inside ~13, background ~940 pixels.
+    (True, {"object": (35, 45), "edge": (22, 32), "inside": (9, 17), "background": (900, 970)}),
+])
+def test_static_grid_identity_has_no_error_and_masks_have_the_right_size(seed_compatible, sizes):
+    world = CircleOverBlob(seed_compatible=seed_compatible)
+    module = build_seeded(relay(), input_shapes=world_shapes(world))
+    out = static_region_errors(module, world, "out", grid_size=4)
+    np.testing.assert_array_equal(out["region_mse"].values, 0.0)
+    px = dict(zip(REGIONS, out["region_pixels"].values))
+    for region, (lo, hi) in sizes.items():
+        assert lo < px[region] < hi, (region, px[region])
+    assert int(out["distance_bin_images"].sum()) == 4**4
+    assert out["region_mse"].attrs["units"] == "1"
+
+
+def test_moving_errors_follow_the_target_frame(tmp_path):
+    world = MovingCircle(n_frames=6, speed_min=0.05, speed_max=0.1)
+    ep = world.sample(16, seed=0)
+    ds = simulate(relay(1), ep)  # out[t] = frame[t - 1]
+    ahead = moving_region_errors(ds, world, recon="out", offset_steps=-1, steps=range(1, 6))
+    np.testing.assert_allclose(ahead["region_mse"].values, 0.0, atol=1e-12)
+    now = moving_region_errors(ds, world, recon="out", offset_steps=0, steps=range(1, 6))
+    mse = dict(zip(REGIONS, now["region_mse"].values))
+    # A circle drawn one step late: the error sits on the circle, little of it in the background.
+    assert mse["edge"] > 10 * mse["background"] and mse["inside"] > 10 * mse["background"]
+    assert np.isnan(now["region_mse_by_time"].values[0]).all()
+    assert np.isfinite(now["region_mse_by_time"].values[1:]).all()
+    for name, var in now.data_vars.items():
+        assert {"units", "long_name"} <= set(var.attrs), name
+    path = tmp_path / "regions.png"
+    plot_regions(now).savefig(path, dpi=60)
+    assert path.stat().st_size > 1000
+    with pytest.raises(ValueError, match="offset"):
+        moving_region_errors(ds, world, recon="out", offset_steps=3, steps=range(1, 6))

@@ -59,7 +59,7 @@ def _last_finite(da: xr.DataArray, dim: str) -> xr.DataArray:
         out = np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
         return np.where(ok.any(axis=-1), out, np.nan)
 
-    return xr.apply_ufunc(last, da, input_core_dims=[[dim]])
+    return xr.apply_ufunc(last, da.compute(), input_core_dims=[[dim]])
 
 
 def _table(rows, header=("quantity", "value")) -> list[str]:
@@ -129,7 +129,7 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
             if m in combined:
                 metric = m
                 break
-    n_ok = sum(p.status != "failed" for p in outcome.points)
+    n_ok = sum(p.status in ("ok", "skipped") for p in outcome.points)
     lines = [f"# Sweep {study.name}", "",
              f"{len(outcome.points)} points; {n_ok} with results, {len(outcome.failed)} failed. "
              + ("Combined results: [`sweep.nc`](sweep.nc)." if combined is not None else "No results to combine."),
@@ -144,11 +144,11 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
         p = po.point
         vals = [str(p.values[path]) for d in dims for path in d.paths]
         value = ""
-        if combined is not None and metric is not None and po.status != "failed":
+        if combined is not None and metric is not None and po.status in ("ok", "skipped"):
             sel = combined[metric].isel({d.name: i for d, i in zip(dims, p.position.values())})
             if sel.ndim == 0:
                 value = _fmt(float(sel))
-        link = f"[{p.name}]({p.name}/report.md)" if po.status != "failed" else p.name
+        link = f"[{p.name}]({p.name}/report.md)" if po.status in ("ok", "skipped") else p.name
         rows.append([link] + vals + [po.status, value, po.error])
     lines += ["## Points", ""] + _table(rows, header) + [""]
     if figure is not None:

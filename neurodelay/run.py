@@ -4,6 +4,7 @@ Usage::
 
     python -m neurodelay.run STUDY.yaml [--out DIR] [--set key.path=value ...]
                              [--device cpu|cuda] [--resume] [--dry-run] [--quiet]
+                             [--executor NAME] [--detach] [--collect]
 
 Output goes to ``DIR/<name>/`` (default DIR ``runs``): ``results.nc``,
 ``checkpoint.pt``, ``study.resolved.yaml``, ``figures/``, ``report.md``; a
@@ -39,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="check the study, print it resolved and the circuit's schedule; run and write nothing")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--executor", metavar="NAME",
+                   help="where sweep points run: local, processes:N, dask:ADDRESS, dask:local:N, slurm "
+                        "(replaces the study's executor.name)")
+    p.add_argument("--detach", action="store_true",
+                   help="with the slurm executor: submit the points and return; combine later with --collect")
+    p.add_argument("--collect", action="store_true",
+                   help="combine the sweep points that have results into sweep.nc and the report; run nothing")
     return p
 
 
@@ -77,7 +85,8 @@ def main(argv=None) -> int:
     from .errors import CheckpointError, ConfigError, TrainingError
     from .runner import AnalysisError, resolve_device, run_study
     from .study import StudyError, load_study
-    from .sweep import run_sweep
+    from .executors import SweepLockedError, parse_executor
+    from .sweep import collect, run_sweep
 
     if args.device == "cuda" and not torch.cuda.is_available():
         return _error("--device cuda: no CUDA device is available here (torch.cuda.is_available() is "
@@ -91,11 +100,25 @@ def main(argv=None) -> int:
         traceback.print_exc()
         return _error(f"the study script {args.study} raised an error (traceback above).")
     out = Path(args.out) / study.name
+    if args.executor is not None:
+        try:
+            parse_executor(args.executor)
+        except ConfigError as exc:
+            return _error(f"--executor: {exc}")
+    if (args.detach or args.collect or args.executor) and study.sweep is None:
+        return _error("--executor, --detach and --collect apply to studies with a sweep section; "
+                      "this study has none.")
     if args.dry_run:
         return _dry_run(study, out)
     try:
         if study.sweep is not None:
-            outcome = run_sweep(study, out, resume=args.resume, quiet=args.quiet)
+            if args.collect:
+                outcome = collect(study, out, quiet=args.quiet)
+            else:
+                outcome = run_sweep(study, out, resume=args.resume, quiet=args.quiet, executor=args.executor,
+                                    detach=args.detach)
+                if args.detach:
+                    return 0
             if outcome.failed:
                 print(f"error: {len(outcome.failed)} of {len(outcome.points)} sweep points failed: "
                       + ", ".join(p.point.name for p in outcome.failed)
@@ -103,6 +126,8 @@ def main(argv=None) -> int:
                 return 1
             return 0
         run_study(study, out, resume=args.resume, quiet=args.quiet)
+    except SweepLockedError as exc:
+        return _error(str(exc))
     except CheckpointError as exc:
         return _error(f"cannot resume: {exc}")
     except ConfigError as exc:

@@ -55,6 +55,7 @@ from .circuit import Circuit, Edge, world_shapes
 from .components import COMPONENTS
 from .components.base import AbstractComponent
 from .errors import ConfigError
+from .executors import ExecutorSettings
 from .objectives import Objective
 from .presets import PRESETS
 from .train import TrainSettings
@@ -325,6 +326,9 @@ class Study:
         Registered analyses to run after evaluation (None: all registered).
     sweep : Sweep or None
         Parameters to sweep; each point is a run of its own.
+    executor : ExecutorSettings or None
+        Where sweep points run (see :mod:`neurodelay.executors`); default
+        ``local``.
     """
 
     name: str = attrs.field(validator=_check_name)
@@ -338,6 +342,7 @@ class Study:
     evaluate: EvaluateSettings = attrs.field(factory=EvaluateSettings)
     analyses: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
     sweep: Sweep | None = None
+    executor: ExecutorSettings | None = None
 
     def build_circuit(self) -> Circuit:
         """The circuit spec on the study's time grid (structure checked)."""

@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import attrs
 import numpy as np
 import pandas as pd
 import xarray as xr
 import yaml
 
+from .errors import ConfigError
 from .record import write_netcdf
 from .study import Study, study_to_yaml, with_values
 
@@ -211,12 +213,12 @@ class SweepOutcome:
     @property
     def failed(self) -> list[PointOutcome]:
         """The points that failed."""
-        return [p for p in self.points if p.status == "failed"]
+        return [p for p in self.points if p.status in ("failed", "missing")]
 
 
 def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None = None, quiet: bool = False,
-              runner: Callable[..., Path] | None = None) -> SweepOutcome:
-    """Run every point of a sweep, one after another, then combine and report.
+              runner: Callable[..., Path] | None = None, executor=None, detach: bool = False) -> SweepOutcome:
+    """Run every point of a sweep on an executor, then combine and report.
 
     Parameters
     ----------
@@ -224,7 +226,8 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
         A study with a ``sweep`` section.
     out_dir : path-like
         The sweep's folder (``<out>/<name>``): points go to subfolders,
-        ``sweep.nc`` and ``report.md`` to the folder itself.
+        ``sweep.nc`` and ``report.md`` to the folder itself. It is locked
+        (``.lock``) while the sweep writes it.
     resume : bool
         Resume points from their checkpoints.
     device : str, optional
@@ -232,34 +235,99 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
     quiet : bool
         No progress output.
     runner : callable, optional
-        ``runner(study, point, folder, resume=, device=, quiet=)``; the point
-        runner (default :func:`run_point`).
+        ``runner(study, point, folder, resume=, device=, quiet=)``: a point
+        runner to use instead of :func:`run_point`, in this process.
+    executor : ExecutorSettings or str, optional
+        Where points run (default: the study's ``executor`` block, else
+        ``local``); see :mod:`neurodelay.executors`.
+    detach : bool
+        Submit the points (Slurm) and return without waiting; combine later
+        with :func:`collect`.
 
     Returns
     -------
     SweepOutcome
         Failed points are listed, not raised.
     """
-    from .report import write_sweep_report
+    from .executors import ExecutorSettings, PointJob, make_executor, parse_executor, sweep_lock
 
     if study.sweep is None:
         raise ValueError("run_sweep needs a study with a sweep section; use run_study for a single run.")
-    runner = run_point if runner is None else runner
+    if isinstance(executor, str):
+        base = study.executor or ExecutorSettings()
+        executor = ExecutorSettings(**{**attrs.asdict(base), "name": executor})
+    settings = executor or study.executor or ExecutorSettings()
+    kind, _ = parse_executor(settings.name)
+    if detach and kind != "slurm":
+        raise ConfigError(f"--detach needs the slurm executor (got {settings.name!r}): other executors run "
+                          f"the points in this command.")
     out_dir = Path(out_dir)
     points = expand(study)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "study.resolved.yaml").write_text(study_to_yaml(study), encoding="utf-8")
-    outcome = SweepOutcome(out_dir)
-    for k, point in enumerate(points, 1):
+    with sweep_lock(out_dir):
+        (out_dir / "study.resolved.yaml").write_text(study_to_yaml(study), encoding="utf-8")
+        outcome = SweepOutcome(out_dir)
+        pending = []
+        for k, point in enumerate(points, 1):
+            if (out_dir / point.name / "results.nc").exists():
+                outcome.points.append(PointOutcome(point, "skipped"))
+                _say(quiet, f"[{k}/{len(points)}] {point.name}: results exist, skipped")
+            else:
+                pending.append(point)
+        if runner is not None or kind == "local":
+            _run_here(study, pending, out_dir, outcome, runner or run_point, resume, device, quiet, len(points))
+        else:
+            jobs = [PointJob(study, p, str(out_dir / p.name), resume, device) for p in pending]
+            engine = make_executor(settings, out_dir)
+            if detach:
+                submitted = engine.submit(jobs)
+                ids = {p.name: str(j.job_id) for p, j in zip(pending, submitted)}
+                (out_dir / "jobs.yaml").write_text(yaml.safe_dump(ids, sort_keys=False), encoding="utf-8")
+                _say(quiet, f"submitted {len(ids)} points ({settings.name}); combine them later with "
+                            f"--collect")
+                return outcome
+            by_name = {p.name: p for p in pending}
+
+            def report(job, result):
+                _say(quiet, f"{job.point.name}: {result.status}"
+                            + (f" ({result.error.splitlines()[0]})" if result.error else ""))
+
+            for job, result in zip(jobs, engine.map(jobs, on_result=report)):
+                status = "ok" if result.status == "ok" else result.status
+                outcome.points.append(PointOutcome(by_name[job.point.name], status, result.error.split("\n")[0],
+                                                   result.seconds))
+        outcome.points.sort(key=lambda po: po.point.index)
+        return _finish(study, out_dir, points, outcome, quiet)
+
+
+def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:
+    """Combine the points that have results into ``sweep.nc`` and the report, running nothing.
+
+    Points without results are listed as ``missing``. Use it after
+    ``--detach``; run it again as more points finish.
+    """
+    from .executors import sweep_lock
+
+    if study.sweep is None:
+        raise ValueError("collect needs a study with a sweep section.")
+    out_dir = Path(out_dir)
+    points = expand(study)
+    with sweep_lock(out_dir):
+        outcome = SweepOutcome(out_dir)
+        for point in points:
+            done = (out_dir / point.name / "results.nc").exists()
+            outcome.points.append(PointOutcome(point, "ok" if done else "missing",
+                                               "" if done else "no results yet"))
+        return _finish(study, out_dir, points, outcome, quiet)
+
+
+def _run_here(study, pending, out_dir, outcome, runner, resume, device, quiet, n_points) -> None:
+    for point in pending:
         folder = out_dir / point.name
-        if (folder / "results.nc").exists():
-            outcome.points.append(PointOutcome(point, "skipped"))
-            _say(quiet, f"[{k}/{len(points)}] {point.name}: results exist, skipped")
-            continue
-        _say(quiet, f"[{k}/{len(points)}] {point.name}")
+        _say(quiet, f"[{point.index + 1}/{n_points}] {point.name}")
         t0 = time.perf_counter()
         try:
-            runner(study, point, folder, resume=resume, device=device, quiet=quiet)
+            runner(study, point, folder, resume=resume or (folder / "checkpoint.pt").exists(),
+                   device=device, quiet=quiet)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded, the other points run
@@ -270,13 +338,18 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
                 traceback.print_exc()
             continue
         outcome.points.append(PointOutcome(point, "ok", "", time.perf_counter() - t0))
+
+
+def _finish(study, out_dir, points, outcome, quiet) -> SweepOutcome:
+    from .report import write_sweep_report
+
     combined = combine(study, out_dir, points)
     if combined is not None:
         outcome.sweep_nc = write_netcdf(combined, out_dir / "sweep.nc")
-    dims = combined_dims(study, combined) if combined is not None else sweep_dims(study)
-    write_sweep_report(out_dir, study, dims, outcome, combined)
-    _say(quiet, f"sweep {study.name}: {sum(p.status != 'failed' for p in outcome.points)} of "
-                f"{len(points)} points done; {len(outcome.failed)} failed; see {out_dir / 'report.md'}")
+    write_sweep_report(out_dir, study, sweep_dims(study), outcome, combined)
+    n_done = sum(p.status in ("ok", "skipped") for p in outcome.points)
+    _say(quiet, f"sweep {study.name}: {n_done} of {len(points)} points done; {len(outcome.failed)} failed; "
+                f"see {out_dir / 'report.md'}")
     return outcome
 
 
@@ -290,6 +363,15 @@ def _coordinate(values) -> np.ndarray:
     if scalar and len(set(values)) == len(values) and len({type(v) for v in values}) == 1:
         return np.asarray(values)
     return np.asarray([_fmt(v) for v in values])
+
+
+def _open(path: Path) -> xr.Dataset:
+    """Open a point's results lazily (dask) when dask is installed, else load it."""
+    try:
+        import dask  # noqa: F401
+    except ImportError:
+        return xr.load_dataset(path)
+    return xr.open_dataset(path, chunks={})
 
 
 def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Dataset | None:
@@ -311,7 +393,7 @@ def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Data
     found = [(p, f) for p, f in found if f.exists()]
     if not found:
         return None
-    parts = [xr.load_dataset(f) for _, f in found]
+    parts = [_open(f) for _, f in found]
     taken = set(parts[0].variables) | set(parts[0].dims)
     renamed = _avoid(dims, taken)
     index = pd.Index([p.index for p, _ in found], name="point")

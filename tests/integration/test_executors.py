@@ -1,0 +1,176 @@
+"""Sweeps on every executor: same numbers, faults, locking, detach/collect."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from neurodelay.executors import ExecutorSettings, SweepLockedError, parse_executor, sweep_lock
+from neurodelay.run import main
+from neurodelay.study import load_study
+from neurodelay.sweep import collect, run_sweep
+
+STUDY = """\
+name: tinyx
+seed: 0
+world: {kind: moving_circle, size: 16, n_frames: 4}
+circuit: {preset: inertia, n_latents: 2, gamma: 0.5}
+objective: {reconstruction: gaussian}
+train: {steps: STEPS, batch_size: 4, checkpoint_every: 2}
+evaluate: {n_sequences: 8}
+analyses: []
+executor: {name: local, cpus_per_point: 1}
+sweep:
+  circuit.gamma: [0.0, 0.5]
+  seed: [0, 1]
+"""
+
+
+def study_file(tmp_path: Path, steps: int = 2) -> Path:
+    path = tmp_path / "tinyx.yaml"
+    path.write_text(STUDY.replace("STEPS", str(steps)))
+    return path
+
+
+def numeric(ds: xr.Dataset) -> dict:
+    return {k: v.values for k, v in ds.data_vars.items() if np.issubdtype(v.dtype, np.number)}
+
+
+def test_every_executor_gives_identical_sweep(tmp_path, monkeypatch):
+    import torch
+
+    # Results are identical for equal torch thread counts (reductions split
+    # differently otherwise): every engine runs points on 1 thread here.
+    monkeypatch.setattr(torch, "_nd_threads", torch.get_num_threads(), raising=False)
+    torch.set_num_threads(1)
+    path = study_file(tmp_path)
+    results = {}
+    for name in ("local", "processes:2", "dask:local:2", "slurm:local"):
+        out = tmp_path / name.replace(":", "_")
+        assert main([str(path), "--out", str(out), "--executor", name, "--quiet"]) == 0, name
+        with xr.open_dataset(out / "tinyx" / "sweep.nc") as ds:
+            assert dict(ds.sizes)["gamma"] == 2 and dict(ds.sizes)["seed"] == 2
+            results[name] = numeric(ds.load())
+    torch.set_num_threads(torch._nd_threads)
+    ref = results["local"]
+    assert "z" in ref and not np.isnan(ref["z"]).any()
+    for name, got in results.items():
+        assert got.keys() == ref.keys(), name
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{name}: {k}")
+
+
+def test_dask_worker_killed_mid_point_is_rerun(tmp_path):
+    from distributed import Client, LocalCluster
+
+    study = load_study(study_file(tmp_path, steps=40), [])
+    out = tmp_path / "killed" / "tinyx"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            pids = list(client.run(os.getpid).values())
+            outcome = {}
+
+            def go():
+                outcome["sweep"] = run_sweep(study, out, quiet=True, executor=f"dask:{cluster.scheduler_address}")
+
+            thread = threading.Thread(target=go)
+            thread.start()
+            deadline = time.time() + 120
+            while not list(out.glob("*/checkpoint.pt")) and time.time() < deadline:
+                time.sleep(0.05)
+            assert list(out.glob("*/checkpoint.pt")), "no point started training"
+            os.kill(pids[0], signal.SIGKILL)  # a worker dies mid-point
+            thread.join(timeout=300)
+    assert not thread.is_alive()
+    sweep = outcome["sweep"]
+    assert not sweep.failed, [p.error for p in sweep.failed]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir() and p.name != "figures") == [
+        "gamma=0.0,seed=0", "gamma=0.0,seed=1", "gamma=0.5,seed=0", "gamma=0.5,seed=1"]
+    assert not list(out.rglob("*.tmp")), "half-written files left"
+    with xr.open_dataset(out / "sweep.nc") as ds:
+        assert not np.isnan(ds.z.values).any()
+
+
+def test_second_sweep_on_same_folder_refuses(tmp_path, capsys):
+    path = study_file(tmp_path)
+    folder = tmp_path / "runs" / "tinyx"
+    with sweep_lock(folder):
+        assert main([str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is being written by another sweep" in err and ".lock" in err
+    assert not list(folder.glob("gamma=*")), "the refused sweep wrote points"
+
+
+def test_stale_lock_is_taken_over(tmp_path):
+    import socket
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / ".lock").write_text(f"{socket.gethostname()} 999999999")  # no such process
+    with sweep_lock(folder):
+        assert (folder / ".lock").read_text().endswith(str(os.getpid()))
+    assert not (folder / ".lock").exists()
+
+
+def test_lock_held_by_live_process_refuses(tmp_path):
+    folder = tmp_path / "f"
+    with sweep_lock(folder):
+        with pytest.raises(SweepLockedError, match=r"being written by another sweep .* delete .*\.lock"):
+            with sweep_lock(folder):
+                pass
+
+
+def test_detach_then_collect(tmp_path):
+    path = study_file(tmp_path)
+    out = tmp_path / "runs"
+    assert main([str(path), "--out", str(out), "--executor", "slurm:local", "--detach", "--quiet"]) == 0
+    folder = out / "tinyx"
+    assert (folder / "jobs.yaml").exists()
+    deadline = time.time() + 240
+    while len(list(folder.glob("*/results.nc"))) < 4 and time.time() < deadline:
+        time.sleep(0.5)
+    assert main([str(path), "--out", str(out), "--collect", "--quiet"]) == 0
+    with xr.open_dataset(folder / "sweep.nc") as ds:
+        assert int(ds.attrs["n_points_with_results"]) == 4
+
+
+def test_collect_reports_missing_points(tmp_path):
+    study = load_study(study_file(tmp_path), [])
+    out = tmp_path / "runs" / "tinyx"
+    run_sweep(study.__class__(**{**{a.name: getattr(study, a.name) for a in study.__attrs_attrs__}}), out,
+              quiet=True)
+    import shutil
+
+    shutil.rmtree(out / "gamma=0.5,seed=1")
+    outcome = collect(study, out, quiet=True)
+    assert [p.point.name for p in outcome.failed] == ["gamma=0.5,seed=1"]
+    assert "missing" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("processes:0", "worker count >= 1"),
+    ("dask", "give a scheduler address"),
+    ("dask:local:x", "worker count >= 1"),
+    ("pbs", "is not known; valid: local, processes:N"),
+])
+def test_bad_executor_names(name, message):
+    from neurodelay.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        parse_executor(name)
+    with pytest.raises(ValueError, match=message):
+        ExecutorSettings(name=name)
+
+
+def test_executor_flag_needs_a_sweep(tmp_path, capsys):
+    path = tmp_path / "single.yaml"
+    path.write_text(STUDY.replace("STEPS", "2").split("sweep:")[0])
+    assert main([str(path), "--out", str(tmp_path), "--executor", "processes:2", "--quiet"]) == 2
+    assert "apply to studies with a sweep section" in capsys.readouterr().err

@@ -270,7 +270,10 @@ def plot_sweep(combined: xr.Dataset, dims, path, metric: str) -> Path | None:
         ax.set_xscale("log")
     ax.set_xlabel(", ".join(first.paths) + (" (zipped)" if first.zipped else ""))
     ylabel = {"reconstruction_mse": "reconstruction MSE per pixel (evaluation)",
-              "final_loss_total": "final training loss (total, per sequence)"}.get(metric, metric)
+              "final_loss_total": "final training loss (total, per sequence)"}.get(metric, None)
+    if ylabel is None:
+        units = da.attrs.get("units", "")
+        ylabel = da.attrs.get("long_name", metric) + (f" ({units})" if units and units != "1" else "")
     ax.set_ylabel(ylabel)
     ax.set_title(f"{metric} across the sweep")
     ax.grid(True, alpha=0.3)

@@ -116,43 +116,52 @@ def write_report(out_dir, study, ds: xr.Dataset, *, figures, schedule: str, stud
     return path
 
 
+#: Scalar per-run metrics shown against the swept parameters, when present.
+_SWEEP_METRICS = ("reconstruction_mse", "final_loss_total", "mig", "dci_disentanglement", "sap",
+                  "correlation_score", "lag_ms")
+
+
 def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | None) -> Path:
     """Write the sweep's ``report.md``: every point with its status, metric and error; a figure."""
     from .plots import plot_sweep
 
     out_dir = Path(out_dir)
-    metric = None
+    metrics: list[str] = []
     if combined is not None:
         if "loss_total" in combined and "step" in combined.dims:
             combined["final_loss_total"] = _last_finite(combined["loss_total"], "step")
-        for m in ("reconstruction_mse", "final_loss_total"):
-            if m in combined:
-                metric = m
-                break
+        names = {d.name for d in dims}
+        metrics = [m for m in _SWEEP_METRICS if m in combined and set(combined[m].dims) <= names]
     n_ok = sum(p.status in ("ok", "skipped") for p in outcome.points)
     lines = [f"# Sweep {study.name}", "",
              f"{len(outcome.points)} points; {n_ok} with results, {len(outcome.failed)} failed. "
              + ("Combined results: [`sweep.nc`](sweep.nc)." if combined is not None else "No results to combine."),
              "", "Swept: " + "; ".join(
                  f"`{d.name}` = {', '.join(d.paths)}" + (" (zipped)" if d.zipped else "") for d in dims), ""]
-    figure = None
-    if metric is not None:
-        figure = plot_sweep(combined, dims, out_dir / "figures" / "sweep.png", metric)
-    header = ["point"] + [n for d in dims for n in d.names] + ["status", metric or "metric", "error"]
+    figures = []
+    for m in metrics:
+        fig = plot_sweep(combined, dims, out_dir / "figures" / f"sweep_{m}.png", m)
+        if fig is not None:
+            figures.append((m, fig))
+    header = ["point"] + [n for d in dims for n in d.names] + ["status"] + (metrics or ["metric"]) + ["error"]
     rows = []
     for po in outcome.points:
         p = po.point
         vals = [str(p.values[path]) for d in dims for path in d.paths]
-        value = ""
-        if combined is not None and metric is not None and po.status in ("ok", "skipped"):
-            sel = combined[metric].isel({d.name: i for d, i in zip(dims, p.position.values())})
-            if sel.ndim == 0:
-                value = _fmt(float(sel))
+        values = []
+        for m in metrics or [None]:
+            value = ""
+            if m is not None and po.status in ("ok", "skipped"):
+                sel = combined[m].isel({d.name: i for d, i in zip(dims, p.position.values())})
+                if sel.ndim == 0:
+                    value = _fmt(float(sel))
+            values.append(value)
         link = f"[{p.name}]({p.name}/report.md)" if po.status in ("ok", "skipped") else p.name
-        rows.append([link] + vals + [po.status, value, po.error])
+        rows.append([link] + vals + [po.status] + values + [po.error])
     lines += ["## Points", ""] + _table(rows, header) + [""]
-    if figure is not None:
-        lines += ["## Figure", "", f"![{metric} across the sweep](figures/sweep.png)", ""]
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{m} across the sweep](figures/{fig.name})" for m, fig in figures] + [""]
     if outcome.failed:
         lines += ["## Failures", ""]
         for po in outcome.failed:

@@ -82,7 +82,7 @@ def test_sweep_runs_points_combines_skips_and_records_failures(tmp_path, capsys,
     assert done == ["gamma=0.0,seed=0", "gamma=0.0,seed=1", "gamma=0.5,seed=0"]
     report = (out / "report.md").read_text()
     assert "boom at this point" in report and "| failed |" in report
-    assert "figures/sweep.png" in report and (out / "figures" / "sweep.png").is_file()
+    assert "figures/sweep_reconstruction_mse.png" in report and (out / "figures" / "sweep_reconstruction_mse.png").is_file()
 
     ds = xr.load_dataset(out / "sweep.nc")
     assert ds["reconstruction_mse"].dims == ("gamma", "zip")

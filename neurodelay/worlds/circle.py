@@ -111,6 +111,15 @@ class CircleOverBlob:
     def sample(self, n_samples: int, seed: int = 0, device="cpu") -> Episode:
         """Draw and render static scenes.
 
+        Parameters
+        ----------
+        n_samples : int
+            Number of scenes.
+        seed : int
+            Seed (>= 0) of the factor draws (see ``factors``).
+        device : str or torch.device
+            Device on which frames are rendered and returned.
+
         Returns
         -------
         Episode
@@ -130,9 +139,10 @@ class CircleOverBlob:
         """Region masks of the circle: bool (..., 1, size, size) per key.
 
         Keys ``inside``, ``edge``, ``object``, ``background``: the circle
-        alone rendered at radius r, r/2 and 1.5 r, thresholded at > 0.4;
-        object = r; edge = object XOR r/2; inside = object AND NOT edge;
-        background = NOT 1.5 r.
+        alone, drawn by this world's renderer (with the original's disc test
+        when ``seed_compatible``) at radius r, r/2 and 1.5 r and thresholded
+        at > 0.4; object = r; edge = object XOR r/2; inside = object AND NOT
+        edge; background = NOT 1.5 r. Only the circle factors are used.
         """
         return _spec.masks(self, factors)
 
@@ -242,6 +252,13 @@ class MovingCircle:
         Generators: ``SeedSequence(seed).spawn(2)`` = (trajectory, blob).
         The blob is static, its x and y drawn from ``linspace(0, 1, 32)``.
 
+        Parameters
+        ----------
+        n : int
+            Number of sequences.
+        seed : int
+            Seed (>= 0).
+
         Returns
         -------
         numpy.ndarray
@@ -293,6 +310,15 @@ class MovingCircle:
 
     def sample(self, n_samples: int, seed: int = 0, device="cpu") -> Episode:
         """Draw and render moving-circle sequences.
+
+        Parameters
+        ----------
+        n_samples : int
+            Number of sequences.
+        seed : int
+            Seed (>= 0) of the trajectory draws (see ``trajectories``).
+        device : str or torch.device
+            Device on which frames are rendered and returned.
 
         Returns
         -------

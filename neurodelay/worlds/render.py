@@ -36,7 +36,7 @@ from ._buffers import new_frames
 
 MASK_THRESHOLD = 0.4
 MASK_RADIUS_SCALES = {"object": 1.0, "half": 0.5, "outer": 1.5}
-_CHUNK = 512  # frames per block in the seed-compatible renderer (bounds its float64 memory)
+_CHUNK_PIXELS = 1 << 22  # pixels per block in the seed-compatible renderer (32 MB of float64)
 _PIL_BITS = 22  # PIL's 8-bit resampler: fixed point with 22 fractional bits
 
 
@@ -292,7 +292,7 @@ def _original_blocks(blob, circle, n: int, radius: float, blob_sigma: float, blo
     g = blob_profile(blob.to(torch.float64) * n, n, blob_sigma * n, 0.0)
     gx, gy = _flat(g[..., 0, :], lead), _flat(g[..., 1, :] * (blob_brightness * 255.0), lead)
     c = _flat(circle, lead)
-    chunk = max(1, min(_CHUNK, c.shape[0]))
+    chunk = max(1, min(_CHUNK_PIXELS // (n * n), c.shape[0]))
     blob_buf = torch.empty(chunk, n, n, dtype=torch.float64, device=c.device)
     comp_buf = torch.empty(chunk, n, n, dtype=torch.int16, device=c.device)
     for s in range(0, c.shape[0], chunk):

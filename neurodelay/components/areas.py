@@ -8,6 +8,13 @@ output_padding 1), channels 64->64->32->32->1, ELU after the first three,
 sigmoid output. At 32 px and 4 latents the Gaussian encoder plus decoder has
 133,257 parameters, as in the original. PyTorch's default initialisation is
 used (the original's intended Kaiming init never ran).
+
+On CPU the modules run faster formulations of the same layers, switched by
+:data:`neurodelay._perf.FAST` (channels-last convolutions, an ``exp``-based
+ELU, the last transposed convolution as batched matrix products, optional
+chunking of the batch); the parameters, their names and the numbers (within
+float rounding) are those of the plain layers, which
+``tests/unit/test_areas_perf.py`` checks. On other devices the plain layers run.
 """
 
 from __future__ import annotations
@@ -163,20 +170,18 @@ class _DecoderModule(FrameModule):
         if h.device.type != "cpu" or not fast.any():
             return (self.deconv(h),)
         layers = list(self.deconv)
+        last = layers[6]
+        fast_last = fast.last_deconv and last.out_channels <= _FAST_DECONV_MAX_OUT
         if fast.channels_last:
             h = _channels_last(h)
         for i in (0, 2, 4):
-            if i == 4 and fast.channels_last and fast.last_deconv and _D3_CONTIGUOUS:
-                # The last layer's fast path wants (c, y, x) order: convert the
-                # smaller input of this layer rather than its output.
+            if i == 4 and fast.channels_last and fast_last:
+                # The last layer's fast path wants (c, y, x) order: convert this
+                # layer's input rather than its four times larger output.
                 h = h.contiguous()
             h = layers[i](h)
             h = elu(h) if fast.elu else F.elu(h, inplace=True)
-        last = layers[6]
-        if fast.last_deconv and last.out_channels <= _FAST_DECONV_MAX_OUT:
-            h = conv_transpose3x3s2(h, last.weight, last.bias)
-        else:
-            h = last(h)
+        h = conv_transpose3x3s2(h, last.weight, last.bias) if fast_last else last(h)
         return (torch.sigmoid(h),)
 
 
@@ -185,9 +190,6 @@ class _DecoderModule(FrameModule):
 #: Largest number of output channels for which the last transposed convolution
 #: uses :func:`conv_transpose3x3s2` (oneDNN is slow for few output channels).
 _FAST_DECONV_MAX_OUT = 4
-#: Run the third transposed convolution in (c, y, x) order when the last one
-#: takes the fast path (saves converting its four times larger output).
-_D3_CONTIGUOUS = True
 
 
 def _in_chunks(fn, x: Tensor) -> tuple:

@@ -145,7 +145,7 @@ def test_blend_extremes(data):
 
 @given(st.data())
 def test_whole_sequence_and_step_by_step_agree(data):
-    n_t = data.draw(st.integers(1, 30), label="n_t")
+    n_t = data.draw(st.integers(1, 90), label="n_t")
     d = data.draw(st.integers(0, min(n_t - 1, 4)), label="input_delay")
     gamma = data.draw(st.floats(0, 1), label="gamma")
     alpha = data.draw(st.floats(-2, 2), label="alpha")
@@ -164,7 +164,7 @@ def test_whole_sequence_and_step_by_step_agree(data):
 
 @given(st.data())
 def test_closed_form_cycle_matches_stepping_in_float32(data):
-    n_t = data.draw(st.integers(1, 120), label="n_t")
+    n_t = data.draw(st.integers(1, 160), label="n_t")  # closed form from 48 steps past start-up
     d = data.draw(st.integers(0, 4), label="input_delay")
     gamma = data.draw(st.floats(0, 0.95), label="gamma")
     alpha_max = 2.0 if gamma == 0 else min(2.0, 0.95 / gamma)

@@ -19,7 +19,8 @@ beta-VAE variant (log-variance head, reparameterisation noise, KL with beta 1).
     stepped with the same calls as ``neurodelay.train.train``'s loop, with
     ``neurodelay._perf.tune_allocator()`` applied once at start-up (what a
     training entry point should do). End to end it is ``train()`` itself, which
-    renders each batch with ``MovingCircle.sample`` on the device.
+    renders each batch with ``MovingCircle.sample`` on the device (called for
+    blocks of 5 steps, so its per-call set-up is included, spread over 5).
 
 Each variant runs in a fresh subprocess (so that the allocator setting and
 the peak resident memory are its own); variants alternate for ``--rounds``
@@ -326,8 +327,16 @@ def _rss_bytes() -> int:
     return 0
 
 
+E2E_BLOCK = 5  # neurodelay end to end: train() runs this many steps per call
+
+
 def run_worker(args) -> dict:
-    """Run one variant in this (fresh) process and return its measurements."""
+    """Run one variant in this (fresh) process and return its measurements.
+
+    ``unit()`` is what is timed (one step, or for neurodelay end to end one
+    ``train()`` call of :data:`E2E_BLOCK` steps); ``count(frames, factors)``
+    is one step on a fixed batch, run once under the FLOP counter.
+    """
     impl, e2e, alloc, switches = VARIANTS[args.worker]
     device = args.device
     alloc_info = None
@@ -336,14 +345,17 @@ def run_worker(args) -> dict:
 
         alloc_info = tune_allocator()
     set_threads(args.threads)
+    from torch.utils.flop_counter import FlopCounterMode
+
     from neurodelay import _perf
+    from neurodelay.components.base import RunContext
 
     for k, v in (switches or {}).items():
         setattr(_perf.FAST, k, v)
-    from torch.utils.flop_counter import FlopCounterMode
-
     torch.manual_seed(0)
     world, module, objective = build_neurodelay(args.gaussian, device)
+    fixed = world.sample(BATCH, seed=123, device=device)
+    block = 1
     if impl == "ref":
         model = ReferenceInertia(args.gaussian).to(device)
         copy_into_reference(module, model)
@@ -351,7 +363,7 @@ def run_worker(args) -> dict:
         opt = torch.optim.RMSprop(model.parameters(), lr=LR)
         model.train()
 
-        def step(frames):
+        def count(frames, factors):
             opt.zero_grad(set_to_none=True)
             model(frames).backward()
             opt.step()
@@ -359,60 +371,42 @@ def run_worker(args) -> dict:
         if e2e:
             loader = torch.utils.data.DataLoader(SequenceDataset(seed=1), batch_size=BATCH, shuffle=True,
                                                  num_workers=0, drop_last=True)
-            it = iter(loader)
+            batches = iter(loader)
 
             def unit():
-                step(next(it).to(device))
+                count(next(batches).to(device), None)
         else:
-            frames = world.sample(BATCH, seed=123, device=device).frames
-
             def unit():
-                step(frames)
+                count(fixed.frames, None)
     else:
-        from neurodelay.components.base import RunContext
-
-        params = [p for p in module.parameters() if p.requires_grad]
-        opt = torch.optim.RMSprop(params, lr=LR)
+        opt = torch.optim.RMSprop([p for p in module.parameters() if p.requires_grad], lr=LR)
         module.train()
         gen = torch.Generator(device=device)
         ctx = RunContext(generator=gen, sample=True)
-        if e2e:
-            from neurodelay.train import TrainSettings, train
 
-            n_per_call = 5
-
-            def unit():
-                settings = TrainSettings(steps=n_per_call, batch_size=BATCH, lr=LR, log_every=n_per_call,
-                                         checkpoint_every=n_per_call)
-                train(module, world, objective, settings, seed=unit.calls, device=device, progress=False)
-                unit.calls += 1
-
-            unit.calls = 0
-        else:
-            streams = world.sample(BATCH, seed=123, device=device).streams()
-
-            def unit():
-                gen.manual_seed(0)
-                loss = neurodelay_loss(module, objective, streams, world, ctx)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-
-            frames = streams["world.frames"]
-
-        def step(frames_):  # for the FLOP count
-            loss = neurodelay_loss(module, objective, {"world.frames": frames_,
-                                                       "world.factors": streams_factors}, world, ctx)
+        def count(frames, factors):
+            gen.manual_seed(0)
+            loss = neurodelay_loss(module, objective, {"world.frames": frames, "world.factors": factors},
+                                   world, ctx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
 
-        ep = world.sample(BATCH, seed=123, device=device)
-        streams_factors = ep.factors
         if e2e:
-            frames = ep.frames
+            from neurodelay.train import TrainSettings, train
 
-    n_warm = 1 if (e2e and impl == "nd") else args.warmup
+            block = E2E_BLOCK
+            settings = TrainSettings(steps=block, batch_size=BATCH, lr=LR, log_every=block,
+                                     checkpoint_every=block)
+            calls = iter(range(1 << 30))
+
+            def unit():
+                train(module, world, objective, settings, seed=next(calls), device=device, progress=False)
+        else:
+            def unit():
+                count(fixed.frames, fixed.factors)
+
+    n_warm = 1 if block > 1 else args.warmup
     sync(device)
     # Peak memory of the steps: the peak resident set over the steps (the kernel's mark reset
     # just before them) minus the resident set just before them.
@@ -425,18 +419,15 @@ def run_worker(args) -> dict:
     sync(device)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    n_units = max(1, args.steps // 5) if (e2e and impl == "nd") else args.steps
-    times = time_calls(unit, n_units, device)
-    if e2e and impl == "nd":
-        times = [t / 5 for t in times for _ in range(5)]
-    rss1 = _peak_rss_bytes()
+    times = time_calls(unit, max(1, args.steps // block), device)
+    times = [t / block for t in times for _ in range(block)]
+    peak_rss = _peak_rss_bytes()
     peak_cuda = torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None
-    if impl == "ref" and e2e:
-        frames = world.sample(BATCH, seed=123, device=device).frames
     with FlopCounterMode(display=False) as counter:
-        step(frames)
+        count(fixed.frames, fixed.factors)
     return {"variant": args.worker, "times_s": times, "flops": counter.get_total_flops(),
-            "rss0": rss0, "peak_rss": rss1, "hwm_reset": hwm_reset, "peak_cuda": peak_cuda, "alloc": alloc_info}
+            "rss0": rss0, "peak_rss": peak_rss, "hwm_reset": hwm_reset, "peak_cuda": peak_cuda,
+            "alloc": alloc_info}
 
 
 # ----------------------------------------------------------------------------- numerical check

@@ -336,6 +336,7 @@ class _ConvTranspose3x3s2(torch.autograd.Function):
             out += bias.view(1, c_out, 1, 1)
         ctx.save_for_backward(xs, weight)
         ctx.has_bias = bias is not None
+        ctx.bias_dtype = bias.dtype if bias is not None else None
         ctx.hw = (h, w)
         return out
 
@@ -346,15 +347,18 @@ class _ConvTranspose3x3s2(torch.autograd.Function):
         n, c_in, _ = xs.shape
         h, w = ctx.hw
         c_out = weight.shape[1]
+        # Under autocast the saved input and the incoming gradient may be in a lower
+        # precision than the weight: compute in the gradient's dtype, return each
+        # gradient in its input's dtype.
         gtaps = _im2col(grad.contiguous()).view(n, c_out * 9, h * w)
-        wm = weight.reshape(c_in, c_out * 9)
+        wm = weight.reshape(c_in, c_out * 9).to(grad.dtype)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = torch.bmm(wm.unsqueeze(0).expand(n, -1, -1), gtaps).view(n, c_in, h, w)
+            gx = torch.bmm(wm.unsqueeze(0).expand(n, -1, -1), gtaps).view(n, c_in, h, w).to(xs.dtype)
         if ctx.needs_input_grad[1]:
-            gw = torch.bmm(xs, gtaps.transpose(1, 2)).sum(0).view_as(weight)
+            gw = torch.bmm(xs.to(grad.dtype), gtaps.transpose(1, 2)).sum(0).view_as(weight).to(weight.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = grad.sum((0, 2, 3))
+            gb = grad.sum((0, 2, 3)).to(ctx.bias_dtype)
         return gx, gw, gb
 
 

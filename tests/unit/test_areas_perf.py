@@ -228,3 +228,16 @@ def test_autocast_helper_is_opt_in():
     assert y16.dtype == torch.bfloat16
     # bf16 keeps about 3 significant digits; the images are in [0, 1].
     assert (y16.float() - y32).abs().max().item() < 0.05
+
+
+def test_cpu_bf16_autocast_backward_gives_float32_gradients():
+    enc, dec = _modules(seed=6, gaussian=False)
+    x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(7))
+    ctx = RunContext()
+    with _perf.autocast("cpu"):
+        y, _ = dec.frame(enc.frame(x, ctx)[0], ctx)
+        loss = ((y.float() - x) ** 2).sum()
+    loss.backward()
+    for p in list(enc.parameters()) + list(dec.parameters()):
+        if p.grad is not None:
+            assert p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()

@@ -553,6 +553,9 @@ class CircuitModule(nn.Module):
                 delays[str(e.index)] = DelayLine(e.steps, learnable=e.edge.learn_delay,
                                                  min_steps=lo or 0.0, max_steps=hi)
         self.delays = nn.ModuleDict(delays)
+        # Fixed by the plan: each node's input edges and its ports' first valid steps.
+        self._inputs = {n: plan.inputs_of(n) for n in circuit.nodes}
+        self._valid = {n: plan.port_valid(n) for n in circuit.nodes}
         self._linear = [analyse_loop(nodes, plan, circuit.nodes, self._delay) if kind == "loop" else None
                         for kind, nodes in plan.groups]
 
@@ -602,18 +605,16 @@ class CircuitModule(nn.Module):
                 self._run_loop(nodes, traces, ctx, n_t, start, linear)
         return {k: v for k, v in traces.items() if k not in streams}
 
-    def _port_valid(self, node: str) -> dict[str, int]:
-        return self.plan.port_valid(node)
 
     def _run_sequence(self, node: str, traces: dict[str, Tensor], ctx: RunContext) -> None:
         inputs: dict[str, Tensor] = {}
-        for e in self.plan.inputs_of(node):
+        for e in self._inputs[node]:
             x = traces[e.source]
             d = self._delay(e)
             if d is not None:
                 x = d(x)
             inputs[e.port] = x if e.port not in inputs else inputs[e.port] + x
-        out, extras = self.nodes[node].forward_sequence(inputs, self._port_valid(node), ctx)
+        out, extras = self.nodes[node].forward_sequence(inputs, self._valid[node], ctx)
         traces[node] = out
         for k, x in extras.items():
             traces[f"{node}_{k}"] = x
@@ -624,7 +625,7 @@ class CircuitModule(nn.Module):
         members = set(nodes)
         external: dict[int, Tensor] = {}
         for n in nodes:
-            for e in plan.inputs_of(n):
+            for e in self._inputs[n]:
                 if e.source not in members:
                     x = traces[e.source]
                     d = self._delay(e)
@@ -635,12 +636,12 @@ class CircuitModule(nn.Module):
         hist: dict[str, list[Tensor]] = {n: [] for n in nodes}
         extra_hist: dict[tuple[str, str], list[Tensor]] = {}
         states = {n: self.nodes[n].init_state() for n in nodes}
-        valids = {n: self._port_valid(n) for n in nodes}
+        valids = self._valid
         specs = self.circuit.nodes
         for t in range(n_stepped):
             for n in (start_order if t == 0 else nodes):
                 inputs: dict[str, Tensor] = {}
-                for e in plan.inputs_of(n):
+                for e in self._inputs[n]:
                     if not specs[n].reads(e.port, t, valids[n]):
                         continue
                     if e.index in external:

@@ -57,6 +57,7 @@ from neurodelay.analysis.disentanglement import (
 from neurodelay.analysis.figures import (
     plot_correlation,
     plot_flash_lag,
+    plot_gamma_transfer,
     plot_lag,
     plot_regions,
     plot_sweeps,
@@ -72,8 +73,9 @@ from neurodelay.analysis.lag import (
     representation_variable,
     representational_lag,
 )
-from neurodelay.analysis.regions import moving_region_errors, static_region_errors
+from neurodelay.analysis.regions import heldout_region_errors, moving_region_errors, static_region_errors
 from neurodelay.analysis.registry import register
+from neurodelay.analysis.transfer import blend_nodes, gamma_transfer
 from neurodelay.analysis.traversals import decoder_input, factor_sweeps, latent_traversals
 
 __all__ = ["disentanglement_scores", "run_disentanglement", "run_lag", "run_flash_lag", "run_regions",
@@ -267,6 +269,31 @@ def run_regions(results: xr.Dataset, ctx) -> xr.Dataset | None:
         return None
     ctx.save_figure(plot_regions(out), "regions", "Reconstruction error by region (inside, edge, object, "
                     "background), against circle-blob distance" + (" and over time." if "time" in out.dims else "."))
+    return out
+
+
+@register("heldout")
+def run_heldout(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Region errors on trained and held-out circle positions (static worlds with ``circle_values`` even/odd)."""
+    if ctx.module is None or not _static(ctx.world) or getattr(ctx.world, "circle_values", "grid") == "grid":
+        return None
+    recon = _recon_node(results, ctx)
+    if recon is None:
+        return None
+    return heldout_region_errors(ctx.module, ctx.world, recon, device=ctx.device)
+
+
+@register("gamma_transfer")
+def run_gamma_transfer(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """The trained circuit re-evaluated with its Blend's gamma set to 0, 0.2, ..., 1 (moving worlds, one Blend)."""
+    if ctx.module is None or not _moving(results) or _static(ctx.world) or ctx.study is None:
+        return None
+    if len(blend_nodes(ctx.module.circuit)) != 1:
+        return None
+    out = gamma_transfer(ctx.module, ctx.study, ctx.device)
+    ctx.save_figure(plot_gamma_transfer(out), "gamma_transfer",
+                    f"Trained at gamma = {out.attrs['trained_gamma']:g}, evaluated with other gammas: "
+                    f"reconstruction error and lag.")
     return out
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["plot_correlation", "plot_traversals", "plot_sweeps", "plot_lag", "plot_flash_lag", "plot_regions"]
+__all__ = ["plot_correlation", "plot_traversals", "plot_sweeps", "plot_lag", "plot_flash_lag", "plot_regions",
+           "plot_gamma_transfer"]
 
 _SCORES = (("lag_mig", "MIG"), ("lag_dci_disentanglement", "DCI disentanglement"),
            ("lag_dci_completeness", "DCI completeness"), ("lag_dci_informativeness", "DCI informativeness"),
@@ -160,6 +161,28 @@ def plot_lag(lag: xr.Dataset, scores: xr.Dataset | None = None) -> Figure:
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("decoded - true position along motion (px)")
     ax.set_title(f"signed position error (mean {float(lag['position_error_px']):.2f} px)", fontsize=10)
+    return fig
+
+
+def plot_gamma_transfer(tr: xr.Dataset) -> Figure:
+    """Reconstruction error and lag against the gamma applied at evaluation.
+
+    Parameters
+    ----------
+    tr : xarray.Dataset
+        From :func:`neurodelay.analysis.transfer.gamma_transfer`.
+    """
+    fig = _figure(8.0, 3.2)
+    axes = fig.subplots(1, 2)
+    g = tr["eval_gamma"].values
+    trained = float(tr.attrs.get("trained_gamma", np.nan))
+    for ax, var, label in ((axes[0], "transfer_reconstruction_mse", "reconstruction MSE per pixel"),
+                           (axes[1], "transfer_lag_steps", "representational lag (steps)")):
+        ax.plot(g, tr[var].values, marker="o", color="tab:blue")
+        ax.axvline(trained, color="tab:red", ls="--", label=f"trained at {trained:g}")
+        ax.set_xlabel("gamma applied at evaluation")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
     return fig
 
 

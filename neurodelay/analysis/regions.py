@@ -34,7 +34,8 @@ import torch
 import xarray as xr
 
 __all__ = ["REGIONS", "region_errors", "static_region_errors", "moving_region_errors",
-           "circle_blob_distance_px", "factor_grid"]
+           "circle_blob_distance_px", "factor_grid",
+           "heldout_region_errors"]
 
 #: Regions reported, in order.
 REGIONS = ("inside", "edge", "object", "background")
@@ -168,7 +169,7 @@ def _dataset(res: dict, extra: dict | None = None, coords: dict | None = None, a
 
 
 def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, batch_size: int = 512,
-                         n_bins: int = 10, device="cpu") -> xr.Dataset:
+                         n_bins: int = 10, device="cpu", factors=None, setting: str | None = None) -> xr.Dataset:
     """Region errors of a static model over the ``grid_size**4`` factor grid.
 
     Each grid point is rendered as a one-frame sequence (factors beyond the
@@ -190,6 +191,10 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
     n_bins : int
         Distance bins.
     device : str or torch.device
+    factors : array (n, 4), optional
+        Score these factor combinations instead of the grid.
+    setting : str, optional
+        Description stored in the ``setting`` attribute (default: the grid's).
 
     Returns
     -------
@@ -200,7 +205,14 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
     """
     from neurodelay.components.base import RunContext
 
-    grid = factor_grid(grid_size)
+    if factors is None:
+        grid = factor_grid(grid_size)
+        setting = setting or f"static factor grid of {grid_size}^4 = {grid.shape[0]} images"
+    else:
+        grid = np.asarray(factors, dtype=np.float64)
+        if grid.ndim != 2 or grid.shape[1] != 4 or grid.shape[0] == 0:
+            raise ValueError(f"factors must have shape (n, 4) with n >= 1, got {grid.shape}.")
+        setting = setting or f"{grid.shape[0]} given factor combinations"
     n_f = int(world.n_factors)
     factors = np.zeros((grid.shape[0], n_f))
     factors[:, :4] = grid
@@ -225,8 +237,7 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
         module.train(was_training)
     sums, counts = np.concatenate(sums), np.concatenate(counts)
     res = _from_sums(sums, counts, circle_blob_distance_px(grid, world.size), n_bins, world.size)
-    return _dataset(res, attrs={"setting": f"static factor grid of {grid_size}^4 = {grid.shape[0]} images",
-                                "node": recon_node})
+    return _dataset(res, attrs={"setting": setting, "node": recon_node})
 
 
 def _from_sums(sums, counts, distance, n_bins, size) -> dict:
@@ -298,3 +309,46 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
     return _dataset(res, extra, coords={"time": ds["time"]},
                     attrs={"setting": f"evaluation frames, steps {steps.min()}..{steps.max()}",
                            "target_offset_steps": offset})
+
+
+def heldout_region_errors(module, world, recon_node: str, *, n_blob: int = 6, batch_size: int = 512,
+                          device="cpu") -> xr.Dataset:
+    """Region errors on the circle positions a static world trains on and on those it holds out.
+
+    For a :class:`~neurodelay.worlds.CircleOverBlob` with ``circle_values``
+    ``"even"`` (or ``"odd"``), every combination of the trained circle
+    values (8 for x, 8 for y) and ``linspace(0, 1, n_blob)`` for the blob's x
+    and y is scored (``split = "trained"``), and the same with the other
+    half of the 16-value grid (``split = "heldout"``): positions the model
+    never saw.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``heldout_region_mse`` (split, region) and ``heldout_region_pixels``
+        (split, region).
+    """
+    from neurodelay.worlds.circle import circle_value_set
+
+    trained = str(getattr(world, "circle_values", "grid"))
+    if trained not in ("even", "odd"):
+        raise ValueError(f"circle_values={trained!r}: held-out errors need a world that trains on one half "
+                         f"of the circle grid ('even' or 'odd').")
+    other = "odd" if trained == "even" else "even"
+    blob = np.linspace(0.0, 1.0, int(n_blob))
+    parts = []
+    for name in (trained, other):
+        circle = circle_value_set(name)
+        bx, by, cx, cy = np.meshgrid(blob, blob, circle, circle, indexing="ij")
+        f = np.stack([bx, by, cx, cy], axis=-1).reshape(-1, 4)
+        parts.append(static_region_errors(module, world, recon_node, factors=f, batch_size=batch_size,
+                                          device=device, setting=f"circle values {name!r}"))
+    split = xr.DataArray(["trained", "heldout"], dims="split",
+                         attrs={"long_name": f"circle values trained on ({trained!r}) or held out ({other!r})"})
+    mse = xr.concat([p["region_mse"] for p in parts], dim=split)
+    pix = xr.concat([p["region_pixels"] for p in parts], dim=split)
+    mse.attrs.update({"units": "1", "long_name": "mean squared error per pixel by region, trained and held-out "
+                      "circle positions"})
+    pix.attrs.update({"units": "1", "long_name": "pixels scored per region"})
+    return xr.Dataset({"heldout_region_mse": mse, "heldout_region_pixels": pix},
+                      attrs={"node": recon_node, "trained_circle_values": trained, "heldout_circle_values": other})

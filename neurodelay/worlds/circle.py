@@ -27,6 +27,22 @@ from .original import (
 
 VELOCITY_NAMES = ("circle_vx", "circle_vy")
 
+#: Circle value sets of the static world: all 16 grid values, or one half of them.
+CIRCLE_VALUE_SETS = ("grid", "even", "odd")
+
+
+def circle_value_set(name: str) -> np.ndarray:
+    """Circle x / y values of a ``circle_values`` setting: ``grid`` (all 16
+    of ``linspace(0, 1, 16)``), ``even`` (indices 0, 2, ..., 14) or ``odd``
+    (indices 1, 3, ..., 15)."""
+    if name == "grid":
+        return CIRCLE_GRID
+    if name == "even":
+        return CIRCLE_GRID[0::2]
+    if name == "odd":
+        return CIRCLE_GRID[1::2]
+    raise ValueError(f"circle_values must be one of {', '.join(map(repr, CIRCLE_VALUE_SETS))}, got {name!r}.")
+
 
 def _render_fields_doc(cls):
     cls.__doc__ = cls.__doc__.replace(
@@ -59,6 +75,11 @@ class CircleOverBlob:
     Parameters
     ----------
     RENDER_FIELDS
+    circle_values : str
+        Which circle positions are drawn: ``"grid"`` (all 16 values of
+        ``linspace(0, 1, 16)`` for x and for y), ``"even"`` (the 8 at even
+        indices) or ``"odd"`` (the other 8). Train on one half and the
+        ``heldout`` analysis scores the other.
     """
 
     kind: ClassVar[str] = "circle_over_blob"
@@ -68,6 +89,19 @@ class CircleOverBlob:
     radius: float = attrs.field(default=0.1, validator=_spec.radius)
     blob_sigma: float = attrs.field(default=_spec.BLOB_SIGMA, validator=_spec.positive)
     blob_brightness: float = attrs.field(default=_spec.BLOB_BRIGHTNESS, validator=_spec.unit_interval)
+    circle_values: str = attrs.field(default="grid")
+
+    @circle_values.validator
+    def _check_circle_values(self, attr, value):
+        if value not in CIRCLE_VALUE_SETS:
+            raise ValueError(f"circle_values must be one of {', '.join(map(repr, CIRCLE_VALUE_SETS))}, got "
+                             f"{value!r}: 'grid' draws circle x and y from all 16 grid values, 'even' from "
+                             f"the 8 at even indices (train on them, hold the others out), 'odd' from the rest.")
+
+    @property
+    def circle_grid(self) -> np.ndarray:
+        """The circle x and y values this world draws from (see ``circle_values``)."""
+        return circle_value_set(self.circle_values)
 
     @property
     def frame_shape(self) -> tuple:
@@ -92,7 +126,8 @@ class CircleOverBlob:
     def factors(self, n_samples: int, seed: int = 0) -> np.ndarray:
         """Draw factors from the static grid.
 
-        Circle x and y from ``linspace(0, 1, 16)``, blob x and y from
+        Circle x and y from ``linspace(0, 1, 16)`` (or its even- or
+        odd-indexed half, see ``circle_values``), blob x and y from
         ``linspace(0, 1, 32)``, uniformly and independently (with
         replacement). Generators: ``SeedSequence(seed).spawn(2)`` =
         (circle, blob).
@@ -104,7 +139,8 @@ class CircleOverBlob:
         """
         n = _spec.check_count("n_samples", n_samples)
         circle_rng, blob_rng = (np.random.default_rng(s) for s in _spec.seed_sequence(seed).spawn(2))
-        circle = CIRCLE_GRID[circle_rng.integers(0, len(CIRCLE_GRID), (n, 2))]
+        grid = self.circle_grid
+        circle = grid[circle_rng.integers(0, len(grid), (n, 2))]
         blob = BLOB_GRID[blob_rng.integers(0, len(BLOB_GRID), (n, 2))]
         return np.concatenate([blob, circle], axis=-1)
 

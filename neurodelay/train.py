@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._perf import autocast, tune_allocator
+
 from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_temporaries, restore_rng_state,
                          save_checkpoint)
 from .components.base import RunContext
@@ -74,6 +76,10 @@ class TrainSettings:
         Record the loss history every N steps (and at the first and last step).
     checkpoint_every : int
         Write a checkpoint every N steps (and at the end).
+    precision : {"float32", "bfloat16"}
+        ``bfloat16`` runs the circuit's forward pass under bf16 autocast
+        (parameters, gradients, losses and the optimiser stay float32);
+        faster on GPUs with bf16 units, about 3 significant digits per value.
     """
 
     steps: int = attrs.field(default=1000, validator=_non_negative_int)
@@ -83,6 +89,7 @@ class TrainSettings:
     grad_clip: float | None = attrs.field(default=None, validator=_positive)
     log_every: int = attrs.field(default=10, validator=_positive_int)
     checkpoint_every: int = attrs.field(default=500, validator=_positive_int)
+    precision: str = attrs.field(default="float32", validator=attrs.validators.in_(("float32", "bfloat16")))
 
 
 @dataclass
@@ -213,8 +220,15 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     -----
     A circuit with no trainable parameters, or ``settings.steps == 0``,
     trains nothing: the result is empty and no checkpoint is written.
+
+    On CPU the first call raises glibc's mmap and trim thresholds for the
+    process (:func:`neurodelay._perf.tune_allocator`), so that the step's
+    activation buffers are reused instead of faulted back in every step;
+    this changes speed and resident memory, not results.
     """
     _check_args(module, world, objective, settings, seed)
+    if torch.device(device).type == "cpu":
+        tune_allocator()
     seed = int(seed)
     device = torch.device(device)
     factor_names = tuple(world.factor_names)
@@ -260,6 +274,7 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     clip = settings.grad_clip
     keys: list[str] | None = None
     first_bad = None  # per term: first step with a non-finite loss (-1: none), on the device
+    bf16 = settings.precision == "bfloat16"
     bar = tqdm(total=settings.steps, initial=start, disable=_resolve_progress(progress), unit="step",
                dynamic_ncols=True, leave=True)
     t0 = time.perf_counter()
@@ -269,7 +284,8 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
             world_seed, noise_seed = step_seeds(seed, step)
             streams = world.sample(settings.batch_size, seed=world_seed, device=device).streams()
             generator.manual_seed(noise_seed)
-            traces = module(streams, ctx=ctx)
+            with autocast(device, enabled=bf16):
+                traces = module(streams, ctx=ctx)
             losses = compute_losses(objective, traces, streams, module, factor_names=factor_names)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()

@@ -393,7 +393,7 @@ def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Data
     found = [(p, f) for p, f in found if f.exists()]
     if not found:
         return None
-    parts = [_open(f) for _, f in found]
+    parts = _with_every_variable([_open(f) for _, f in found])
     taken = set(parts[0].variables) | set(parts[0].dims)
     renamed = _avoid(dims, taken)
     index = pd.Index([p.index for p, _ in found], name="point")
@@ -432,6 +432,32 @@ def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Data
     }
     return combined
 
+
+
+def _with_every_variable(parts: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Give every point every variable: NaN where a point lacks one.
+
+    Points of one sweep can record different variables (a Gaussian encoder
+    records ``enc_mu`` and ``enc_logvar``, a deterministic one does not);
+    concatenation needs each variable at every point.
+    """
+    templates: dict[str, xr.DataArray] = {}
+    for ds in parts:
+        for name, var in ds.data_vars.items():
+            templates.setdefault(name, var)
+    out = []
+    for ds in parts:
+        missing = [n for n in templates if n not in ds.data_vars]
+        if missing:
+            new = {}
+            for n in missing:
+                t = templates[n]
+                shape = tuple(ds.sizes.get(d, t.sizes[d]) for d in t.dims)
+                coords = {d: t[d] for d in t.dims if d not in ds.dims and d in t.coords}
+                new[n] = xr.DataArray(np.full(shape, np.nan), dims=t.dims, coords=coords, attrs=t.attrs)
+            ds = ds.assign(new)
+        out.append(ds)
+    return out
 
 
 def _avoid(dims: list[SweepDim], taken: set[str]) -> list[SweepDim]:

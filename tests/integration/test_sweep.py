@@ -157,3 +157,17 @@ def test_sweep_dimensions_that_clash_with_result_names_are_renamed(tmp_path, cap
     z = ds["z"].sel(swept_gamma=1.0).values
     np.testing.assert_array_equal(z, np.repeat(z[:, :1], 3, axis=1))
     assert "| ok |" in (tmp_path / "runs" / "clash" / "report.md").read_text()
+
+
+def test_points_with_different_variables_combine_with_nan_where_absent(tmp_path, capsys):
+    # a Gaussian encoder records enc_mu and enc_logvar, a deterministic one does not
+    study = _write(tmp_path, {**BASE, "name": "mixed",
+                              "sweep": {"zip": {"circuit.gaussian": [False, True],
+                                                "objective.beta_norm": [0.0, 0.001]}}})
+    assert main([str(study), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    capsys.readouterr()
+    ds = xr.load_dataset(tmp_path / "runs" / "mixed" / "sweep.nc")
+    assert ds["enc_mu"].dims[0] == "zip"
+    assert np.isnan(ds["enc_mu"].isel(zip=0).values).all()
+    assert np.isfinite(ds["enc_mu"].isel(zip=1).values).all()
+    assert [str(v) for v in ds["gaussian"].values] == ["false", "true"]  # netCDF has no booleans

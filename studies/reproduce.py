@@ -1,0 +1,79 @@
+"""Run every reproduction study, then write FINDINGS.md from their results.
+
+    python studies/reproduce.py                 # all studies into runs/, then FINDINGS.md
+    python studies/reproduce.py --only delay_compensation supervised_control
+    python studies/reproduce.py --findings-only # rewrite FINDINGS.md from existing runs
+
+Each study runs with ``python -m neurodelay.run studies/<name>.yaml --out RUNS``
+in its own process, with ``--resume``: sweep points whose ``results.nc``
+exists are skipped and an interrupted run continues from its checkpoint, so
+an interrupted reproduction resumes where it stopped. The wall time of each
+study is recorded in ``RUNS/reproduce_times.json`` (FINDINGS.md quotes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+#: The studies of the reproduction, in the order they run.
+STUDIES = (
+    "delay_compensation",
+    "supervised_control",
+    "supervised_decoder",
+    "inertia_gamma_sweep",
+    "beta_vae_sweep",
+    "dynamic_prediction_sweep",
+    "seed_compatible",
+)
+
+
+def run_study(name: str, runs: Path, extra=()) -> float:
+    """Run one study into ``runs``; return its wall time in seconds (raises on failure).
+
+    With ``--resume``: a run whose checkpoint exists continues from it (a
+    finished one is only evaluated and analysed again), and sweep points
+    whose results exist are skipped.
+    """
+    cmd = [sys.executable, "-m", "neurodelay.run", str(HERE / f"{name}.yaml"), "--out", str(runs), "--resume",
+           *extra]
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=Path, default=ROOT / "runs", help="output folder of the studies (default runs/)")
+    p.add_argument("--only", nargs="+", choices=STUDIES, help="run only these studies")
+    p.add_argument("--findings-only", action="store_true", help="only rewrite FINDINGS.md from existing runs")
+    p.add_argument("--out", type=Path, default=ROOT / "FINDINGS.md", help="where to write the findings")
+    args = p.parse_args(argv)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    times_path = args.runs / "reproduce_times.json"
+    times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    if not args.findings_only:
+        for name in args.only or STUDIES:
+            done = (args.runs / name / "results.nc").exists() or (args.runs / name / "sweep.nc").exists()
+            seconds = run_study(name, args.runs)
+            if not done:  # a rerun that skipped finished points says nothing about the study's time
+                times[name] = round(seconds, 1)
+                times_path.write_text(json.dumps(times, indent=2) + "\n")
+    sys.path.insert(0, str(HERE))
+    from findings import write_findings  # noqa: E402
+
+    write_findings(args.runs, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

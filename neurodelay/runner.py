@@ -319,8 +319,8 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
         "dt_ms": float(study.dt_ms),
         "evaluate_seed": int(study.evaluate.seed),
         "trained_steps": int(result.final_step) if result is not None else 0,
-        "train_steps_per_second": float(result.steps_per_second) if result is not None else 0.0,
-        "train_seconds": float(result.seconds) if result is not None else 0.0,
+        "train_steps_per_second": float(result.run_steps_per_second) if result is not None else 0.0,
+        "train_seconds": float(result.total_seconds) if result is not None else 0.0,
         "n_parameters": int(n_params),
     })
 

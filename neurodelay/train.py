@@ -109,6 +109,12 @@ class TrainResult:
         Steps completed, including those before a resume.
     seconds : float
         Wall time of this call's training loop, in s.
+    total_seconds : float
+        Training wall time of the whole run, across resumes (as recorded in
+        its checkpoints), in s.
+    timed_steps : int
+        Steps that ``total_seconds`` covers (every step, unless the run was
+        resumed from a checkpoint that did not record its time).
     """
 
     steps: np.ndarray
@@ -116,6 +122,13 @@ class TrainResult:
     steps_per_second: float = 0.0
     final_step: int = 0
     seconds: float = 0.0
+    total_seconds: float = 0.0
+    timed_steps: int = 0
+
+    @property
+    def run_steps_per_second(self) -> float:
+        """Steps per second over the whole run, across resumes (0 if no step was timed)."""
+        return self.timed_steps / self.total_seconds if self.timed_steps and self.total_seconds > 0 else 0.0
 
 
 _TRAIN_TAG = 0x747261696E  # "train": separates training draws from any other use of the seed
@@ -249,9 +262,10 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     saved_step: list[int] = []  # steps of the checkpoints this run restored or wrote
     logged_steps: list[int] = []
     history: dict[str, list[float]] = {}
+    prior = {"seconds": 0.0, "steps": 0}  # training time recorded by the checkpoint resumed from
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         start = _restore(checkpoint_path, module, optimizer, settings, study_text, seed, history,
-                         logged_steps)
+                         logged_steps, prior)
         saved_step.append(start)
     module.train()
 
@@ -266,6 +280,8 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
             "optimizer": optimizer.state_dict(),
             "history": {"step": list(logged_steps), **{k: list(v) for k, v in history.items()}},
             "rng": capture_rng_state(),
+            "train_seconds": prior["seconds"] + (time.perf_counter() - t0),
+            "train_timed_steps": prior["steps"] + (step - start),
         })
         saved_step.append(step)
 
@@ -324,6 +340,8 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
         steps_per_second=n_done / seconds if n_done and seconds > 0 else 0.0,
         final_step=step,
         seconds=seconds,
+        total_seconds=prior["seconds"] + seconds,
+        timed_steps=prior["steps"] + n_done,
     )
 
 
@@ -345,7 +363,8 @@ def _raise_if_bad(first_bad, keys, checkpoint_path, saved_step) -> None:
         f"Lower train.lr, set train.grad_clip, or check the world's frames for NaN.")
 
 
-def _restore(path: Path, module, optimizer, settings, study_text, seed, history, logged_steps) -> int:
+def _restore(path: Path, module, optimizer, settings, study_text, seed, history, logged_steps,
+             prior: dict | None = None) -> int:
     ckpt = load_checkpoint(path, study_text=study_text, seed=seed)
     step = ckpt["step"]
     if not isinstance(step, int) or not 0 <= step <= settings.steps:
@@ -363,4 +382,8 @@ def _restore(path: Path, module, optimizer, settings, study_text, seed, history,
     logged_steps.extend(int(s) for s in saved.pop("step", []))
     for k, v in saved.items():
         history[k] = [float(x) for x in v]
+    if prior is not None:
+        seconds, timed = ckpt.get("train_seconds"), ckpt.get("train_timed_steps")
+        if isinstance(seconds, float) and isinstance(timed, int) and seconds >= 0 and 0 <= timed <= step:
+            prior.update(seconds=seconds, steps=timed)
     return step

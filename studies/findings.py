@@ -114,6 +114,15 @@ class Point:
     folder: Path
 
 
+def _open_section(runs: Path, study: str, title: str) -> tuple["Section", list["Point"]]:
+    """A section and the study's finished runs (the section says how to make them if there are none)."""
+    sec = Section(study, title)
+    pts = load_points(runs, study)
+    if not pts:
+        sec.missing = f"`python studies/reproduce.py --only {study}`"
+    return sec, pts
+
+
 def _study_of(ds: xr.Dataset) -> dict:
     return yaml.safe_load(ds.attrs["study"])
 
@@ -150,7 +159,8 @@ def _provenance(runs: Path, study: str, pts: list[Point]) -> str:
     parts = [f"`python -m neurodelay.run studies/{study}.yaml`: {len(pts)} run(s), seeds {seeds}, "
              f"{tr.get('steps')} steps of {tr.get('optimizer')} (lr {tr.get('lr')}, batch {tr.get('batch_size')}), "
              f"evaluated on {ds.sizes.get('sample')} sequences (seed {ds.attrs.get('evaluate_seed')}); "
-             f"{speed:.1f} training steps/s; torch {ds.attrs.get('torch_version')}, device {ds.attrs.get('device')}"]
+             + (f"{speed:.1f} training steps/s; " if speed > 0 else "training speed not recorded; ")
+             + f"torch {ds.attrs.get('torch_version')}, device {ds.attrs.get('device')}"]
     if t:
         parts.append(f"; {t / 60:.1f} min wall for the study")
     return "".join(parts) + "."
@@ -213,10 +223,8 @@ FACTORS4 = ("blob_x", "blob_y", "circle_x", "circle_y")
 
 
 def section_supervised_control(runs: Path, out_root: Path) -> Section:
-    sec = Section("supervised_control", "1. Supervised control: the encoder can be perfectly disentangled")
-    pts = load_points(runs, sec.study)
+    sec, pts = _open_section(runs, "supervised_control", "1. Supervised control: the encoder can be perfectly disentangled")
     if not pts:
-        sec.missing = "`python studies/reproduce.py --only supervised_control`"
         return sec
     pts.sort(key=lambda p: p.params["seed"])
     diag, rmse, mss_sweep, mss, off = [], [], [], [], []
@@ -292,10 +300,8 @@ REGIONS3 = ("inside", "edge", "background")
 
 
 def section_supervised_decoder(runs: Path, out_root: Path) -> Section:
-    sec = Section("supervised_decoder", "2. Supervised decoder: factors to image, on held-out positions")
-    pts = load_points(runs, sec.study)
+    sec, pts = _open_section(runs, "supervised_decoder", "2. Supervised decoder: factors to image, on held-out positions")
     if not pts:
-        sec.missing = "`python studies/reproduce.py --only supervised_decoder`"
         return sec
     ds = pts[0].ds
     grid = [float(ds["region_mse"].sel(region=r)) for r in REGIONS3]
@@ -391,10 +397,8 @@ def _kl_nats(ds: xr.Dataset, beta_norm: float, n_latents: int) -> float:
 
 
 def section_beta_vae_sweep(runs: Path, out_root: Path) -> Section:
-    sec = Section("beta_vae_sweep", "3. Static beta-VAE: reconstruction and disentanglement against beta")
-    pts = load_points(runs, sec.study)
+    sec, pts = _open_section(runs, "beta_vae_sweep", "3. Static beta-VAE: reconstruction and disentanglement against beta")
     if not pts:
-        sec.missing = "`python studies/reproduce.py --only beta_vae_sweep`"
         return sec
     by = {}
     for p in pts:
@@ -547,10 +551,8 @@ def _relative_prediction_error(ds: xr.Dataset) -> float:
 
 
 def section_dynamic_prediction_sweep(runs: Path, out_root: Path) -> Section:
-    sec = Section("dynamic_prediction_sweep", "4. Dynamic beta-VAE with the correct temporal prediction loss")
-    pts = load_points(runs, sec.study)
+    sec, pts = _open_section(runs, "dynamic_prediction_sweep", "4. Dynamic beta-VAE with the correct temporal prediction loss")
     if not pts:
-        sec.missing = "`python studies/reproduce.py --only dynamic_prediction_sweep`"
         return sec
     by = {(float(p.params["objective"]["beta_norm"]), float(p.params["objective"]["prediction"])): p.ds
           for p in pts}
@@ -634,10 +636,8 @@ def _z_motion(ds: xr.Dataset, from_step: int = 2) -> float:
 
 
 def section_inertia_gamma_sweep(runs: Path, out_root: Path) -> Section:
-    sec = Section("inertia_gamma_sweep", "5. Representational inertia with gamma applied in training")
-    pts = load_points(runs, sec.study)
+    sec, pts = _open_section(runs, "inertia_gamma_sweep", "5. Representational inertia with gamma applied in training")
     if not pts:
-        sec.missing = "`python studies/reproduce.py --only inertia_gamma_sweep`"
         return sec
     by = {}
     for p in pts:
@@ -771,11 +771,9 @@ def _condition(p: Point) -> str:
 
 
 def section_delay_compensation(runs: Path, out_root: Path) -> Section:
-    sec = Section("delay_compensation", "6. Delay compensation: recurrent inertia against feed-forward "
+    sec, pts = _open_section(runs, "delay_compensation", "6. Delay compensation: recurrent inertia against feed-forward "
                   "extrapolation")
-    pts = load_points(runs, sec.study)
     if not pts:
-        sec.missing = "`python studies/reproduce.py --only delay_compensation`"
         return sec
     dt = float(pts[0].params.get("dt_ms", 10.0))
     table = {}
@@ -917,10 +915,8 @@ flash-terminated one.
 
 # ----------------------------------------------------------------------------- 7. seed-compatible
 def section_seed_compatible(runs: Path, out_root: Path) -> Section:
-    sec = Section("seed_compatible", "7. The original's run, one to one")
-    pts = load_points(runs, sec.study)
+    sec, pts = _open_section(runs, "seed_compatible", "7. The original's run, one to one")
     if not pts:
-        sec.missing = "`python studies/reproduce.py --only seed_compatible`"
         return sec
     ds = pts[0].ds
     loss = ds["loss_total"]

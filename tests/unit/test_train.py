@@ -197,6 +197,19 @@ def test_resume_from_finished_checkpoint_returns_its_history(reference, tmp_path
     assert_same_parameters(m1, m2)
     assert r2.final_step == 8 and r2.steps_per_second == 0.0
     np.testing.assert_array_equal(r2.history["total"], r1.history["total"])
+    # the run's training time survives the resume: the speed recorded is the original run's
+    assert r1.timed_steps == r2.timed_steps == 8
+    assert r2.total_seconds == pytest.approx(r1.total_seconds, rel=0.05, abs=0.05)
+    assert r2.run_steps_per_second == pytest.approx(r1.run_steps_per_second, rel=0.05)
+
+
+def test_resume_midway_adds_the_time_of_both_parts(tmp_path):
+    path = tmp_path / "ck.pt"
+    first = TrainSettings(steps=4, batch_size=2, lr=1e-3, log_every=1, checkpoint_every=2)
+    _, r1 = run_training(path, settings=first)
+    _, r2 = run_training(path, resume=True)  # SETTINGS: 8 steps
+    assert r2.timed_steps == 8
+    assert r2.total_seconds == pytest.approx(r1.total_seconds + r2.seconds, rel=0.05, abs=0.05)
 
 
 def test_resume_without_checkpoint_starts_afresh(tmp_path):

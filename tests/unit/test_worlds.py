@@ -21,9 +21,7 @@ from neurodelay.worlds import (
 )
 from neurodelay.worlds import render as R
 
-GOLDEN = Path(
-    os.environ.get("NEURODELAY_GOLDEN", Path(__file__).resolve().parents[2].parent / "shared" / "golden" / "seed_golden.npz")
-)
+GOLDEN = Path(os.environ.get("NEURODELAY_GOLDEN", Path(__file__).resolve().parents[1] / "data" / "seed_golden.npz"))
 ONE_LEVEL = 1 / 255
 MASK_ORDER = ("background", "object", "inside", "edge")
 
@@ -31,7 +29,7 @@ MASK_ORDER = ("background", "object", "inside", "edge")
 @pytest.fixture(scope="module")
 def golden():
     if not GOLDEN.exists():
-        pytest.skip(f"golden fixtures not found at {GOLDEN}")
+        pytest.fail(f"golden fixtures not found at {GOLDEN} (tests/data/seed_golden.npz, or NEURODELAY_GOLDEN)")
     with np.load(GOLDEN) as d:
         return {k: d[k] for k in d.files}
 

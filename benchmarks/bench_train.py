@@ -62,6 +62,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench_world import _reduction_matrix  # the plain reference's 64 -> 32 reduction (this folder is on sys.path)
+
 # ----------------------------------------------------------------------------- shared helpers
 # (bench_circuit.py imports these.)
 
@@ -185,16 +187,6 @@ class ReferenceInertia(nn.Module):
         return loss / n
 
 
-def _reduce_matrix(n_in: int = 64) -> np.ndarray:
-    """PIL's bilinear 2x reduction: a [1, 3, 3, 1] / 8 filter, stride 2, renormalised at the borders."""
-    m = np.zeros((n_in // 2, n_in))
-    for i in range(n_in // 2):
-        for k, w in zip(range(2 * i - 1, 2 * i + 3), (1, 3, 3, 1)):
-            if 0 <= k < n_in:
-                m[i, k] = w
-    return m / m.sum(1, keepdims=True)
-
-
 class SequenceDataset(torch.utils.data.Dataset):
     """Moving-circle sequences rendered in numpy, one sequence per ``__getitem__`` (as the original).
 
@@ -205,7 +197,7 @@ class SequenceDataset(torch.utils.data.Dataset):
     """
 
     _grid = np.linspace(0, 1, 32)
-    _reduce = _reduce_matrix()
+    _reduce = _reduction_matrix()
     _pix = np.arange(64.0)
 
     def __init__(self, n_items: int = 200_000, seed: int = 0):

@@ -32,6 +32,8 @@ import xarray as xr  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from neurodelay.analysis.regions import factor_grid  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 FIG_DIR = Path("docs") / "findings"
 RECORD = FIG_DIR / "findings.json"
@@ -191,26 +193,21 @@ def no_circle_region_mse(factors: np.ndarray, size: int = 32) -> dict[str, float
     """Region errors of a decoder that draws the blob perfectly and no circle at all.
 
     The reference for "is the circle drawn?": frames with the circle against
-    the same frames without it (radius 1e-4), pooled over the pixels of each
-    region as in :mod:`neurodelay.analysis.regions`. ``factors``: (n, >= 4).
+    the same frames without it (radius 1e-4), scored by
+    :func:`neurodelay.analysis.regions.region_errors`. ``factors``: (n, >= 4).
     """
     import torch
 
+    from neurodelay.analysis.regions import REGIONS, region_errors
     from neurodelay.worlds import CircleOverBlob
 
     f = torch.as_tensor(np.asarray(factors, dtype=np.float64)[:, :4], dtype=torch.float32)[:, None]
     world = CircleOverBlob(size=size)
-    with_circle = world.render(f)
-    without = CircleOverBlob(size=size, radius=1e-4).render(f)
-    masks = world.masks(f)
-    err = (with_circle - without) ** 2
-    return {r: float((err * masks[r]).sum() / masks[r].sum()) for r in ("inside", "edge", "object")}
-
-
-def grid_factors(n: int = 8) -> np.ndarray:
-    """The regions analysis' static factor grid (linspace(0, 1, n) for each of the 4 positions)."""
-    v = np.linspace(0.0, 1.0, n)
-    return np.stack(np.meshgrid(v, v, v, v, indexing="ij"), axis=-1).reshape(-1, 4)
+    with_circle = world.render(f)[:, 0, 0].numpy()
+    without = CircleOverBlob(size=size, radius=1e-4).render(f)[:, 0, 0].numpy()
+    masks = {k: v[:, 0, 0].numpy() for k, v in world.masks(f).items()}
+    mse = region_errors(without, with_circle, masks)["mse"]
+    return {r: float(mse[i]) for i, r in enumerate(REGIONS) if r in ("inside", "edge", "object")}
 
 
 def drawn_fraction(mse_inside: float, baseline_inside: float) -> float:
@@ -310,7 +307,7 @@ def section_supervised_decoder(runs: Path, out_root: Path) -> Section:
     rows = [[r, SEED_DECODER_REGION_MSE[r], grid[i], tr[i], ho[i]] for i, r in enumerate(REGIONS3)]
     ratio_obj = float(ds["heldout_region_mse"].sel(split="heldout", region="object")
                       / ds["heldout_region_mse"].sel(split="trained", region="object"))
-    base = no_circle_region_mse(grid_factors())
+    base = no_circle_region_mse(factor_grid())
     drawn = drawn_fraction(grid[0], base["inside"])
     drawn_tr, drawn_ho = drawn_fraction(tr[0], base["inside"]), drawn_fraction(ho[0], base["inside"])
     fig = Figure(figsize=(5.0, 3.2), layout="constrained")
@@ -405,7 +402,7 @@ def section_beta_vae_sweep(runs: Path, out_root: Path) -> Section:
         by[(float(p.params["objective"]["beta_norm"]), int(p.params["circuit"]["n_latents"]))] = p.ds
     betas = sorted({b for b, _ in by})
     ms = sorted({m for _, m in by})
-    base = no_circle_region_mse(grid_factors())
+    base = no_circle_region_mse(factor_grid())
     rows4 = []
     for m in ms:
         for b in betas:

@@ -10,10 +10,11 @@ where ``y`` stacks the cycle's node outputs and ``u`` collects the inputs
 from outside the cycle. The first ``t0`` steps (while delay lines still hold
 their first value and blends wait for their prediction) are stepped as usual;
 the rest is solved in chunks of ``L`` steps: within a chunk the response to
-the inputs is one batched lower-triangular (Toeplitz) matrix product, and
-only the small companion state is carried from chunk to chunk. Work per
-element is O(L N^2) with N nodes in the cycle, and there are T / L Python
-steps instead of T.
+the inputs and to the carried state is one batched matrix product (a
+lower-triangular Toeplitz block joined with the state's response), and only
+the small companion state is carried from chunk to chunk. Work per element
+is O(L N N_in) with N nodes in the cycle, N_in of which take input from
+outside it, and there are T / L Python steps instead of T.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import Tensor
 
 __all__ = ["LinearLoop", "analyse_loop"]
 
-_CHUNK = 16
+_CHUNK = 32  # steps per chunk: 16-64 measured within 10 % of each other at T = 1000 on CPU
 
 
 @dataclass
@@ -59,15 +60,23 @@ class LinearLoop:
     def order(self) -> int:
         return self.lags.shape[0]
 
-    def matrices(self, n_chunk: int, dtype, device):
-        """Chunk matrices (cached per dtype and device)."""
-        key = (n_chunk, dtype, str(device))
+    def matrices(self, n_chunk: int, active: tuple[int, ...], dtype, device):
+        """Chunk matrices for the nodes in ``active`` receiving outside input (cached).
+
+        Returns ``(response, to_state, transition)``: ``response`` is the
+        chunk's Toeplitz block (rows: step-major, all nodes; columns: the
+        active nodes' inputs, step-major) joined with the response to the
+        carried state; ``to_state`` maps a chunk's inputs to the state it
+        leaves; ``transition`` is the companion matrix to the power ``L``.
+        """
+        key = (n_chunk, active, dtype, str(device))
         if self._cache is None:
             self._cache = {}
         if key in self._cache:
             return self._cache[key]
         n, j = len(self.nodes), self.order
         d = n * j
+        cols = list(active)
         a = np.zeros((d, d))
         a[:n, :] = np.concatenate(list(self.lags), axis=1)
         a[n:, :-n] = np.eye(d - n)
@@ -76,15 +85,16 @@ class LinearLoop:
         powers = [np.eye(d)]
         for _ in range(n_chunk):
             powers.append(a @ powers[-1])
-        h = [powers[m][:n] @ e for m in range(n_chunk)]  # (N, N) impulse responses
-        toeplitz = np.zeros((n_chunk * n, n_chunk * n))
+        h = [(powers[m][:n] @ e)[:, cols] for m in range(n_chunk)]  # (N, N_active) impulse responses
+        na = len(cols)
+        toeplitz = np.zeros((n_chunk * n, n_chunk * na))
         for i in range(n_chunk):
             for l in range(i + 1):
-                toeplitz[i * n:(i + 1) * n, l * n:(l + 1) * n] = h[i - l]
+                toeplitz[i * n:(i + 1) * n, l * na:(l + 1) * na] = h[i - l]
         from_state = np.concatenate([powers[i + 1][:n] for i in range(n_chunk)], axis=0)  # (L N, D)
-        to_state = np.concatenate([powers[n_chunk - 1 - l] @ e for l in range(n_chunk)], axis=1)  # (D, L N)
+        to_state = np.concatenate([(powers[n_chunk - 1 - l] @ e)[:, cols] for l in range(n_chunk)], axis=1)
         t = lambda m: torch.as_tensor(m, dtype=dtype, device=device)  # noqa: E731
-        out = (t(toeplitz), t(from_state), t(to_state), t(powers[n_chunk]), None)
+        out = (t(np.concatenate([toeplitz, from_state], axis=1)), t(to_state), t(powers[n_chunk]))
         self._cache[key] = out
         return out
 
@@ -100,43 +110,68 @@ class LinearLoop:
             edge index -> delayed outside input, (sample, time, ...).
         n_t : int
             Number of steps.
+        shapes : dict
+            node -> shape of one step's output, without the sample axis.
+
+        Notes
+        -----
+        Everything stays sample-major, (sample, chunk, step, node, feature),
+        so no sequence is transposed: per (sample, chunk) the response is
+        one small matrix product over the chunk's steps, batched over all
+        samples and chunks, and only the carried state (``order x N`` rows)
+        is stepped chunk to chunk.
         """
         nodes, n, j, t0 = self.nodes, len(self.nodes), self.order, self.t0
         ref = history[nodes[0]][0]
         n_s = ref.shape[0]
         feat = ref[0].numel()
-        width = n_s * feat
         n_rest = n_t - t0
         n_chunk = min(_CHUNK, n_rest)
         n_chunks = -(-n_rest // n_chunk)
-        toeplitz, from_state, to_state, a_l, _ = self.matrices(n_chunk, ref.dtype, ref.device)
-        # v[t] = (I - A_0)^-1 u[t] for t >= t0, time-major: (chunks * L, N, sample * feat).
-        v = ref.new_zeros((n_chunks * n_chunk, n, n_s, feat))
+        pad = n_chunks * n_chunk - n_rest
+        # v[t] = (I - A_0)^-1 u[t] for t >= t0, one (sample, step, feature) block per node with input.
+        active, inputs = [], []
         for i in range(n):
+            acc = None
             for m, terms in self.ext_taps.items():
                 coeff_m = float(self.mix[i, m])
                 if coeff_m == 0.0:
                     continue
                 for edge, tap, weight in terms:
                     x = external[edge].reshape(n_s, n_t, feat)[:, t0 - tap : n_t - tap]
-                    v[:n_rest, i].add_(x.transpose(0, 1), alpha=coeff_m * weight)
-        v = v.view(n_chunks, n_chunk * n, width)
-        y = torch.matmul(toeplitz, v)  # zero-state response, (chunks, L N, width)
-        pushed = torch.matmul(to_state, v)  # (chunks, D, width)
-        state = torch.stack([history[nodes[i]][t0 - 1 - lag].reshape(width)
-                             for lag in range(j) for i in range(n)], dim=0)
+                    acc = x * (coeff_m * weight) if acc is None else acc.add(x, alpha=coeff_m * weight)
+            if acc is not None:
+                active.append(i)
+                inputs.append(acc)
+        response, to_state, transition = self.matrices(n_chunk, tuple(active), ref.dtype, ref.device)
+        state = torch.stack([history[nodes[i]][t0 - 1 - lag].reshape(n_s, feat)
+                             for lag in range(j) for i in range(n)], dim=1)  # (sample, D, feature)
+        if inputs:
+            v = torch.stack(inputs, dim=2)  # (sample, step, active node, feature)
+            if pad:
+                v = torch.nn.functional.pad(v, (0, 0, 0, 0, 0, pad))
+            v = v.view(n_s * n_chunks, n_chunk * len(active), feat)
+            pushed = torch.matmul(to_state, v).view(n_s, n_chunks, -1, feat).unbind(1)
+        else:
+            v, pushed = None, [None] * n_chunks
         states = []
         for c in range(n_chunks):
             states.append(state)
-            state = torch.addmm(pushed[c], a_l, state)
-        y = torch.baddbmm(y, from_state.expand(n_chunks, *from_state.shape), torch.stack(states, dim=0))
-        y = y.view(n_chunks * n_chunk, n, n_s, feat)
+            state = torch.matmul(transition, state)
+            if pushed[c] is not None:
+                state = state + pushed[c]
+        states = torch.stack(states, dim=1).view(n_s * n_chunks, -1, feat)
+        if v is None:
+            y = torch.matmul(response, states)
+        else:
+            y = torch.matmul(response, torch.cat([v, states], dim=1))  # (sample * chunk, L N, feature)
+        y = y.view(n_s, n_chunks * n_chunk, n, feat)
+        if pad:
+            y = y[:, :n_rest]
         out = {}
-        for i, name in enumerate(nodes):
-            trace = ref.new_empty((n_s, n_t, feat))
-            trace[:, :t0] = torch.stack(history[name], dim=1).reshape(n_s, t0, feat)
-            trace[:, t0:] = y[:n_rest, i].transpose(0, 1)
-            out[name] = trace.view(n_s, n_t, *shapes[name])
+        for name, solved in zip(nodes, y.unbind(2)):
+            head = torch.stack(history[name], dim=1).reshape(n_s, t0, feat)
+            out[name] = torch.cat([head, solved], dim=1).view(n_s, n_t, *shapes[name])
         return out
 
 

@@ -638,14 +638,17 @@ class CircuitModule(nn.Module):
         states = {n: self.nodes[n].init_state() for n in nodes}
         valids = self._valid
         specs = self.circuit.nodes
+        # One unbind per outside input instead of a select per step: the backward
+        # of a select writes a zero tensor of the whole sequence for every step.
+        ext_steps = {k: x.narrow(1, 0, n_stepped).unbind(1) for k, x in external.items()}
         for t in range(n_stepped):
             for n in (start_order if t == 0 else nodes):
                 inputs: dict[str, Tensor] = {}
                 for e in self._inputs[n]:
                     if not specs[n].reads(e.port, t, valids[n]):
                         continue
-                    if e.index in external:
-                        x = external[e.index][:, t]
+                    if e.index in ext_steps:
+                        x = ext_steps[e.index][t]
                     else:
                         d = self._delay(e)
                         x = d.read(hist[e.source], t) if d is not None else hist[e.source][t]

@@ -35,9 +35,10 @@ process (``tracemalloc`` does not see torch's allocations); on CUDA
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one
 step (forward and backward; element-wise work is not counted). neurodelay's
-circuit encodes all 10 steps and decodes all 10 (the reference 9 and 8), so
-it does more arithmetic for the same loss; GFLOP/s is reported both for its
-own count and for the reference's ("useful") count.
+circuit encodes the 9 distinct frames its 1-step input delay delivers (frame 0
+is held for steps 0 and 1 and encoded once) and, given the steps the loss
+scores, decodes only steps 2..9, as the reference does; GFLOP/s is reported
+both for its own count and for the reference's ("useful") count.
 
 Usage::
 
@@ -256,9 +257,11 @@ def build_neurodelay(gaussian: bool, device: str):
 
 
 def neurodelay_loss(module, objective, streams, world, ctx):
-    from neurodelay.objectives import compute_losses
+    from neurodelay.objectives import compute_losses, first_scored_steps
 
-    traces = module(streams, ctx=ctx)
+    # As train() does: steps no loss term reads are not computed.
+    skip = first_scored_steps(objective, module, streams["world.frames"].shape[1])
+    traces = module(streams, ctx=ctx, skip_before=skip)
     return compute_losses(objective, traces, streams, module, factor_names=world.factor_names)["total"]
 
 

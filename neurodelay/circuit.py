@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from ._linear import analyse_loop
 from ._time import ms_to_steps
-from .components.base import AbstractComponent, PortShapeError, RunContext
+from .components.base import AbstractComponent, FrameModule, PortShapeError, RunContext
 from .components.delays import DelayLine
 from .errors import CircuitError, ShapeError
 
@@ -558,12 +558,20 @@ class CircuitModule(nn.Module):
         self._valid = {n: plan.port_valid(n) for n in circuit.nodes}
         self._linear = [analyse_loop(nodes, plan, circuit.nodes, self._delay) if kind == "loop" else None
                         for kind, nodes in plan.groups]
+        # Memoryless nodes outside cycles that read one input: their frames are computed
+        # directly from the undelayed source. Those no node reads may skip unneeded steps.
+        read = {e.source for e in plan.edges}
+        self._framewise = {
+            nodes[0] for kind, nodes in plan.groups
+            if kind == "sequence" and isinstance(self.nodes[nodes[0]], FrameModule)
+            and len(self._inputs[nodes[0]]) == 1 and self._inputs[nodes[0]][0].port == "in"}
+        self._skippable = {n for n in self._framewise if n not in read}
 
     def _delay(self, e: _EdgeInfo) -> DelayLine | None:
         return self.delays[str(e.index)] if e.delayed else None
 
     def forward(self, streams: Mapping[str, Tensor], *, ctx: RunContext | None = None,
-                mode: str = "auto") -> dict[str, Tensor]:
+                mode: str = "auto", skip_before: Mapping[str, int] | None = None) -> dict[str, Tensor]:
         """Run the circuit.
 
         Parameters
@@ -580,6 +588,14 @@ class CircuitModule(nn.Module):
             blends, extrapolators, fixed whole-step delays) are solved in
             closed form (the same numbers up to float rounding, much faster
             on long sequences).
+        skip_before : dict of str -> int, optional
+            Steps that are not needed, per node: a memoryless node (an
+            encoder, a decoder) that no other node reads and that is outside
+            cycles does not compute the steps before ``skip_before[node]``;
+            its trace (and its auxiliary traces) hold zeros there. Training
+            passes the first step each loss term scores
+            (:func:`neurodelay.objectives.first_scored_steps`). Other nodes,
+            and ``mode="step"``, compute every step.
 
         Returns
         -------
@@ -592,6 +608,13 @@ class CircuitModule(nn.Module):
         n_t = first.shape[1]
         if mode not in ("auto", "sequence", "step"):
             raise ValueError(f"mode must be 'auto', 'sequence' or 'step', got {mode!r}.")
+        skip = {}
+        for node, first in (skip_before or {}).items():
+            if node not in self.nodes:
+                raise ValueError(f"skip_before: node {node!r} does not exist; the circuit's nodes are "
+                                 f"{', '.join(self.nodes)}.")
+            if node in self._skippable and int(first) > 0:
+                skip[node] = min(int(first), n_t - 1)
         if mode == "step":
             groups = [("loop", _global_step_order(plan), plan.global_start_order, None)]
         else:
@@ -600,13 +623,16 @@ class CircuitModule(nn.Module):
         traces: dict[str, Tensor] = dict(streams)
         for kind, nodes, start, linear in groups:
             if kind == "sequence":
-                self._run_sequence(nodes[0], traces, ctx)
+                self._run_sequence(nodes[0], traces, ctx, skip.get(nodes[0], 0))
             else:
                 self._run_loop(nodes, traces, ctx, n_t, start, linear)
         return {k: v for k, v in traces.items() if k not in streams}
 
 
-    def _run_sequence(self, node: str, traces: dict[str, Tensor], ctx: RunContext) -> None:
+    def _run_sequence(self, node: str, traces: dict[str, Tensor], ctx: RunContext, skip: int = 0) -> None:
+        if node in self._framewise:
+            self._run_framewise(node, traces, ctx, skip)
+            return
         inputs: dict[str, Tensor] = {}
         for e in self._inputs[node]:
             x = traces[e.source]
@@ -618,6 +644,56 @@ class CircuitModule(nn.Module):
         traces[node] = out
         for k, x in extras.items():
             traces[f"{node}_{k}"] = x
+
+    def _run_framewise(self, node: str, traces: dict[str, Tensor], ctx: RunContext, skip: int) -> None:
+        """A memoryless node on one input: each distinct frame it needs is computed once.
+
+        Output step ``t`` is the node applied to the source at ``max(t - k, 0)``
+        for a whole-step delay of ``k``. While the delay line holds its first
+        value (``t < k``) the deterministic part of the node
+        (:meth:`~neurodelay.components.base.FrameModule.frame_deterministic`)
+        repeats, so only the source's frames ``a .. T - k - 1`` are computed
+        (``a = max(skip - k, 0)``), the first is repeated, and the random part
+        (``frame_random``) is applied to every step, drawing as it would for
+        the full sequence. Steps before ``skip`` hold zeros.
+        """
+        module = self.nodes[node]
+        e = self._inputs[node][0]
+        x = traces[e.source]
+        n_s, n_t = x.shape[:2]
+        d = self._delay(e)
+        k = 0 if d is None else d.whole_steps
+        probe = None
+        if k is None:
+            x, k = d(x), 0  # fractional, per-channel or learned delays: delay the sequence first
+        elif k > 0:
+            k = min(k, n_t - 1)
+            a = max(skip - k, 0)
+            frames = x[:, a:n_t - k]
+            probe = module.frame_deterministic(frames.reshape(-1, *x.shape[2:]), ctx)
+            if probe is None:
+                x, k = d(x), 0  # no deterministic part declared: every step on its own
+        if skip == 0 and k == 0:
+            out, extras = module.forward_sequence({"in": x}, self._valid[node], ctx)
+        else:
+            if probe is None:  # no delay to exploit: only the skipped steps are left out
+                out, extras = module.frame(x[:, skip:].reshape(-1, *x.shape[2:]), ctx)
+            else:
+                hold = max(k - skip, 0)  # steps at which the line still holds the first frame
+
+                def held(y: Tensor) -> Tensor:
+                    y = y.reshape(n_s, -1, *y.shape[1:])
+                    if hold:
+                        y = torch.cat([y[:, :1].expand(n_s, hold, *y.shape[2:]), y], dim=1)
+                    return y.reshape(-1, *y.shape[2:])
+
+                out, extras = module.frame_random(held(probe[0]), {name: held(v) for name, v in probe[1].items()},
+                                                  ctx)
+            out, extras = _after_skip(out, skip, n_s), {name: _after_skip(v, skip, n_s)
+                                                        for name, v in extras.items()}
+        traces[node] = out
+        for name, v in extras.items():
+            traces[f"{node}_{name}"] = v
 
     def _run_loop(self, nodes: list[str], traces: dict[str, Tensor], ctx: RunContext, n_t: int,
                   start_order: list[str], linear=None) -> None:
@@ -664,6 +740,14 @@ class CircuitModule(nn.Module):
             traces[n] = torch.stack(hist[n], dim=1)
         for (n, k), xs in extra_hist.items():
             traces[f"{n}_{k}"] = torch.stack(xs, dim=1)
+
+
+def _after_skip(y: Tensor, skip: int, n_s: int) -> Tensor:
+    """(sample * steps, ...) -> (sample, skip + steps, ...) with zeros for the first ``skip`` steps."""
+    y = y.reshape(n_s, -1, *y.shape[1:])
+    if not skip:
+        return y
+    return torch.cat([y.new_zeros((n_s, skip, *y.shape[2:])), y], dim=1)
 
 
 def _global_step_order(plan: Plan) -> list[str]:

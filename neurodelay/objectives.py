@@ -73,7 +73,8 @@ from torch import Tensor
 from .components.temporal import Blend
 from .errors import ConfigError
 
-__all__ = ["Supervision", "Objective", "check_objective", "compute_losses", "scored_steps"]
+__all__ = ["Supervision", "Objective", "check_objective", "compute_losses", "scored_steps",
+           "first_scored_steps"]
 
 
 def _non_negative(inst, attr, value):
@@ -386,6 +387,29 @@ def scored_steps(objective: Objective, module, n_frames: int,
             old = out[term.key]
             r = range(min(old.start, r.start), max(old.stop, r.stop))
         out[term.key] = r
+    return out
+
+
+def first_scored_steps(objective: Objective, module, n_frames: int,
+                       factor_names: Sequence[str] | None = None) -> dict[str, int]:
+    """The first step of each node's trace that some loss term reads.
+
+    The map to pass as ``skip_before`` to the circuit while training: a
+    decoder scored from step 2 need not draw steps 0 and 1. Nodes the loss
+    does not read are absent (the circuit computes them in full).
+
+    Returns
+    -------
+    dict of str -> int
+    """
+    out: dict[str, int] = {}
+    for term in _resolve(objective, module, factor_names):
+        lo, _ = _window(term, int(n_frames))
+        out[term.node] = min(out.get(term.node, lo), lo)
+        if term.kind == "prediction":  # also reads what arrives at the prediction port, in full
+            for e in module.plan.inputs_of(term.node):
+                if e.port == "prediction" and e.source in module.circuit.nodes:
+                    out[e.source] = 0
     return out
 
 

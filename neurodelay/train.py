@@ -35,7 +35,7 @@ from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_tempor
                          save_checkpoint)
 from .components.base import RunContext
 from .errors import CheckpointError, ConfigError, TrainingError
-from .objectives import Objective, check_objective, compute_losses
+from .objectives import Objective, check_objective, compute_losses, first_scored_steps
 
 __all__ = ["TrainSettings", "TrainResult", "train", "step_seeds"]
 
@@ -295,13 +295,16 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
                dynamic_ncols=True, leave=True)
     t0 = time.perf_counter()
     step = start
+    skip = None
     try:
         for step in range(start + 1, settings.steps + 1):
             world_seed, noise_seed = step_seeds(seed, step)
             streams = world.sample(settings.batch_size, seed=world_seed, device=device).streams()
             generator.manual_seed(noise_seed)
+            if skip is None:  # the steps no loss term reads are not computed (fixed per run)
+                skip = first_scored_steps(objective, module, next(iter(streams.values())).shape[1], factor_names)
             with autocast(device, enabled=bf16):
-                traces = module(streams, ctx=ctx)
+                traces = module(streams, ctx=ctx, skip_before=skip)
             losses = compute_losses(objective, traces, streams, module, factor_names=factor_names)
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()

@@ -531,6 +531,97 @@ Reconstruction error (evaluation set), mss from the original's factor sweeps and
     return sec
 
 
+# ----------------------------------------------------------------------------- 3b. beta-VAE seeds
+def section_beta_vae_seeds(runs: Path, out_root: Path) -> Section:
+    sec, pts = _open_section(runs, "beta_vae_seeds", "3b. Static beta-VAE at the smallest beta: spread over seeds")
+    if not pts:
+        return sec
+    beta = float(pts[0].params["objective"]["beta_norm"])
+    base = no_circle_region_mse(factor_grid())
+    by: dict[int, dict[int, xr.Dataset]] = {}
+    for p in pts:
+        by.setdefault(int(p.params["circuit"]["n_latents"]), {})[int(p.params["seed"])] = p.ds
+    ms = sorted(by)
+    rows, drawn, inside = [], {}, {}
+    for m in ms:
+        for seed, ds in sorted(by[m].items()):
+            reg = [float(ds["region_mse"].sel(region=r)) for r in REGIONS3]
+            d = drawn_fraction(reg[0], base["inside"])
+            drawn.setdefault(m, {})[seed] = d
+            inside.setdefault(m, []).append(reg[0])
+            rows.append([str(m), str(seed), *reg, f"{d:.2f}", _kl_nats(ds, beta, m), float(ds["reconstruction_mse"])])
+    summary = [[str(m), _spread(list(drawn[m].values())), f"{min(drawn[m].values()):.2f} to {max(drawn[m].values()):.2f}",
+                _spread(inside[m])] for m in ms]
+    # Same study, same seed: the sweep's point at this beta must be the same run, number for number.
+    same = []
+    for q in load_points(runs, "beta_vae_sweep"):
+        if float(q.params["objective"]["beta_norm"]) != beta or int(q.params.get("seed", 0)) != 1:
+            continue
+        m = int(q.params["circuit"]["n_latents"])
+        if 1 in by.get(m, {}):
+            a, b = by[m][1]["region_mse"].values, q.ds["region_mse"].values
+            same.append(float(np.max(np.abs(a - b))))
+    same_text = (f"Seed 1 is the same run as the point beta_norm {beta:g} of `beta_vae_sweep` (seed 1): the region "
+                 f"errors of the two differ by at most {_fmt(max(same))} ({len(same)} of {len(ms)} M compared)."
+                 if same else "(`beta_vae_sweep` has not been run here, so seed 1 was not compared with its point.)")
+    fig = Figure(figsize=(5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for i, m in enumerate(ms):
+        seeds = sorted(drawn[m])
+        ax.scatter([i + 0.06 * (k - len(seeds) / 2) for k in range(len(seeds))], [drawn[m][s] for s in seeds],
+                   color=f"C{i}", label=f"M = {m}")
+    ax.axhline(0.8, color="grey", ls=":", lw=1)
+    ax.set_xticks(range(len(ms)), [f"M = {m}" for m in ms])
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_ylabel("fraction of the circle drawn")
+    ax.set_title(f"beta_norm {beta:g}, one point per seed", fontsize=9)
+    img = _savefig(fig, out_root, "beta_vae_seeds")
+    paired = [s for s in drawn.get(4, {}) if s in drawn.get(10, {})]
+    more = float(np.mean([drawn[10][s] > drawn[4][s] for s in paired])) if paired else np.nan
+    mean4 = float(np.mean(list(drawn[4].values()))) if 4 in drawn else np.nan
+    min10 = float(min(drawn[10].values())) if 10 in drawn else np.nan
+    sec.checks = [
+        _check("beta_seeds_drawn_m4_mean", f"mean fraction of the circle drawn at beta_norm {beta:g}, M = 4, over seeds",
+               mean4, ">= 0.8 (the original: the smallest beta reconstructs the circle)", mean4 >= 0.8, 0.25),
+        _check("beta_seeds_drawn_m10_min", f"smallest fraction drawn over seeds at beta_norm {beta:g}, M = 10",
+               min10, ">= 0.8 (every seed draws it)", min10 >= 0.8, 0.25),
+        _check("beta_seeds_m10_draws_more", "fraction of seeds in which M = 10 draws more of the circle than M = 4",
+               more, ">= 0.8", more >= 0.8, 0.4),
+    ]
+    tr = pts[0].params["train"]
+    sec.text = f"""
+**Why:** in section 3 whether the circle is drawn at the smallest beta differs between M = 4 and M = 10 after
+{tr['steps']} steps; one run per point cannot say whether that is the number of latents or the seed.
+
+**Measured:** {_provenance(runs, sec.study, pts)} Each seed sets the initial weights, the training data and
+the sampling; the evaluation set is the same for all.
+
+{_table(["M", "seed", "inside", "edge", "background", "drawn", "KL", "reconstruction MSE"], rows)}
+
+Spread over seeds (mean ± standard deviation):
+
+{_table(["M", "drawn", "range", "inside error"], summary)}
+
+{same_text}
+
+{img}
+
+**Verdict:** {{verdict}}
+"""
+    held = [c for c in sec.checks if c.holds]
+    sec.text = sec.text.replace("{verdict}", (
+        "**holds**" if len(held) == len(sec.checks) else
+        ("**holds in part**" if held else "**does not hold** at this scale")) +
+        f": {len(held)} of {len(sec.checks)} checks hold. At {tr['steps']} steps the circle is drawn "
+        f"{mean4:.0%} on average with 4 latents (seeds from {min(drawn[4].values()):.0%} to "
+        f"{max(drawn[4].values()):.0%}) and at least {min10:.0%} in every seed with 10; M = 10 draws more than "
+        f"M = 4 in {more:.0%} of the seeds."
+        + (" The ranges do not overlap: at this scale the number of latents, not the seed, decides whether "
+           "the circle is drawn." if 4 in drawn and 10 in drawn and max(drawn[4].values()) < min(drawn[10].values())
+           else ""))
+    return sec
+
+
 # ----------------------------------------------------------------------------- 4. dynamic prediction
 def _relative_prediction_error(ds: xr.Dataset) -> float:
     """mean ||z_t - (2 z_(t-1) - z_(t-2))||^2 / mean ||z_t - z_(t-1)||^2 over t >= 2.
@@ -948,6 +1039,7 @@ SECTIONS: dict[str, Callable[[Path, Path], Section]] = {
     "supervised_control": section_supervised_control,
     "supervised_decoder": section_supervised_decoder,
     "beta_vae_sweep": section_beta_vae_sweep,
+    "beta_vae_seeds": section_beta_vae_seeds,
     "dynamic_prediction_sweep": section_dynamic_prediction_sweep,
     "inertia_gamma_sweep": section_inertia_gamma_sweep,
     "delay_compensation": section_delay_compensation,

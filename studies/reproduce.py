@@ -30,6 +30,7 @@ STUDIES = (
     "supervised_decoder",
     "inertia_gamma_sweep",
     "beta_vae_sweep",
+    "beta_vae_seeds",
     "dynamic_prediction_sweep",
     "seed_compatible",
 )

@@ -91,15 +91,18 @@ class _EncoderModule(FrameModule):
         self.logvar = nn.Linear(n_flat, spec.n_latents) if spec.gaussian else None
 
     def frame(self, x: Tensor, ctx: RunContext):
+        return self.frame_random(*self.frame_deterministic(x, ctx), ctx)
+
+    def frame_deterministic(self, x: Tensor, ctx: RunContext):
         mu, logvar = _in_chunks(self._heads, x)
-        if logvar is None:
-            return mu, {}
-        if ctx.sample:
-            eps = torch.randn(mu.shape, generator=ctx.generator, device=mu.device, dtype=mu.dtype)
-            z = mu + eps * torch.exp(0.5 * logvar)
-        else:
-            z = mu
-        return z, {"mu": mu, "logvar": logvar}
+        return mu, ({} if logvar is None else {"mu": mu, "logvar": logvar})
+
+    def frame_random(self, out: Tensor, extras: dict[str, Tensor], ctx: RunContext):
+        if not extras or not ctx.sample:
+            return out, extras
+        mu, logvar = extras["mu"], extras["logvar"]
+        eps = torch.randn(mu.shape, generator=ctx.generator, device=mu.device, dtype=mu.dtype)
+        return mu + eps * torch.exp(0.5 * logvar), extras
 
     def _heads(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         if x.device.type == "cpu" and _perf.FAST.channels_last:
@@ -163,6 +166,9 @@ class _DecoderModule(FrameModule):
 
     def frame(self, x: Tensor, ctx: RunContext):
         return _in_chunks(self._images, x)[0], {}
+
+    def frame_deterministic(self, x: Tensor, ctx: RunContext):
+        return self.frame(x, ctx)
 
     def _images(self, x: Tensor) -> tuple[Tensor]:
         h = self.linear(x).view(x.shape[0], _CHANNELS[-1], self.side, self.side)

@@ -136,6 +136,22 @@ class FrameModule(NodeModule):
     def frame(self, x: Tensor, ctx: RunContext) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
+    def frame_deterministic(self, x: Tensor, ctx: RunContext) -> tuple[Tensor, dict[str, Tensor]] | None:
+        """The part of ``frame`` that maps equal inputs to equal outputs, or None.
+
+        A node that splits ``frame(x, ctx)`` into
+        ``frame_random(*frame_deterministic(x, ctx), ctx)`` lets the circuit
+        compute a frame that a delay line holds for several steps only once
+        (then ``frame_random`` draws for every step). The default, None, says
+        the node has not declared such a split: it is applied to every step.
+        """
+        return None
+
+    def frame_random(self, out: Tensor, extras: dict[str, Tensor],
+                     ctx: RunContext) -> tuple[Tensor, dict[str, Tensor]]:
+        """The per-step random part of ``frame`` (see :meth:`frame_deterministic`); none by default."""
+        return out, extras
+
     def forward_sequence(self, inputs, valid, ctx):
         x = inputs["in"]
         n_s, n_t = x.shape[:2]

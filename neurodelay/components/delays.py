@@ -119,6 +119,11 @@ class DelayLine(nn.Module):
         self._k = int(round(float(value))) if self._uniform_int else None
 
     @property
+    def whole_steps(self) -> int | None:
+        """The delay as a whole number of steps when it is one fixed shift (else None)."""
+        return self._k
+
+    @property
     def steps(self) -> Tensor:
         """The current delay in steps (clamped to its bounds when learnable)."""
         if self.learnable:

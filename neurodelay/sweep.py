@@ -409,6 +409,13 @@ def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Data
         combined = combined.set_index(point=names).unstack("point")
     combined = combined.reindex({d.name: d.coordinate() for d in dims})
     combined = combined.transpose(*names, ...)
+    for v in combined.variables.values():
+        # An integer variable that became float to hold NaN (points whose dimension is shorter,
+        # e.g. fewer latents) must not be written back with its integer encoding.
+        enc = v.encoding.get("dtype")
+        if enc is not None and np.dtype(enc).kind in "biu" and v.dtype.kind == "f":
+            v.encoding.pop("dtype")
+            v.encoding.pop("_FillValue", None)
     for d in dims:
         attrs = {"long_name": f"swept {' and '.join(d.paths)}", "path": ", ".join(d.paths)}
         combined[d.name].attrs.update(attrs)

@@ -171,3 +171,22 @@ def test_points_with_different_variables_combine_with_nan_where_absent(tmp_path,
     assert np.isnan(ds["enc_mu"].isel(zip=0).values).all()
     assert np.isfinite(ds["enc_mu"].isel(zip=1).values).all()
     assert [str(v) for v in ds["gaussian"].values] == ["false", "true"]  # netCDF has no booleans
+
+
+def test_points_with_different_sizes_keep_missing_entries_missing(tmp_path, capsys):
+    # 2 and 3 latents: the integer `collapsed_latent` of the 2-latent point is padded with NaN, which
+    # must stay NaN in sweep.nc (not be cast back to the integer it was stored as).
+    study = _write(tmp_path, {**BASE, "name": "sizes", "analyses": ["disentanglement"],
+                              "evaluate": {"n_sequences": 16}, "sweep": {"circuit.n_latents": [2, 3]}})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert main([str(study), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    capsys.readouterr()
+    ds = xr.load_dataset(tmp_path / "runs" / "sizes" / "sweep.nc")
+    flags = ds["collapsed_latent"]
+    assert flags.dims == ("n_latents", "latent")
+    assert np.isnan(flags.sel(n_latents=2).values[2])
+    assert set(np.unique(flags.sel(n_latents=3).values)) <= {0.0, 1.0}
+    assert set(np.unique(flags.sel(n_latents=2).values[:2])) <= {0.0, 1.0}

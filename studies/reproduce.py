@@ -29,6 +29,7 @@ STUDIES = (
     "supervised_control",
     "supervised_decoder",
     "inertia_gamma_sweep",
+    "inertia_lag",
     "beta_vae_sweep",
     "beta_vae_seeds",
     "dynamic_prediction_sweep",

@@ -553,6 +553,8 @@ class CircuitModule(nn.Module):
                 delays[str(e.index)] = DelayLine(e.steps, learnable=e.edge.learn_delay,
                                                  min_steps=lo or 0.0, max_steps=hi)
         self.delays = nn.ModuleDict(delays)
+        # The same modules by edge index: looked up per step in stepped loops.
+        self._lines = {int(k): line for k, line in delays.items()}
         # Fixed by the plan: each node's input edges and its ports' first valid steps.
         self._inputs = {n: plan.inputs_of(n) for n in circuit.nodes}
         self._valid = {n: plan.port_valid(n) for n in circuit.nodes}
@@ -568,7 +570,7 @@ class CircuitModule(nn.Module):
         self._skippable = {n for n in self._framewise if n not in read}
 
     def _delay(self, e: _EdgeInfo) -> DelayLine | None:
-        return self.delays[str(e.index)] if e.delayed else None
+        return self._lines.get(e.index)
 
     def forward(self, streams: Mapping[str, Tensor], *, ctx: RunContext | None = None,
                 mode: str = "auto", skip_before: Mapping[str, int] | None = None) -> dict[str, Tensor]:
@@ -706,8 +708,8 @@ class CircuitModule(nn.Module):
                     x = traces[e.source]
                     d = self._delay(e)
                     external[e.index] = d(x) if d is not None else x
-        if linear is not None and n_t - linear.t0 < _MIN_CLOSED_FORM_STEPS:
-            linear = None  # short sequences: stepping is cheaper than the chunked solution
+        if linear is not None and (n_t - linear.t0 < _MIN_CLOSED_FORM_STEPS or not linear.suits(n_t - linear.t0)):
+            linear = None  # short sequences (stepping is cheaper) or growing recurrences (stepping is exact)
         n_stepped = n_t if linear is None else min(n_t, linear.t0)
         hist: dict[str, list[Tensor]] = {n: [] for n in nodes}
         extra_hist: dict[tuple[str, str], list[Tensor]] = {}

@@ -182,6 +182,14 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(out)
 
 
+def _verdict(checks: list[Check]) -> str:
+    """The verdict word and the count of checks that hold, e.g. "**holds in part**: 2 of 3 checks hold. "."""
+    held = sum(c.holds for c in checks)
+    word = ("**holds**" if held == len(checks) else
+            "**holds in part**" if held else "**does not hold** at this scale")
+    return f"{word}: {held} of {len(checks)} checks hold. "
+
+
 def _spread(values) -> str:
     v = np.asarray(values, dtype=float)
     if v.size == 1:
@@ -514,11 +522,7 @@ Reconstruction error (evaluation set), mss from the original's factor sweeps and
         _check("beta_mss_rank_m4", "rank correlation of mss with beta (M = 4)", rank_corr(mss.get(4, [])),
                ">= 0.5 (more entangled at higher beta)", rank_corr(mss.get(4, [])) >= 0.5, 0.4),
     ]
-    held = [c.id for c in sec.checks if c.holds]
-    sec.text = sec.text.replace("{verdict}", (
-        "**holds**" if len(held) == len(sec.checks) else
-        ("**holds in part**" if held else "**does not hold** at this scale")) +
-        f": {len(held)} of {len(sec.checks)} checks hold. The posterior collapse from beta_norm 0.1657 up "
+    sec.text = sec.text.replace("{verdict}", _verdict(sec.checks) + f"The posterior collapse from beta_norm 0.1657 up "
         f"is reproduced closely: KL {_fmt(kl_hi)} nats at beta_norm 5 and a background error of {_fmt(bg_hi)} "
         f"against the original's {SEED_REGION_MSE[5.0][2]} (the collapsed decoder draws the mean scene). "
         + ("Reconstruction error grows with beta for both M. " if sec.checks[0].holds and sec.checks[1].holds
@@ -608,11 +612,7 @@ Spread over seeds (mean ± standard deviation):
 
 **Verdict:** {{verdict}}
 """
-    held = [c for c in sec.checks if c.holds]
-    sec.text = sec.text.replace("{verdict}", (
-        "**holds**" if len(held) == len(sec.checks) else
-        ("**holds in part**" if held else "**does not hold** at this scale")) +
-        f": {len(held)} of {len(sec.checks)} checks hold. At {tr['steps']} steps the circle is drawn "
+    sec.text = sec.text.replace("{verdict}", _verdict(sec.checks) + f"At {tr['steps']} steps the circle is drawn "
         f"{mean4:.0%} on average with 4 latents (seeds from {min(drawn[4].values()):.0%} to "
         f"{max(drawn[4].values()):.0%}) and at least {min10:.0%} in every seed with 10; M = 10 draws more than "
         f"M = 4 in {more:.0%} of the seeds."
@@ -910,11 +910,7 @@ world; readout error in px (the circle's radius is {radius_px:g} px); "drawn" as
 
 **Verdict:** {{verdict}}
 """
-    held = [c for c in sec.checks if c.holds]
-    sec.text = sec.text.replace("{verdict}", (
-        "**holds**" if len(held) == len(sec.checks) else
-        ("**holds in part**" if held else "**does not hold** at this scale")) +
-        f": {len(held)} of {len(sec.checks)} checks hold. Measured minus theory: "
+    sec.text = sec.text.replace("{verdict}", _verdict(sec.checks) + f"Measured minus theory: "
         + ", ".join(f"{e:+.2f} steps at gamma {k[0]:g}, alpha {k[1]:g}" for k, e in sorted(errs.items()))
         + f". At gamma 0.5 dropping the extrapolation adds {gap:.2f} steps of lag (theory 1). One seed; the "
         f"readout error is at most {worst_rmse:.2f} px."

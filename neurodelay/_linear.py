@@ -62,6 +62,14 @@ class LinearLoop:
     def order(self) -> int:
         return self.lags.shape[0]
 
+    def companion(self) -> np.ndarray:
+        """The companion matrix of the recurrence, acting on ``(y[t-1], ..., y[t-J])`` stacked."""
+        n, j = len(self.nodes), self.order
+        a = np.zeros((n * j, n * j))
+        a[:n, :] = np.concatenate(list(self.lags), axis=1)
+        a[n:, :-n] = np.eye(n * j - n)
+        return a
+
     def suits(self, n_steps: int) -> bool:
         """Whether ``n_steps`` steps may be solved in closed form without amplifying rounding.
 
@@ -74,10 +82,7 @@ class LinearLoop:
         if self._cache is None:
             self._cache = {}
         if "rho" not in self._cache:
-            n, j = len(self.nodes), self.order
-            a = np.zeros((n * j, n * j))
-            a[:n, :] = np.concatenate(list(self.lags), axis=1)
-            a[n:, :-n] = np.eye(n * j - n)
+            a = self.companion()
             self._cache["rho"] = float(np.abs(np.linalg.eigvals(a)).max()) if a.size else 0.0
         rho = self._cache["rho"]
         return rho <= 1.0 + 1e-9 or n_steps * math.log(rho) <= math.log(_MAX_GROWTH)
@@ -99,9 +104,7 @@ class LinearLoop:
         n, j = len(self.nodes), self.order
         d = n * j
         cols = list(active)
-        a = np.zeros((d, d))
-        a[:n, :] = np.concatenate(list(self.lags), axis=1)
-        a[n:, :-n] = np.eye(d - n)
+        a = self.companion()
         e = np.zeros((d, n))
         e[:n] = np.eye(n)
         powers = [np.eye(d)]

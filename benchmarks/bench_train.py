@@ -31,7 +31,11 @@ Peak memory of a step: on CPU the peak resident set of the process during
 the steps (``VmHWM`` in /proc/self/status, reset just before them through
 /proc/self/clear_refs) minus its resident set just before them, in a fresh
 process (``tracemalloc`` does not see torch's allocations); on CUDA
-``torch.cuda.max_memory_allocated`` over the timed steps.
+``torch.cuda.max_memory_allocated`` over the timed steps. On CPU also the
+peak of the tensors themselves (``tensors``): the largest total size of live
+tensors during one step, from ``torch.profiler``'s allocation events. The
+resident set also counts what the C allocator keeps of freed buffers (with
+:func:`neurodelay._perf.tune_allocator`, on purpose), so the two differ.
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one
 step (forward and backward; element-wise work is not counted). neurodelay's
@@ -325,6 +329,39 @@ def _rss_bytes() -> int:
 E2E_BLOCK = 5  # neurodelay end to end: train() runs this many steps per call
 
 
+def peak_tensor_bytes(fn) -> int | None:
+    """The largest total size of live CPU tensors while ``fn()`` runs (None if it cannot be measured).
+
+    Parameters, optimiser state and inputs that exist before the call count
+    too. Measured from the allocation and free events of ``torch.profiler``
+    (``profile_memory=True``) through its memory timeline (a private module of
+    torch, hence the fallback): unlike the resident set, this does not depend
+    on how the C allocator keeps or returns freed memory.
+    """
+    try:
+        from torch.profiler import ProfilerActivity, profile
+        from torch.profiler import _memory_profiler as mp
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                     with_stack=True) as prof:
+            fn()
+        live: dict = {}
+        cur = peak = 0
+        for _, action, (key, _version), nbytes in mp.MemoryProfileTimeline(prof._memory_profile()).timeline:
+            if key.device.type != "cpu":
+                continue
+            if action in (mp.Action.PREEXISTING, mp.Action.CREATE):
+                cur += nbytes - live.get(key, 0)
+                live[key] = nbytes
+            elif action == mp.Action.DESTROY:
+                cur -= live.pop(key, 0)
+            peak = max(peak, cur)
+        return peak
+    except Exception as exc:  # a private API: report, do not fail the benchmark
+        print(f"(tensor peak not measured: {type(exc).__name__}: {exc})", file=sys.stderr)
+        return None
+
+
 def run_worker(args) -> dict:
     """Run one variant in this (fresh) process and return its measurements.
 
@@ -420,9 +457,10 @@ def run_worker(args) -> dict:
     peak_cuda = torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else None
     with FlopCounterMode(display=False) as counter:
         count(fixed.frames, fixed.factors)
+    peak_tensors = peak_tensor_bytes(lambda: count(fixed.frames, fixed.factors)) if device == "cpu" else None
     return {"variant": args.worker, "times_s": times, "flops": counter.get_total_flops(),
             "rss0": rss0, "peak_rss": peak_rss, "hwm_reset": hwm_reset, "peak_cuda": peak_cuda,
-            "alloc": alloc_info}
+            "peak_tensors": peak_tensors, "alloc": alloc_info}
 
 
 # ----------------------------------------------------------------------------- numerical check
@@ -541,7 +579,7 @@ def main(argv=None):
     ref_flops = runs.get("reference", [{}])[0].get("flops") if "reference" in runs else None
     summary = {}
     print(f"\n{'variant':26s} {'ms/step':>9s} {'(min)':>8s} {'steps/s':>8s} {'GFLOP':>7s} {'GFLOP/s':>8s} "
-          f"{'useful':>7s} {'%peak':>6s} {'peak mem':>10s}")
+          f"{'useful':>7s} {'%peak':>6s} {'peak mem':>10s} {'tensors':>9s}")
     for n in names:
         times = [t for run in runs[n] for t in run["times_s"]]
         med, best = statistics.median(times), min(statistics.median(run["times_s"]) for run in runs[n])
@@ -553,14 +591,17 @@ def main(argv=None):
         else:
             mem = statistics.median(run["peak_rss"] - run["rss0"] for run in runs[n])
             mem_s = f"+{mem / 2**20:.0f} MiB"
+        tens = [run.get("peak_tensors") for run in runs[n] if run.get("peak_tensors")]
+        tens_s = f"{max(tens) / 2**20:.0f} MiB" if tens else "-"
         summary[n] = med
         print(f"{n:26s} {1e3 * med:9.1f} {1e3 * best:8.1f} {1 / med:8.2f} {flops / 1e9:7.2f} "
               f"{flops / med / 1e9:8.1f} {useful / med / 1e9:7.1f} {100 * flops / med / 1e9 / peak:5.1f}% "
-              f"{mem_s:>10s}")
+              f"{mem_s:>10s} {tens_s:>9s}")
     print("\n(ms/step: median over all timed steps; (min): best round's median; useful: GFLOP/s counting "
           "the reference's FLOPs; peak mem: " + ("torch.cuda.max_memory_allocated" if args.device.startswith("cuda")
                                                   else "peak resident set during the steps (VmHWM, reset before them) minus the resident set before them, fresh process")
-          + ")")
+          + "; tensors: the largest total size of live tensors during one step, parameters and inputs included, "
+          "from torch.profiler's memory events, independent of the C allocator)")
     for a, b in (("reference", "neurodelay"), ("reference e2e", "neurodelay e2e"),
                  ("reference +alloc", "neurodelay")):
         if a in summary and b in summary:

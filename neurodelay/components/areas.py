@@ -181,17 +181,26 @@ class _DecoderModule(FrameModule):
         if fast.channels_last:
             h = _channels_last(h)
         for i in (0, 2, 4):
-            if i == 4 and fast.channels_last and fast_last:
-                # The last layer's fast path wants (c, y, x) order: convert this
-                # layer's input rather than its four times larger output.
-                h = h.contiguous()
+            # The last layer's fast path wants (c, y, x) order: convert the third
+            # layer's input rather than its four times larger output.
+            to_plain = i == 2 and fast.channels_last and fast_last
             h = layers[i](h)
-            h = elu(h) if fast.elu else F.elu(h, inplace=True)
-        h = conv_transpose3x3s2(h, last.weight, last.bias) if fast_last else last(h)
+            if i == 4 and fast_last and fast.elu:
+                break  # the last layer applies this ELU itself (one buffer fewer)
+            h = elu(h, contiguous=to_plain) if fast.elu else F.elu(h, inplace=True)
+            if to_plain:
+                h = h.contiguous()
+        if fast_last:
+            h = conv_transpose3x3s2(h, last.weight, last.bias, elu_input=fast.elu)
+        else:
+            h = last(h)
         return (torch.sigmoid(h),)
 
 
 # --------------------------------------------------------------------------- CPU fast paths
+
+#: Samples per block in the backward pass of :func:`conv_transpose3x3s2`.
+_BACKWARD_ROWS = 256
 
 #: Largest number of output channels for which the last transposed convolution
 #: uses :func:`conv_transpose3x3s2` (oneDNN is slow for few output channels).
@@ -234,13 +243,13 @@ class _ELU(torch.autograd.Function):
     unit in the last place of 1 (6e-8); ``max(., x)`` keeps tiny negative
     inputs exact and returns ``x`` for ``x > 0``. Only the output is saved
     for the backward pass (it is also the next layer's saved input, so the
-    activation costs no extra memory), as PyTorch's in-place ELU does.
+    activation costs no extra memory), as PyTorch's in-place ELU does, and
+    the backward pass allocates one buffer (the gradient).
     """
 
     @staticmethod
-    def forward(ctx, x):
-        y = torch.clamp_max(x, 0.0).exp_().sub_(1.0)
-        torch.maximum(y, x, out=y)
+    def forward(ctx, x, contiguous):
+        y = _elu_forward(x, contiguous)
         ctx.save_for_backward(y)
         return y
 
@@ -248,22 +257,47 @@ class _ELU(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        return torch.addcmul(grad, grad, torch.clamp_max(y, 0.0))
+        # One new buffer: the derivative 1 + min(y, 0), then times grad, in place.
+        return torch.clamp_max(y, 0.0).add_(1.0).mul_(grad), None
 
 
-def elu(x: Tensor) -> Tensor:
+def _elu_forward(x: Tensor, contiguous: bool = False) -> Tensor:
+    """ELU with alpha 1 (see :class:`_ELU`) into a new tensor; ``contiguous``: (c, y, x) order."""
+    if contiguous:
+        y = torch.clamp_max(x, 0.0, out=torch.empty(x.shape, dtype=x.dtype, device=x.device))
+    else:
+        y = torch.clamp_max(x, 0.0)
+    y.exp_().sub_(1.0)
+    return torch.maximum(y, x, out=y)
+
+
+def _elu_backward_(grad: Tensor, y: Tensor, rows: int = 64) -> Tensor:
+    """``grad *= 1 + min(y, 0)`` in place (the ELU's derivative from its output), in blocks of ``rows``.
+
+    ``grad`` must be a buffer the caller owns. Working in blocks keeps the
+    temporary small.
+    """
+    for g, o in zip(grad.split(rows), y.split(rows)):
+        g.addcmul_(g, torch.clamp_max(o, 0.0))
+    return grad
+
+
+def elu(x: Tensor, contiguous: bool = False) -> Tensor:
     """ELU with alpha 1, as ``torch.nn.functional.elu`` (see :class:`_ELU`).
 
     Parameters
     ----------
     x : Tensor, any shape
         Not modified.
+    contiguous : bool
+        Return the result in (c, y, x) order whatever the layout of ``x``
+        (saves a copy when the next layer wants that order).
 
     Returns
     -------
-    Tensor, same shape and layout as ``x``.
+    Tensor, same shape as ``x``; same layout unless ``contiguous``.
     """
-    return _ELU.apply(x)
+    return _ELU.apply(x, contiguous)
 
 
 def _col2im(taps: Tensor) -> Tensor:
@@ -331,9 +365,11 @@ class _ConvTranspose3x3s2(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias):
+    def forward(ctx, x, weight, bias, elu_input):
         n, c_in, h, w = x.shape
         c_out = weight.shape[1]
+        if elu_input:
+            x = _elu_forward(x, contiguous=True)
         xs = x.contiguous().view(n, c_in, h * w)
         wt = weight.reshape(c_in, c_out * 9).t()
         taps = torch.bmm(wt.unsqueeze(0).expand(n, -1, -1), xs)
@@ -341,6 +377,7 @@ class _ConvTranspose3x3s2(torch.autograd.Function):
         if bias is not None:
             out += bias.view(1, c_out, 1, 1)
         ctx.save_for_backward(xs, weight)
+        ctx.elu_input = elu_input
         ctx.has_bias = bias is not None
         ctx.bias_dtype = bias.dtype if bias is not None else None
         ctx.hw = (h, w)
@@ -356,19 +393,41 @@ class _ConvTranspose3x3s2(torch.autograd.Function):
         # Under autocast the saved input and the incoming gradient may be in a lower
         # precision than the weight: compute in the gradient's dtype, return each
         # gradient in its input's dtype.
-        gtaps = _im2col(grad.contiguous()).view(n, c_out * 9, h * w)
+        grad = grad.contiguous()
         wm = weight.reshape(c_in, c_out * 9).to(grad.dtype)
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = torch.bmm(wm.unsqueeze(0).expand(n, -1, -1), gtaps).view(n, c_in, h, w).to(xs.dtype)
-        if ctx.needs_input_grad[1]:
-            gw = torch.bmm(xs.to(grad.dtype), gtaps.transpose(1, 2)).sum(0).view_as(weight).to(weight.dtype)
+        want_x, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        gx = xs.new_empty(xs.shape) if want_x else None
+        gw = None
+        # In blocks of samples: the tap gradients (9 x the output's size per
+        # output channel) are never materialised for the whole batch at once.
+        for s in range(0, n if (want_x or want_w) else 0, _BACKWARD_ROWS):
+            e = min(n, s + _BACKWARD_ROWS)
+            gtaps = _im2col(grad[s:e]).view(e - s, c_out * 9, h * w)
+            if want_x:
+                wb = wm.unsqueeze(0).expand(e - s, -1, -1)
+                if gx.dtype == gtaps.dtype:
+                    torch.bmm(wb, gtaps, out=gx[s:e])
+                else:
+                    gx[s:e].copy_(torch.bmm(wb, gtaps))
+                if ctx.elu_input:
+                    # The ELU's output is the saved input: its derivative is
+                    # applied to this fresh input gradient in place.
+                    _elu_backward_(gx[s:e], xs[s:e])
+            if want_w:
+                part = torch.bmm(xs[s:e].to(grad.dtype), gtaps.transpose(1, 2)).sum(0)
+                gw = part if gw is None else gw.add_(part)
+        if gx is not None:
+            gx = gx.view(n, c_in, h, w)
+        if gw is not None:
+            gw = gw.view_as(weight).to(weight.dtype)
+        gb = None
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = grad.sum((0, 2, 3)).to(ctx.bias_dtype)
-        return gx, gw, gb
+        return gx, gw, gb, None
 
 
-def conv_transpose3x3s2(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def conv_transpose3x3s2(x: Tensor, weight: Tensor, bias: Tensor | None = None, *,
+                        elu_input: bool = False) -> Tensor:
     """A 3x3 transposed convolution with stride 2, padding 1 and output padding 1.
 
     Equal (within float rounding) to ``torch.nn.functional.conv_transpose2d(x,
@@ -380,6 +439,11 @@ def conv_transpose3x3s2(x: Tensor, weight: Tensor, bias: Tensor | None = None) -
     x : Tensor, shape (n, c_in, h, w)
     weight : Tensor, shape (c_in, c_out, 3, 3)
     bias : Tensor, shape (c_out,), optional
+    elu_input : bool
+        Apply :func:`elu` to ``x`` first, as part of this operation: the
+        backward pass then multiplies its own input gradient by the ELU's
+        derivative in place, instead of the ELU allocating another buffer
+        of the input's size.
 
     Returns
     -------
@@ -388,4 +452,4 @@ def conv_transpose3x3s2(x: Tensor, weight: Tensor, bias: Tensor | None = None) -
     if weight.shape[2:] != (3, 3) or x.dim() != 4 or x.shape[1] != weight.shape[0]:
         raise ValueError(f"conv_transpose3x3s2 needs x (n, c_in, h, w) and weight (c_in, c_out, 3, 3), "
                          f"got {tuple(x.shape)} and {tuple(weight.shape)}.")
-    return _ConvTranspose3x3s2.apply(x, weight, bias)
+    return _ConvTranspose3x3s2.apply(x, weight, bias, elu_input)

@@ -163,6 +163,38 @@ def test_conv_transpose3x3s2_without_input_gradient_and_in_channels_last():
     torch.testing.assert_close(gw, gw_want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_conv_transpose3x3s2_with_elu_input_matches_elu_then_torch(layout):
+    gen = torch.Generator().manual_seed(7)
+    # More rows than the in-place derivative's block of 64, so that several blocks are used.
+    x = torch.randn(70, 5, 3, 4, generator=gen, dtype=torch.float64)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    weight = torch.randn(5, 2, 3, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, generator=gen, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(70, 2, 6, 8, generator=gen, dtype=torch.float64)
+    before = x.detach().clone()
+    got = conv_transpose3x3s2(x, weight, b, elu_input=True)
+    want = F.conv_transpose2d(F.elu(x), weight, b, stride=2, padding=1, output_padding=1)
+    assert torch.equal(x.detach(), before)
+    torch.testing.assert_close(got, want)
+    for a, c in zip(torch.autograd.grad(got, [x, weight, b], g), torch.autograd.grad(want, [x, weight, b], g)):
+        torch.testing.assert_close(a, c)
+    # Without the ELU the result differs: the flag is not ignored.
+    assert not torch.allclose(conv_transpose3x3s2(x, weight, b), got)
+
+
+def test_elu_contiguous_output_from_channels_last_input():
+    x = torch.randn(3, 4, 5, 6, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    y = elu(x, contiguous=True)
+    assert y.is_contiguous() and not x.is_contiguous()
+    torch.testing.assert_close(y, F.elu(x))
+    g = torch.randn(3, 4, 5, 6, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(y, [x], g)[0], torch.autograd.grad(F.elu(x), [x], g)[0])
+
+
 def test_conv_transpose3x3s2_rejects_other_kernels():
     with pytest.raises(ValueError, match="c_in, c_out, 3, 3"):
         conv_transpose3x3s2(torch.zeros(1, 2, 4, 4), torch.zeros(2, 1, 5, 5))

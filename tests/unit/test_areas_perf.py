@@ -248,6 +248,17 @@ def test_tune_allocator_is_idempotent_and_a_no_op_off_glibc(monkeypatch):
     assert off["applied"] is False and "not glibc" in off["reason"]
 
 
+def test_tune_allocator_can_be_turned_off_by_the_environment(monkeypatch):
+    monkeypatch.setattr(_perf, "_tuned", None)
+    monkeypatch.setenv("NEURODELAY_ALLOCATOR", "default")
+    off = _perf.tune_allocator()
+    assert off["applied"] is False and off["reason"] == "NEURODELAY_ALLOCATOR=default"
+    monkeypatch.setattr(_perf, "_tuned", None)
+    monkeypatch.setenv("NEURODELAY_ALLOCATOR", "fast")
+    with pytest.raises(ValueError, match=r"NEURODELAY_ALLOCATOR='fast'.*'tuned'.*'default'"):
+        _perf.tune_allocator()
+
+
 def test_autocast_helper_is_opt_in():
     enc, dec = _modules(seed=4, gaussian=False)
     x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(5))

@@ -719,20 +719,29 @@ class CircuitModule(nn.Module):
         # One unbind per outside input instead of a select per step: the backward
         # of a select writes a zero tensor of the whole sequence for every step.
         ext_steps = {k: x.narrow(1, 0, n_stepped).unbind(1) for k, x in external.items()}
+        # Per node, once: its module, step function, whether it may skip ports, and
+        # per edge (port, outside steps or None, delay line or None, source history).
+        steppers = {}
+        for n in nodes:
+            edges = [(e.port, ext_steps.get(e.index), self._delay(e), hist.get(e.source))
+                     for e in self._inputs[n]]
+            may_skip = type(specs[n]).reads is not AbstractComponent.reads
+            steppers[n] = (self.nodes[n].forward_step, specs[n].reads if may_skip else None, valids[n], edges,
+                           hist[n])
         for t in range(n_stepped):
             for n in (start_order if t == 0 else nodes):
+                step, reads, valid, edges, own = steppers[n]
                 inputs: dict[str, Tensor] = {}
-                for e in self._inputs[n]:
-                    if not specs[n].reads(e.port, t, valids[n]):
+                for port, outside, d, source in edges:
+                    if reads is not None and not reads(port, t, valid):
                         continue
-                    if e.index in ext_steps:
-                        x = ext_steps[e.index][t]
+                    if outside is not None:
+                        x = outside[t]
                     else:
-                        d = self._delay(e)
-                        x = d.read(hist[e.source], t) if d is not None else hist[e.source][t]
-                    inputs[e.port] = x if e.port not in inputs else inputs[e.port] + x
-                out, extras, states[n] = self.nodes[n].forward_step(inputs, t, valids[n], states[n], ctx)
-                hist[n].append(out)
+                        x = d.read(source, t) if d is not None else source[t]
+                    inputs[port] = x if port not in inputs else inputs[port] + x
+                out, extras, states[n] = step(inputs, t, valid, states[n], ctx)
+                own.append(out)
                 for k, x in extras.items():
                     extra_hist.setdefault((n, k), []).append(x)
         if n_stepped < n_t:

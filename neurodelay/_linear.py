@@ -12,9 +12,11 @@ their first value and blends wait for their prediction) are stepped as usual;
 the rest is solved in chunks of ``L`` steps: within a chunk the response to
 the inputs and to the carried state is one batched matrix product (a
 lower-triangular Toeplitz block joined with the state's response), and only
-the small companion state is carried from chunk to chunk. Work per element
-is O(L N N_in) with N nodes in the cycle, N_in of which take input from
-outside it, and there are T / L Python steps instead of T.
+the small companion state is carried from chunk to chunk. The outside
+inputs enter the product as they are (each term's weights are part of the
+chunk matrices), so they are not scaled or summed beforehand. Work per
+element is O(L N K) with N nodes in the cycle and K outside-input terms
+(an edge at a tap), and there are T / L Python steps instead of T.
 """
 
 from __future__ import annotations
@@ -87,37 +89,51 @@ class LinearLoop:
         rho = self._cache["rho"]
         return rho <= 1.0 + 1e-9 or n_steps * math.log(rho) <= math.log(_MAX_GROWTH)
 
-    def matrices(self, n_chunk: int, active: tuple[int, ...], dtype, device):
-        """Chunk matrices for the nodes in ``active`` receiving outside input (cached).
+    def input_terms(self) -> list[tuple[int, int, np.ndarray]]:
+        """Outside inputs as ``(edge index, tap, b)``: the term adds ``b * x_edge[t - tap]`` to ``y[t]``.
+
+        ``b`` (one weight per node) is the term's weight spread by ``(I - A_0)^-1``.
+        Terms that reach no node are left out; repeated (edge, tap) pairs are merged.
+        """
+        merged: dict[tuple[int, int], np.ndarray] = {}
+        for m, terms in self.ext_taps.items():
+            for edge, tap, weight in terms:
+                b = self.mix[:, m] * weight
+                merged[(edge, tap)] = merged.get((edge, tap), 0.0) + b
+        return [(edge, tap, b) for (edge, tap), b in merged.items() if np.any(b != 0.0)]
+
+    def matrices(self, n_chunk: int, spread: np.ndarray, dtype, device):
+        """Chunk matrices for outside-input terms whose node weights are the columns of ``spread`` (cached).
 
         Returns ``(response, to_state, transition)``: ``response`` is the
         chunk's Toeplitz block (rows: step-major, all nodes; columns: the
-        active nodes' inputs, step-major) joined with the response to the
-        carried state; ``to_state`` maps a chunk's inputs to the state it
-        leaves; ``transition`` is the companion matrix to the power ``L``.
+        terms' inputs, step-major) joined with the response to the carried
+        state; ``to_state`` maps a chunk's inputs to the state it leaves;
+        ``transition`` is the companion matrix to the power ``L``.
         """
-        key = (n_chunk, active, dtype, str(device))
+        spread = np.asarray(spread, dtype=float)
+        key = (n_chunk, spread.shape, spread.tobytes(), dtype, str(device))
         if self._cache is None:
             self._cache = {}
         if key in self._cache:
             return self._cache[key]
         n, j = len(self.nodes), self.order
         d = n * j
-        cols = list(active)
         a = self.companion()
         e = np.zeros((d, n))
         e[:n] = np.eye(n)
         powers = [np.eye(d)]
         for _ in range(n_chunk):
             powers.append(a @ powers[-1])
-        h = [(powers[m][:n] @ e)[:, cols] for m in range(n_chunk)]  # (N, N_active) impulse responses
-        na = len(cols)
-        toeplitz = np.zeros((n_chunk * n, n_chunk * na))
+        eb = e @ spread  # (D, K): where each term enters the state
+        h = [powers[m][:n] @ eb for m in range(n_chunk)]  # (N, K) impulse responses
+        k = spread.shape[1]
+        toeplitz = np.zeros((n_chunk * n, n_chunk * k))
         for i in range(n_chunk):
             for l in range(i + 1):
-                toeplitz[i * n:(i + 1) * n, l * na:(l + 1) * na] = h[i - l]
+                toeplitz[i * n:(i + 1) * n, l * k:(l + 1) * k] = h[i - l]
         from_state = np.concatenate([powers[i + 1][:n] for i in range(n_chunk)], axis=0)  # (L N, D)
-        to_state = np.concatenate([(powers[n_chunk - 1 - l] @ e)[:, cols] for l in range(n_chunk)], axis=1)
+        to_state = np.concatenate([powers[n_chunk - 1 - l] @ eb for l in range(n_chunk)], axis=1)
         t = lambda m: torch.as_tensor(m, dtype=dtype, device=device)  # noqa: E731
         out = (t(np.concatenate([toeplitz, from_state], axis=1)), t(to_state), t(powers[n_chunk]))
         self._cache[key] = out
@@ -154,29 +170,21 @@ class LinearLoop:
         n_chunk = min(_CHUNK, n_rest)
         n_chunks = -(-n_rest // n_chunk)
         pad = n_chunks * n_chunk - n_rest
-        # v[t] = (I - A_0)^-1 u[t] for t >= t0, one (sample, step, feature) block per node with input.
-        active, inputs = [], []
-        for i in range(n):
-            acc = None
-            for m, terms in self.ext_taps.items():
-                coeff_m = float(self.mix[i, m])
-                if coeff_m == 0.0:
-                    continue
-                for edge, tap, weight in terms:
-                    x = external[edge].reshape(n_s, n_t, feat)[:, t0 - tap : n_t - tap]
-                    acc = x * (coeff_m * weight) if acc is None else acc.add(x, alpha=coeff_m * weight)
-            if acc is not None:
-                active.append(i)
-                inputs.append(acc)
-        response, to_state, transition = self.matrices(n_chunk, tuple(active), ref.dtype, ref.device)
+        # The outside inputs enter as they are (views of the delayed inputs, no
+        # copy): each term's weights on the nodes, (I - A_0)^-1 applied, are
+        # part of the chunk matrices.
+        terms = self.input_terms()
+        response, to_state, transition = self.matrices(
+            n_chunk, np.stack([b for *_, b in terms], axis=1) if terms else np.zeros((n, 0)), ref.dtype, ref.device)
         state = torch.stack([history[nodes[i]][t0 - 1 - lag].reshape(n_s, feat)
                              for lag in range(j) for i in range(n)], dim=1)  # (sample, D, feature)
-        if inputs:
-            v = torch.stack(inputs, dim=2)  # (sample, step, active node, feature)
+        if terms:
+            xs = [external[edge].reshape(n_s, n_t, feat)[:, t0 - tap : n_t - tap] for edge, tap, _ in terms]
+            v = xs[0].unsqueeze(2) if len(xs) == 1 else torch.stack(xs, dim=2)  # (sample, step, term, feature)
             if pad:
                 v = torch.nn.functional.pad(v, (0, 0, 0, 0, 0, pad))
-            v = v.view(n_s * n_chunks, n_chunk * len(active), feat)
-            pushed = torch.matmul(to_state, v).view(n_s, n_chunks, -1, feat).unbind(1)
+            v = v.reshape(n_s, n_chunks, n_chunk * len(terms), feat)
+            pushed = torch.matmul(to_state, v).unbind(1)
         else:
             v, pushed = None, [None] * n_chunks
         states = []
@@ -185,11 +193,9 @@ class LinearLoop:
             state = torch.matmul(transition, state)
             if pushed[c] is not None:
                 state = state + pushed[c]
-        states = torch.stack(states, dim=1).view(n_s * n_chunks, -1, feat)
-        if v is None:
-            y = torch.matmul(response, states)
-        else:
-            y = torch.matmul(response, torch.cat([v, states], dim=1))  # (sample * chunk, L N, feature)
+        states = torch.stack(states, dim=1)  # (sample, chunk, D, feature)
+        joined = states if v is None else torch.cat([v, states], dim=2)
+        y = torch.matmul(response, joined.view(n_s * n_chunks, -1, feat))  # (sample * chunk, L N, feature)
         y = y.view(n_s, n_chunks * n_chunk, n, feat)
         if pad:
             y = y[:, :n_rest]

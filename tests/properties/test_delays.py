@@ -181,9 +181,11 @@ def test_closed_form_cycle_matches_stepping_in_float32(data):
 def test_closed_form_gradients_match_stepping(data):
     """Values and input gradients of the closed form equal stepping's, for any
     length (chunk tails included), with outside input entering two nodes of
-    the cycle through different delays."""
+    the cycle through different delays, and optionally the extrapolator too
+    (whose taps then read the outside input at two lags)."""
     n_t = data.draw(st.integers(1, 200), label="n_t")
     d = data.draw(st.integers(0, 3), label="input_delay")
+    into_p = data.draw(st.booleans(), label="input_into_extrapolator")
     gamma = data.draw(st.floats(0, 0.9), label="gamma")
     alpha_max = 2.0 if gamma == 0 else min(2.0, 0.9 / gamma)
     alpha = data.draw(st.floats(-1, alpha_max), label="alpha")
@@ -195,7 +197,7 @@ def test_closed_form_gradients_match_stepping(data):
             Edge(VEC, "r", delay_ms=2 * DT),
             Edge("r", "p"),
             Edge("p", "z.prediction"),
-        ],
+        ] + ([Edge(VEC, "p", delay_ms=DT)] if into_p else []),
         dt_ms=DT,
     )
     x = signal(data, n_t)

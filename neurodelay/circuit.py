@@ -719,8 +719,9 @@ class CircuitModule(nn.Module):
         # One unbind per outside input instead of a select per step: the backward
         # of a select writes a zero tensor of the whole sequence for every step.
         ext_steps = {k: x.narrow(1, 0, n_stepped).unbind(1) for k, x in external.items()}
-        # Per node, once: its module, step function, whether it may skip ports, and
-        # per edge (port, outside steps or None, delay line or None, source history).
+        # Per node, once: its step function, its reads() if it overrides the default
+        # (every port at every step), its valid steps, per edge (port, outside steps
+        # or None, delay line or None, source history), and its own history.
         steppers = {}
         for n in nodes:
             edges = [(e.port, ext_steps.get(e.index), self._delay(e), hist.get(e.source))

@@ -56,7 +56,7 @@ def tune_allocator(mmap_threshold_bytes: int = _MMAP_THRESHOLD_MAX,
     step's peak instead of dropping between steps, and it is higher than the
     peak of the tensors themselves: freed buffers stay in the heap, where
     their pieces do not always fit the next request (measured on the inertia
-    step: live tensors at most 77 MiB, resident set +133 to +150 MiB, against
+    step: live tensors at most 77 MiB, resident set +133 to +159 MiB, against
     +130 MiB without tuning, which is about 10 % slower).
 
     Set the environment variable ``NEURODELAY_ALLOCATOR=default`` to leave the

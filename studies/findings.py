@@ -355,8 +355,11 @@ edge on the 8^4 grid: the fraction of the circle's inside that is drawn (1 - err
     sec.checks = [
         _check("decoder_draws_circle", "fraction of the circle's inside drawn, trained positions", drawn_tr,
                ">= 0.8 (the circle is drawn)", drawn_tr >= 0.8, 0.15),
+        # Tolerance 3: four runs that differed only in float rounding (two code versions
+        # whose decoder backward rounds differently, 1 and 2 threads) gave 21.65, 21.91,
+        # 22.77 and 23.00; the ratio of two small errors moves by up to 1.35 from rounding.
         _check("decoder_heldout_ratio", "object-region error, held-out / trained positions", ratio_obj,
-               "<= 2 and the circle drawn (generalises)", ratio_obj <= 2.0 and drawn_tr >= 0.8, 0.5),
+               "<= 2 and the circle drawn (generalises)", ratio_obj <= 2.0 and drawn_tr >= 0.8, 3.0),
         _check("decoder_background", "background error on the 8^4 grid", grid[2],
                "<= 1e-3", grid[2] <= 1e-3, 5e-4),
         _check("decoder_inside", "inside-circle error on the 8^4 grid", grid[0],

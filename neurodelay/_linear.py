@@ -90,20 +90,24 @@ class LinearLoop:
         return rho <= 1.0 + 1e-9 or n_steps * math.log(rho) <= math.log(_MAX_GROWTH)
 
     def input_terms(self) -> list[tuple[int, int, np.ndarray]]:
-        """Outside inputs as ``(edge index, tap, b)``: the term adds ``b * x_edge[t - tap]`` to ``y[t]``.
+        """Outside inputs as ``(edge index, tap, b)``: the term adds ``b * x_edge[t - tap]`` to ``y[t]`` (cached).
 
         ``b`` (one weight per node) is the term's weight spread by ``(I - A_0)^-1``.
         Terms that reach no node are left out; repeated (edge, tap) pairs are merged.
         """
-        merged: dict[tuple[int, int], np.ndarray] = {}
-        for m, terms in self.ext_taps.items():
-            for edge, tap, weight in terms:
-                b = self.mix[:, m] * weight
-                merged[(edge, tap)] = merged.get((edge, tap), 0.0) + b
-        return [(edge, tap, b) for (edge, tap), b in merged.items() if np.any(b != 0.0)]
+        if self._cache is None:
+            self._cache = {}
+        if "terms" not in self._cache:
+            merged: dict[tuple[int, int], np.ndarray] = {}
+            for m, terms in self.ext_taps.items():
+                for edge, tap, weight in terms:
+                    b = self.mix[:, m] * weight
+                    merged[(edge, tap)] = merged.get((edge, tap), 0.0) + b
+            self._cache["terms"] = [(edge, tap, b) for (edge, tap), b in merged.items() if np.any(b != 0.0)]
+        return self._cache["terms"]
 
-    def matrices(self, n_chunk: int, spread: np.ndarray, dtype, device):
-        """Chunk matrices for outside-input terms whose node weights are the columns of ``spread`` (cached).
+    def matrices(self, n_chunk: int, dtype, device):
+        """Chunk matrices for the :meth:`input_terms` (cached).
 
         Returns ``(response, to_state, transition)``: ``response`` is the
         chunk's Toeplitz block (rows: step-major, all nodes; columns: the
@@ -111,12 +115,14 @@ class LinearLoop:
         state; ``to_state`` maps a chunk's inputs to the state it leaves;
         ``transition`` is the companion matrix to the power ``L``.
         """
-        spread = np.asarray(spread, dtype=float)
-        key = (n_chunk, spread.shape, spread.tobytes(), dtype, str(device))
+        key = (n_chunk, dtype, str(device))
         if self._cache is None:
             self._cache = {}
         if key in self._cache:
             return self._cache[key]
+        terms = self.input_terms()
+        spread = (np.stack([b for *_, b in terms], axis=1) if terms
+                  else np.zeros((len(self.nodes), 0)))  # (N, K): each term's weights on the nodes
         n, j = len(self.nodes), self.order
         d = n * j
         a = self.companion()
@@ -174,8 +180,7 @@ class LinearLoop:
         # copy): each term's weights on the nodes, (I - A_0)^-1 applied, are
         # part of the chunk matrices.
         terms = self.input_terms()
-        response, to_state, transition = self.matrices(
-            n_chunk, np.stack([b for *_, b in terms], axis=1) if terms else np.zeros((n, 0)), ref.dtype, ref.device)
+        response, to_state, transition = self.matrices(n_chunk, ref.dtype, ref.device)
         state = torch.stack([history[nodes[i]][t0 - 1 - lag].reshape(n_s, feat)
                              for lag in range(j) for i in range(n)], dim=1)  # (sample, D, feature)
         if terms:

@@ -249,7 +249,9 @@ def render_default(blob, circle, size: int, radius: float, blob_sigma: float, bl
     steps = torch.arange(k, device=c.device)[:, None]
     gxw = _flat(gx, lead).T.gather(0, x0 + steps)  # blob in the window, (k, B)
     gyw = _flat(gy, lead).T.gather(0, y0 + steps)
-    win = cov.addcmul_(gyw[:, None], gxw[None]).clamp_(0.0, 1.0).view(k * k, -1)
+    # Coverage is clamped before the blob is added: rounding leaves it up to about 1e-6
+    # below 0 at pixels the disc does not touch, which would dim the blob there.
+    win = cov.clamp_(0.0, 1.0).addcmul_(gyw[:, None], gxw[None]).clamp_(max=1.0).view(k * k, -1)
     out.view(-1, size * size).scatter_(1, _flat_index(x0, y0, k, size), win.T)
     return out
 

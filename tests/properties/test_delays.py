@@ -121,6 +121,29 @@ def test_extrapolator_exact_on_linear_sequences(data):
 
 
 @given(st.data())
+def test_extrapolator_is_bitwise_the_formula(data):
+    # The module computes s + alpha * (s - prev) in place and skips the product when
+    # alpha = 1; values and gradients must be those of the formula written out, bit for bit.
+    n_t = data.draw(st.integers(1, 12), label="n_t")
+    alpha = data.draw(st.sampled_from([1.0, 0.5, 0.7, 2.5, -1.3]), label="alpha")
+    x = signal(data, n_t, dtype=torch.float32).requires_grad_(True)
+    c = Circuit(nodes={"e": Extrapolator(alpha=alpha)}, edges=[Edge(VEC, "e")])
+    want = x + alpha * (x - shift(x, 1))
+    g = torch.randn_like(want)
+    (g_want,) = torch.autograd.grad(want, x, g)
+    y = run(c, x, mode="sequence")["e"]
+    (g_y,) = torch.autograd.grad(y, x, g)
+    assert torch.equal(y, want) and torch.equal(g_y, g_want)
+    # One step, against the formula on the same input and previous input.
+    s, prev = x[:, -1].detach().requires_grad_(True), x[:, 0].detach().requires_grad_(True)
+    out, _, state = Extrapolator(alpha=alpha).build().forward_step({"in": s}, 1, {}, prev, None)
+    want = s + alpha * (s - prev)
+    assert torch.equal(out, want) and state is s
+    for a, b in zip(torch.autograd.grad(out, (s, prev), g[:, 0]), torch.autograd.grad(want, (s, prev), g[:, 0])):
+        assert torch.equal(a, b)
+
+
+@given(st.data())
 def test_blend_extremes(data):
     n_t = data.draw(st.integers(2, 25), label="n_t")
     d = data.draw(st.integers(1, min(3, n_t - 1)), label="loop_delay")

@@ -62,7 +62,12 @@ class HandWrittenInertia(torch.nn.Module):
         zs = [z_enc[:, 0], z_enc[:, 1]]  # the prediction arrives at step 2
         for t in range(2, n_t):
             prev, prev2 = zs[t - 1], zs[t - 2]
-            z_hat = prev + self.alpha * (prev - prev2)
+            # prev + alpha * (prev - prev2), with the library extrapolator's arithmetic:
+            # in place on the fresh difference, no product when alpha = 1.
+            z_hat = prev - prev2
+            if self.alpha != 1.0:
+                z_hat.mul_(self.alpha)
+            z_hat.add_(prev)
             zs.append(torch.lerp(z_enc[:, t], z_hat, self.gamma))
         z = torch.stack(zs, dim=1)
         recon, _ = self.dec.frame(z.reshape(n_s * n_t, -1), ctx)

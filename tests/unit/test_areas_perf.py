@@ -163,10 +163,11 @@ def test_conv_transpose3x3s2_without_input_gradient_and_in_channels_last():
     torch.testing.assert_close(gw, gw_want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("elu_input", [True, False])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_conv_transpose3x3s2_with_elu_input_matches_elu_then_torch(layout):
+def test_conv_transpose3x3s2_with_elu_input_matches_elu_then_torch(layout, elu_input):
     gen = torch.Generator().manual_seed(7)
-    # More rows than the in-place derivative's block of 64, so that several blocks are used.
+    # More rows than the blocks of 64 of the input gradient, so that several blocks are used.
     x = torch.randn(70, 5, 3, 4, generator=gen, dtype=torch.float64)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
@@ -175,14 +176,49 @@ def test_conv_transpose3x3s2_with_elu_input_matches_elu_then_torch(layout):
     b = torch.randn(2, generator=gen, dtype=torch.float64, requires_grad=True)
     g = torch.randn(70, 2, 6, 8, generator=gen, dtype=torch.float64)
     before = x.detach().clone()
-    got = conv_transpose3x3s2(x, weight, b, elu_input=True)
-    want = F.conv_transpose2d(F.elu(x), weight, b, stride=2, padding=1, output_padding=1)
+    got = conv_transpose3x3s2(x, weight, b, elu_input=elu_input)
+    want = F.conv_transpose2d(F.elu(x) if elu_input else x, weight, b, stride=2, padding=1, output_padding=1)
     assert torch.equal(x.detach(), before)
     torch.testing.assert_close(got, want)
-    for a, c in zip(torch.autograd.grad(got, [x, weight, b], g), torch.autograd.grad(want, [x, weight, b], g)):
+    grads = torch.autograd.grad(got, [x, weight, b], g)
+    for a, c in zip(grads, torch.autograd.grad(want, [x, weight, b], g)):
         torch.testing.assert_close(a, c)
-    # Without the ELU the result differs: the flag is not ignored.
-    assert not torch.allclose(conv_transpose3x3s2(x, weight, b), got)
+    # The input gradient comes back in the input's layout.
+    assert grads[0].is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
+    assert grads[0].is_contiguous() == (layout == "contiguous")
+    # With and without the ELU the results differ: the flag is not ignored.
+    assert not torch.allclose(conv_transpose3x3s2(x, weight, b, elu_input=not elu_input), got)
+
+
+@pytest.mark.parametrize("grad_layout", ["same", "other"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("transposed", [True, False])
+def test_conv_layer_with_its_own_bias_gradient_matches_torch(transposed, layout, grad_layout):
+    gen = torch.Generator().manual_seed(11)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(6, 5, 6, 4, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt)
+    x.requires_grad_()
+    shape = (5, 3, 3, 3) if transposed else (3, 5, 3, 3)
+    weight = torch.randn(*shape, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, generator=gen, dtype=torch.float64, requires_grad=True)
+    if transposed:
+        want = F.conv_transpose2d(x, weight, b, stride=2, padding=1, output_padding=1)
+    else:
+        want = F.conv2d(x, weight, b, stride=2, padding=1)
+    got = areas._ConvLayer.apply(x, weight, b, transposed)
+    torch.testing.assert_close(got, want)
+    g = torch.randn(want.shape, generator=gen, dtype=torch.float64)
+    other = torch.contiguous_format if layout == "channels_last" else torch.channels_last
+    g = g.contiguous(memory_format=fmt if grad_layout == "same" else other)
+    grads_want = torch.autograd.grad(want, [x, weight, b], g, retain_graph=True)
+    for a, c in zip(torch.autograd.grad(got, [x, weight, b], g), grads_want):
+        torch.testing.assert_close(a, c)
+    # Without an input gradient (a first layer), and in float32 through oneDNN.
+    x32, w32, b32 = (t.detach().float().requires_grad_() for t in (x, weight, b))
+    gw, gb = torch.autograd.grad(areas._ConvLayer.apply(x32.detach(), w32, b32, transposed), [w32, b32], g.float())
+    gw_want, gb_want = torch.autograd.grad(want, [weight, b], g)
+    torch.testing.assert_close(gw, gw_want.float(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gb, gb_want.float(), rtol=1e-5, atol=1e-5)
 
 
 def test_elu_contiguous_output_from_channels_last_input():

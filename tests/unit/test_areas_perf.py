@@ -249,6 +249,20 @@ def test_elu_matches_torch_including_edge_values():
     torch.testing.assert_close(g.double(), g_want, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("contiguous", [False, True])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_elu_in_blocks_matches_the_whole_tensor(layout, contiguous):
+    # 9 samples of 256 KiB: blocks of 4 samples (1 MiB), the last one short.
+    x = torch.randn(9, 64, 32, 32, generator=torch.Generator().manual_seed(2)) * 3
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert areas._ELU_BLOCK_BYTES // (x[0].numel() * 4) == 4
+    y = areas._elu_forward(x, contiguous=contiguous)
+    want = torch.maximum(torch.clamp_max(x, 0.0).exp_().sub_(1.0), x)  # the same formula, in one block
+    assert torch.equal(y, want)
+    assert y.is_contiguous() if contiguous else y.stride() == x.stride()
+
+
 def test_elu_leaves_its_input_alone():
     x = torch.randn(5, 4)
     before = x.clone()

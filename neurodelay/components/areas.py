@@ -182,7 +182,7 @@ class _DecoderModule(FrameModule):
         if fast.channels_last:
             h = _channels_last(h)
         # Under autocast the plain layers run (they cast their inputs themselves).
-        own_bias_grad = fast.channels_last and not torch.is_autocast_enabled("cpu")
+        own_bias_grad = fast.channels_last and not _cpu_autocast()
         for i in (0, 2, 4):
             if own_bias_grad:
                 h = _ConvLayer.apply(h, layers[i].weight, layers[i].bias, True)
@@ -199,6 +199,14 @@ class _DecoderModule(FrameModule):
 
 
 # --------------------------------------------------------------------------- CPU fast paths
+
+def _cpu_autocast() -> bool:
+    """Whether CPU autocast is on (``torch.is_autocast_enabled`` takes a device from torch 2.4)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
+
 
 class _ConvLayer(torch.autograd.Function):
     """A 3x3 stride-2 convolution layer, plain or transposed, whose backward sums the bias gradient itself.

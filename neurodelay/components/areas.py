@@ -458,9 +458,8 @@ class _ConvTranspose3x3s2(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         xs, weight = ctx.saved_tensors
-        if ctx.pixel_major:
-            return _ConvTranspose3x3s2._backward_pixel_major(ctx, grad, xs, weight)
-        n, c_in, _ = xs.shape
+        pixel_major = ctx.pixel_major  # xs is (n, pixels, c_in), else (n, c_in, pixels)
+        n, c_in = xs.shape[0], xs.shape[2 if pixel_major else 1]
         h, w = ctx.hw
         c_out = weight.shape[1]
         # Under autocast the saved input and the incoming gradient may be in a lower
@@ -477,57 +476,28 @@ class _ConvTranspose3x3s2(torch.autograd.Function):
             e = min(n, s + _BACKWARD_ROWS)
             gtaps = _im2col(grad[s:e]).view(e - s, c_out * 9, h * w)
             if want_x:
-                wb = wm.unsqueeze(0).expand(e - s, -1, -1)
-                if gx.dtype == gtaps.dtype:
-                    torch.bmm(wb, gtaps, out=gx[s:e])
+                if pixel_major:
+                    a, b = gtaps.transpose(1, 2), wm.t().unsqueeze(0).expand(e - s, -1, -1)
                 else:
-                    gx[s:e].copy_(torch.bmm(wb, gtaps))
+                    a, b = wm.unsqueeze(0).expand(e - s, -1, -1), gtaps
+                if gx.dtype == gtaps.dtype:
+                    torch.bmm(a, b, out=gx[s:e])
+                else:
+                    gx[s:e].copy_(torch.bmm(a, b))
                 if ctx.elu_input:
                     # The ELU's output is the saved input: its derivative is
                     # applied to this fresh input gradient in place.
                     _elu_backward_(gx[s:e], xs[s:e])
             if want_w:
-                part = torch.bmm(xs[s:e].to(grad.dtype), gtaps.transpose(1, 2)).sum(0)
+                x_block = xs[s:e].to(grad.dtype)
+                # Pixel-major: the transposed weight gradient, with no operand transposed.
+                part = (torch.bmm(gtaps, x_block) if pixel_major
+                        else torch.bmm(x_block, gtaps.transpose(1, 2))).sum(0)
                 gw = part if gw is None else gw.add_(part)
         if gx is not None:
-            gx = gx.view(n, c_in, h, w)
+            gx = gx.view(n, h, w, c_in).permute(0, 3, 1, 2) if pixel_major else gx.view(n, c_in, h, w)
         if gw is not None:
-            gw = gw.view_as(weight).to(weight.dtype)
-        gb = None
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = grad.sum((0, 2, 3)).to(ctx.bias_dtype)
-        return gx, gw, gb, None
-
-    @staticmethod
-    def _backward_pixel_major(ctx, grad, xs, weight):
-        """The backward pass for a channels-last input saved as ``xs`` (n, pixels, c_in)."""
-        n, _, c_in = xs.shape
-        h, w = ctx.hw
-        c_out = weight.shape[1]
-        grad = grad.contiguous()
-        wm = weight.reshape(c_in, c_out * 9).to(grad.dtype)
-        want_x, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        gx = xs.new_empty(xs.shape) if want_x else None  # (n, pixels, c_in): channels-last
-        gw = None
-        for s in range(0, n if (want_x or want_w) else 0, _BACKWARD_ROWS):
-            e = min(n, s + _BACKWARD_ROWS)
-            gtaps = _im2col(grad[s:e]).view(e - s, c_out * 9, h * w)
-            if want_x:
-                wb = wm.t().unsqueeze(0).expand(e - s, -1, -1)
-                if gx.dtype == gtaps.dtype:
-                    torch.bmm(gtaps.transpose(1, 2), wb, out=gx[s:e])
-                else:
-                    gx[s:e].copy_(torch.bmm(gtaps.transpose(1, 2), wb))
-                if ctx.elu_input:
-                    _elu_backward_(gx[s:e], xs[s:e])
-            if want_w:
-                # (c_out * 9, c_in): the transposed weight gradient, with no operand transposed.
-                part = torch.bmm(gtaps, xs[s:e].to(grad.dtype)).sum(0)
-                gw = part if gw is None else gw.add_(part)
-        if gx is not None:
-            gx = gx.view(n, h, w, c_in).permute(0, 3, 1, 2)
-        if gw is not None:
-            gw = gw.t().reshape(weight.shape).to(weight.dtype)
+            gw = (gw.t() if pixel_major else gw).reshape(weight.shape).to(weight.dtype)
         gb = None
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = grad.sum((0, 2, 3)).to(ctx.bias_dtype)

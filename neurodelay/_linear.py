@@ -22,7 +22,7 @@ element is O(L N K) with N nodes in the cycle and K outside-input terms
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -58,7 +58,7 @@ class LinearLoop:
     mix: np.ndarray
     ext_taps: dict[int, list[tuple[int, int, float]]]
     t0: int
-    _cache: dict | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def order(self) -> int:
@@ -81,8 +81,6 @@ class LinearLoop:
         alpha = 2, say), the closed form is not. Growth over the sequence
         must stay below ``_MAX_GROWTH``; otherwise the cycle is stepped.
         """
-        if self._cache is None:
-            self._cache = {}
         if "rho" not in self._cache:
             a = self.companion()
             self._cache["rho"] = float(np.abs(np.linalg.eigvals(a)).max()) if a.size else 0.0
@@ -95,8 +93,6 @@ class LinearLoop:
         ``b`` (one weight per node) is the term's weight spread by ``(I - A_0)^-1``.
         Terms that reach no node are left out; repeated (edge, tap) pairs are merged.
         """
-        if self._cache is None:
-            self._cache = {}
         if "terms" not in self._cache:
             merged: dict[tuple[int, int], np.ndarray] = {}
             for m, terms in self.ext_taps.items():
@@ -116,8 +112,6 @@ class LinearLoop:
         ``transition`` is the companion matrix to the power ``L``.
         """
         key = (n_chunk, dtype, str(device))
-        if self._cache is None:
-            self._cache = {}
         if key in self._cache:
             return self._cache[key]
         terms = self.input_terms()

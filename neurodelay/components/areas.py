@@ -233,8 +233,8 @@ class _ConvLayer(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         t = ctx.transposed
-        cl = x.is_contiguous(memory_format=torch.channels_last) and x.stride(1) == 1
-        grad = grad.contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+        fmt = torch.channels_last if _is_channels_last(x) else torch.contiguous_format
+        grad = grad.contiguous(memory_format=fmt)
         need = ctx.needs_input_grad
         gx, gw, _ = torch.ops.aten.convolution_backward(
             grad, x, weight, None, [2, 2], [1, 1], [1, 1], t, [1, 1] if t else [0, 0], 1,
@@ -268,6 +268,11 @@ def _in_chunks(fn, x: Tensor) -> tuple:
     return tuple(None if p[0] is None else torch.cat(p) for p in zip(*parts))
 
 
+def _is_channels_last(x: Tensor) -> bool:
+    """Whether ``x`` is laid out channels-last, unambiguously (channel stride 1, even with one channel)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and x.stride(1) == 1
+
+
 def _channels_last(x: Tensor) -> Tensor:
     """``x`` in channels-last layout, copying even when ``x`` has one channel.
 
@@ -275,7 +280,7 @@ def _channels_last(x: Tensor) -> Tensor:
     tensor as it is (its strides are ambiguous), and oneDNN then picks its
     plain (c, y, x) kernel; an explicit copy makes the layout unambiguous.
     """
-    if x.is_contiguous(memory_format=torch.channels_last) and x.stride(1) == 1:
+    if _is_channels_last(x):
         return x
     return torch.empty_like(x, memory_format=torch.channels_last).copy_(x)
 
@@ -432,7 +437,7 @@ class _ConvTranspose3x3s2(torch.autograd.Function):
         # A channels-last input is used as it is, as (sample, pixel, channel) matrices, and
         # its gradient returned in that layout (oneDNN layers before this one take a path
         # about twice as slow when the input and its gradient differ in layout).
-        ctx.pixel_major = c_in > 1 and x.is_contiguous(memory_format=torch.channels_last)
+        ctx.pixel_major = c_in > 1 and _is_channels_last(x)
         wt = weight.reshape(c_in, c_out * 9).t()
         if ctx.pixel_major:
             if elu_input:

@@ -9,14 +9,14 @@ constant coefficients once its start-up is over::
 where ``y`` stacks the cycle's node outputs and ``u`` collects the inputs
 from outside the cycle. The first ``t0`` steps (while delay lines still hold
 their first value and blends wait for their prediction) are stepped as usual;
-the rest is solved in chunks of ``L`` steps: within a chunk the response to
-the inputs and to the carried state is one batched matrix product (a
-lower-triangular Toeplitz block joined with the state's response), and only
-the small companion state is carried from chunk to chunk. The outside
-inputs enter the product as they are (each term's weights are part of the
-chunk matrices), so they are not scaled or summed beforehand. Work per
-element is O(L N K) with N nodes in the cycle and K outside-input terms
-(an edge at a tap), and there are T / L Python steps instead of T.
+the rest is solved in chunks of ``L`` steps: one batched matrix product maps
+a chunk's inputs and the state it starts from (the cycle's last ``order``
+outputs) to the chunk's outputs, a lower-triangular Toeplitz block joined
+with the state's response. The outside inputs enter the product as they are
+(each term's weights are part of the chunk matrix), so they are not scaled
+or summed beforehand. Work per element is O(L K + D) with K outside-input
+terms (an edge at a tap) and D = N x order carried values, and there are
+T / L Python steps instead of T.
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .components.delays import time_window
+
 
 __all__ = ["LinearLoop", "analyse_loop"]
 
-_CHUNK = 32  # steps per chunk: 16-64 measured within 10 % of each other at T = 1000 on CPU
+_CHUNK = 16  # steps per chunk on CPU: 16 and 32 measured fastest at T = 1000 (benchmarks/RESULTS.md)
+_CHUNK_ACCEL = 64  # on other devices, where each product is one kernel launch: fewer, larger chunks
 _MAX_GROWTH = 2.0 ** 10  # largest growth of a recurrence over the solved steps (amplifies rounding)
 
 
@@ -103,13 +106,16 @@ class LinearLoop:
         return self._cache["terms"]
 
     def matrices(self, n_chunk: int, dtype, device):
-        """Chunk matrices for the :meth:`input_terms` (cached).
+        """The matrix of a chunk of ``n_chunk`` steps, and its state update (cached).
 
-        Returns ``(response, to_state, transition)``: ``response`` is the
-        chunk's Toeplitz block (rows: step-major, all nodes; columns: the
-        terms' inputs, step-major) joined with the response to the carried
-        state; ``to_state`` maps a chunk's inputs to the state it leaves;
-        ``transition`` is the companion matrix to the power ``L``.
+        Returns ``(response, carry)``. ``response`` maps a chunk's inputs and
+        the state it starts from to its outputs. Rows: node-major
+        (node, step), so each node's outputs are consecutive. Columns: the
+        :meth:`input_terms`' inputs, step-major (step, term), then the carried
+        state. ``carry`` indexes the rows of ``cat([outputs, state])`` that
+        make the state the chunk leaves (its last ``order`` steps, taking the
+        older steps from the state it started from when the chunk is shorter
+        than the order).
         """
         key = (n_chunk, dtype, str(device))
         if key in self._cache:
@@ -133,9 +139,14 @@ class LinearLoop:
             for l in range(i + 1):
                 toeplitz[i * n:(i + 1) * n, l * k:(l + 1) * k] = h[i - l]
         from_state = np.concatenate([powers[i + 1][:n] for i in range(n_chunk)], axis=0)  # (L N, D)
-        to_state = np.concatenate([powers[n_chunk - 1 - l] @ eb for l in range(n_chunk)], axis=1)
-        t = lambda m: torch.as_tensor(m, dtype=dtype, device=device)  # noqa: E731
-        out = (t(np.concatenate([toeplitz, from_state], axis=1)), t(to_state), t(powers[n_chunk]))
+        step_major = np.concatenate([toeplitz, from_state], axis=1)
+        node_major = step_major.reshape(n_chunk, n, -1).transpose(1, 0, 2).reshape(n_chunk * n, -1)
+        # State entry (lag g, node i) = output of node i at step L - 1 - g of the chunk,
+        # or, for g >= L, entry (g - L, i) of the state the chunk started from.
+        carry = [i * n_chunk + n_chunk - 1 - g if g < n_chunk else n_chunk * n + (g - n_chunk) * n + i
+                 for g in range(j) for i in range(n)]
+        out = (torch.as_tensor(node_major, dtype=dtype, device=device),
+               torch.as_tensor(carry, dtype=torch.long, device=device))
         self._cache[key] = out
         return out
 
@@ -156,53 +167,42 @@ class LinearLoop:
 
         Notes
         -----
-        Everything stays sample-major, (sample, chunk, step, node, feature),
-        so no sequence is transposed: per (sample, chunk) the response is
-        one small matrix product over the chunk's steps, batched over all
-        samples and chunks, and only the carried state (``order x N`` rows)
-        is stepped chunk to chunk.
+        Everything stays sample-major, (sample, step, feature), so no
+        sequence is transposed or padded. Chunk by chunk, one matrix product
+        batched over the samples maps the chunk's inputs (a view of the
+        outside input when one term enters) and the carried state to the
+        chunk's outputs; the next state is a few of those outputs. Each
+        chunk's operands stay in cache, and each node's outputs are written
+        once, by the final concatenation.
         """
         nodes, n, j, t0 = self.nodes, len(self.nodes), self.order, self.t0
         ref = history[nodes[0]][0]
         n_s = ref.shape[0]
         feat = ref[0].numel()
         n_rest = n_t - t0
-        n_chunk = min(_CHUNK, n_rest)
-        n_chunks = -(-n_rest // n_chunk)
-        pad = n_chunks * n_chunk - n_rest
-        # The outside inputs enter as they are (views of the delayed inputs, no
-        # copy): each term's weights on the nodes, (I - A_0)^-1 applied, are
-        # part of the chunk matrices.
+        n_chunk = min(_CHUNK if ref.device.type == "cpu" else _CHUNK_ACCEL, n_rest)
         terms = self.input_terms()
-        response, to_state, transition = self.matrices(n_chunk, ref.dtype, ref.device)
         state = torch.stack([history[nodes[i]][t0 - 1 - lag].reshape(n_s, feat)
                              for lag in range(j) for i in range(n)], dim=1)  # (sample, D, feature)
+        v = None
         if terms:
-            xs = [external[edge].reshape(n_s, n_t, feat)[:, t0 - tap : n_t - tap] for edge, tap, _ in terms]
-            v = xs[0].unsqueeze(2) if len(xs) == 1 else torch.stack(xs, dim=2)  # (sample, step, term, feature)
-            if pad:
-                v = torch.nn.functional.pad(v, (0, 0, 0, 0, 0, pad))
-            v = v.reshape(n_s, n_chunks, n_chunk * len(terms), feat)
-            pushed = torch.matmul(to_state, v).unbind(1)
-        else:
-            v, pushed = None, [None] * n_chunks
-        states = []
-        for c in range(n_chunks):
-            states.append(state)
-            state = torch.matmul(transition, state)
-            if pushed[c] is not None:
-                state = state + pushed[c]
-        states = torch.stack(states, dim=1)  # (sample, chunk, D, feature)
-        joined = states if v is None else torch.cat([v, states], dim=2)
-        y = torch.matmul(response, joined.view(n_s * n_chunks, -1, feat))  # (sample * chunk, L N, feature)
-        y = y.view(n_s, n_chunks * n_chunk, n, feat)
-        if pad:
-            y = y[:, :n_rest]
-        out = {}
-        for name, solved in zip(nodes, y.unbind(2)):
-            head = torch.stack(history[name], dim=1).reshape(n_s, t0, feat)
-            out[name] = torch.cat([head, solved], dim=1).view(n_s, n_t, *shapes[name])
-        return out
+            xs = [time_window(external[edge].reshape(n_s, n_t, feat), t0 - tap, n_rest) for edge, tap, _ in terms]
+            v = xs[0] if len(xs) == 1 else torch.stack(xs, dim=2).view(n_s, n_rest * len(terms), feat)
+        pieces: list[list[Tensor]] = [[torch.stack(history[name], dim=1).reshape(n_s, t0, feat)]
+                                      for name in nodes]
+        # One split, not a slice per chunk: the backward of each slice would
+        # write a zero tensor of the whole sequence.
+        v_chunks = v.split(n_chunk * len(terms), dim=1) if v is not None else None
+        for c, start in enumerate(range(0, n_rest, n_chunk)):
+            length = min(n_chunk, n_rest - start)
+            response, carry = self.matrices(length, ref.dtype, ref.device)
+            joined = state if v is None else torch.cat([v_chunks[c], state], dim=1)
+            y = torch.matmul(response, joined)  # (sample, N * length, feature), node-major
+            state = (y if j <= length else torch.cat([y, state], dim=1)).index_select(1, carry)
+            for i, part in enumerate(y.view(n_s, n, length, feat).unbind(1)):
+                pieces[i].append(part)
+        return {name: torch.cat(parts, dim=1).view(n_s, n_t, *shapes[name])
+                for name, parts in zip(nodes, pieces)}
 
 
 def analyse_loop(nodes: list[str], plan, specs, delays) -> LinearLoop | None:

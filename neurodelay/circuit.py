@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ._linear import analyse_loop
 from ._time import ms_to_steps
 from .components.base import AbstractComponent, FrameModule, PortShapeError, RunContext
-from .components.delays import DelayLine
+from .components.delays import DelayLine, time_window
 from .errors import CircuitError, ShapeError
 
 __all__ = ["Edge", "Circuit", "CircuitModule", "Plan", "WORLD_STREAMS"]
@@ -718,7 +718,7 @@ class CircuitModule(nn.Module):
         specs = self.circuit.nodes
         # One unbind per outside input instead of a select per step: the backward
         # of a select writes a zero tensor of the whole sequence for every step.
-        ext_steps = {k: x.narrow(1, 0, n_stepped).unbind(1) for k, x in external.items()}
+        ext_steps = {k: time_window(x, 0, n_stepped).unbind(1) for k, x in external.items()}
         # Per node, once: its step function, its reads() if it overrides the default
         # (every port at every step), its valid steps, per edge (port, outside steps
         # or None, delay line or None, source history), and its own history.

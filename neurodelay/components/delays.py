@@ -21,7 +21,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["shift", "delay_sequence", "DelayLine"]
+__all__ = ["shift", "time_window", "delay_sequence", "DelayLine"]
 
 
 def shift(x: Tensor, k: int) -> Tensor:
@@ -38,10 +38,77 @@ def shift(x: Tensor, k: int) -> Tensor:
     """
     if k == 0:
         return x
+    k = min(k, x.shape[1])
+    if x.requires_grad and torch.is_grad_enabled():
+        return _Shift.apply(x, k)
+    return _shift(x, k)
+
+
+def _shift(x: Tensor, k: int) -> Tensor:
     n_t = x.shape[1]
-    k = min(k, n_t)
     head = x[:, :1].expand(x.shape[0], k, *x.shape[2:])
     return torch.cat([head, x[:, : n_t - k]], dim=1)
+
+
+class _Shift(torch.autograd.Function):
+    """:func:`shift` with a backward that writes the input gradient in one pass.
+
+    Autograd's own backward of the concatenation goes through two slices,
+    and each slice's backward fills a zero tensor of the whole sequence
+    before copying its part in, so the gradient was written three times and
+    summed. Here ``grad_x[:, s] = grad[:, s + k]``, the first step also
+    collects ``grad[:, :k]``, and only the last ``k`` steps are zeroed. The
+    additions are the ones autograd made, in the same order, so the
+    gradient is the same to the bit.
+    """
+
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.k = k
+        return _shift(x, k)
+
+    @staticmethod
+    def backward(ctx, grad):
+        k, n_t = ctx.k, grad.shape[1]
+        g = torch.empty_like(grad, memory_format=torch.contiguous_format)
+        held = grad[:, :k].sum(1, keepdim=True)  # what the held first value collects
+        if k < n_t:
+            g[:, : n_t - k].copy_(grad[:, k:])
+            g[:, :1].add_(held)
+        else:
+            g[:, :1].copy_(held)
+        g[:, n_t - k:].zero_() if k < n_t else g[:, 1:].zero_()
+        return g, None
+
+
+def time_window(x: Tensor, start: int, length: int) -> Tensor:
+    """``x[:, start : start + length]``, with a backward that writes the input gradient in one pass.
+
+    The backward of a plain slice fills a zero tensor of the whole sequence
+    and then copies the window's gradient in; here only the steps outside
+    the window are zeroed. Values and gradients are the same to the bit.
+    """
+    if start == 0 and length == x.shape[1]:
+        return x
+    if x.requires_grad and torch.is_grad_enabled():
+        return _TimeWindow.apply(x, start, length)
+    return x.narrow(1, start, length)
+
+
+class _TimeWindow(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, start, length):
+        ctx.window = start, length, x.shape[1]
+        return x.narrow(1, start, length)
+
+    @staticmethod
+    def backward(ctx, grad):
+        start, length, n_t = ctx.window
+        g = grad.new_empty((grad.shape[0], n_t, *grad.shape[2:]))
+        g[:, :start].zero_()
+        g[:, start:start + length].copy_(grad)
+        g[:, start + length:].zero_()
+        return g, None, None
 
 
 def _time_index(n_t: int, k: Tensor) -> Tensor:

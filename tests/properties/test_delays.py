@@ -8,7 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
+from neurodelay import _linear
 from neurodelay.components import delay_sequence, shift
+from neurodelay.components.delays import time_window
 from tests.helpers import VEC, linear_inertia, relay_chain, run, shapes
 
 DT = 10.0
@@ -29,6 +31,32 @@ def test_delay_equals_shift(data):
     out = run(relay_chain([d * DT]), x)["r0"]
     idx = [max(t - d, 0) for t in range(n_t)]
     assert torch.equal(out, x[:, idx])
+
+
+@given(st.data())
+def test_shift_and_window_gradients_are_autograds_to_the_bit(data):
+    """The one-pass backwards of shift and time_window give the gradient that
+    autograd gives for the same cat and slices, bit for bit (the held first
+    value collects the gradients of the first k + 1 steps)."""
+    n_t = data.draw(st.integers(1, 12), label="n_t")
+    k = data.draw(st.integers(1, n_t + 2), label="k")
+    start = data.draw(st.integers(0, n_t - 1), label="start")
+    length = data.draw(st.integers(1, n_t - start), label="length")
+    x = signal(data, n_t, dtype=torch.float32).requires_grad_()
+    w = signal(data, n_t, x.shape[-1], dtype=torch.float32)
+    kk = min(k, n_t)
+
+    def plain_shift(x):
+        return torch.cat([x[:, :1].expand(x.shape[0], kk, *x.shape[2:]), x[:, : n_t - kk]], dim=1)
+
+    for fast, plain, weight in (
+        (lambda x: shift(x, k), plain_shift, w),
+        (lambda x: time_window(x, start, length), lambda x: x[:, start:start + length], w[:, :length]),
+    ):
+        g_fast, = torch.autograd.grad((fast(x) * weight).sum(), x)
+        g_plain, = torch.autograd.grad((plain(x) * weight).sum(), x)
+        assert torch.equal(fast(x), plain(x))
+        assert torch.equal(g_fast, g_plain)
 
 
 @given(st.data())
@@ -203,12 +231,17 @@ def test_closed_form_cycle_matches_stepping_in_float32(data):
 @given(st.data())
 def test_closed_form_gradients_match_stepping(data):
     """Values and input gradients of the closed form equal stepping's, for any
-    length (chunk tails included), with outside input entering two nodes of
-    the cycle through different delays, and optionally the extrapolator too
-    (whose taps then read the outside input at two lags)."""
+    length (chunk tails included) and chunk length (shorter or longer than the
+    loop's delay), with outside input entering two nodes of the cycle through
+    different delays, and optionally the extrapolator too (whose taps then
+    read the outside input at two lags)."""
     n_t = data.draw(st.integers(1, 200), label="n_t")
     d = data.draw(st.integers(0, 3), label="input_delay")
     into_p = data.draw(st.booleans(), label="input_into_extrapolator")
+    # The recurrence's order is the loop delay: chunks shorter than it carry part
+    # of the state over from earlier chunks.
+    loop_delay = data.draw(st.integers(1, 4), label="loop_delay")
+    chunk = data.draw(st.sampled_from([1, 2, 5, _linear._CHUNK]), label="chunk")
     gamma = data.draw(st.floats(0, 0.9), label="gamma")
     alpha_max = 2.0 if gamma == 0 else min(2.0, 0.9 / gamma)
     alpha = data.draw(st.floats(-1, alpha_max), label="alpha")
@@ -216,7 +249,7 @@ def test_closed_form_gradients_match_stepping(data):
         nodes={"z": Blend(gamma=gamma), "r": Relay(), "p": Extrapolator(alpha=alpha)},
         edges=[
             Edge(VEC, "z.drive", delay_ms=d * DT),
-            Edge("z", "r", delay_ms=DT),
+            Edge("z", "r", delay_ms=loop_delay * DT),
             Edge(VEC, "r", delay_ms=2 * DT),
             Edge("r", "p"),
             Edge("p", "z.prediction"),
@@ -228,11 +261,15 @@ def test_closed_form_gradients_match_stepping(data):
                for i, k in enumerate(("z", "r", "p"))}
     module = c.build(input_shapes=shapes(x.shape[-1]))
     results = {}
-    for mode in ("auto", "step"):
-        xg = x.clone().requires_grad_()
-        out = module({VEC: xg}, mode=mode)
-        sum((out[k] * w).sum() for k, w in weights.items()).backward()
-        results[mode] = out, xg.grad
+    default_chunk, _linear._CHUNK = _linear._CHUNK, chunk
+    try:
+        for mode in ("auto", "step"):
+            xg = x.clone().requires_grad_()
+            out = module({VEC: xg}, mode=mode)
+            sum((out[k] * w).sum() for k, w in weights.items()).backward()
+            results[mode] = out, xg.grad
+    finally:
+        _linear._CHUNK = default_chunk
     (auto, g_auto), (step, g_step) = results["auto"], results["step"]
     for k in step:
         scale = 1 + float(step[k].detach().abs().max())

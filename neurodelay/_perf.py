@@ -11,7 +11,10 @@ Nothing here changes what a model computes beyond floating-point rounding.
   :mod:`neurodelay.components.areas` (channels-last convolutions, an ELU built
   on ``exp``, the last transposed convolution as batched matrix products);
   :func:`fast_paths` changes them for a ``with`` block (benchmarks and tests
-  compare against the plain layers that way).
+  compare against the plain layers that way). Under ``torch.func``
+  transforms (``grad``, ``vmap``, ``jacrev``, ``jvp``, ...) and forward-mode
+  AD the plain layers run instead (:func:`plain_layers_needed`): the fast
+  paths' own backwards support neither.
 * :func:`autocast` is opt-in bf16 mixed precision for the forward pass.
 """
 
@@ -26,7 +29,7 @@ import sys
 
 import torch
 
-__all__ = ["tune_allocator", "FastPaths", "FAST", "fast_paths", "autocast"]
+__all__ = ["tune_allocator", "FastPaths", "FAST", "fast_paths", "plain_layers_needed", "autocast"]
 
 # glibc mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -175,6 +178,24 @@ def fast_paths(**switches: bool):
     finally:
         for k, v in old.items():
             setattr(FAST, k, v)
+
+
+def plain_layers_needed(x: torch.Tensor) -> bool:
+    """Whether a ``torch.func`` transform or forward-mode AD is active, so the plain layers must run.
+
+    The CPU fast paths are ``torch.autograd.Function`` s with their own
+    backward passes and channels-last layouts; ``torch.func`` transforms
+    (``grad``, ``vmap``, ``jacrev``, ``jvp``, ...) and forward-mode AD
+    (``torch.autograd.forward_ad``) support neither, so inside them the conv
+    areas use the plain PyTorch layers, which compute the same values.
+    """
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    if active is not None:
+        if active():
+            return True
+    elif torch._C._functorch.is_functorch_wrapped_tensor(x):
+        return True
+    return getattr(torch.autograd.forward_ad, "_current_level", -1) >= 0
 
 
 def autocast(device: str | torch.device, enabled: bool = True, dtype: torch.dtype = torch.bfloat16):

@@ -76,7 +76,8 @@ class _EncoderModule(FrameModule):
 
     On CPU, with :data:`neurodelay._perf.FAST` ``.channels_last``, the
     convolutions run in channels-last layout (same parameters, same numbers
-    within float rounding).
+    within float rounding), except under ``torch.func`` transforms and
+    forward-mode AD.
     """
 
     def __init__(self, spec: ConvEncoder):
@@ -106,7 +107,7 @@ class _EncoderModule(FrameModule):
         return mu + eps * torch.exp(0.5 * logvar), extras
 
     def _heads(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        if x.device.type == "cpu" and _perf.FAST.channels_last:
+        if x.device.type == "cpu" and _perf.FAST.channels_last and not _perf.plain_layers_needed(x):
             x = _channels_last(x)
         # flatten(1) of a channels-last (n, 64, s, s) tensor copies to (c, y, x) order,
         # so the Linear layers see the same features in either layout.
@@ -150,7 +151,8 @@ class _DecoderModule(FrameModule):
     On CPU the switches in :data:`neurodelay._perf.FAST` select faster
     formulations of the same layers: channels-last transposed convolutions,
     an ``exp``-based ELU, and the last layer (few output channels) as batched
-    matrix products. The parameters are those of the plain layers.
+    matrix products. The parameters are those of the plain layers, which run
+    instead under ``torch.func`` transforms and forward-mode AD.
     """
 
     def __init__(self, spec: ConvDecoder):
@@ -174,7 +176,7 @@ class _DecoderModule(FrameModule):
     def _images(self, x: Tensor) -> tuple[Tensor]:
         h = self.linear(x).view(x.shape[0], _CHANNELS[-1], self.side, self.side)
         fast = _perf.FAST
-        if h.device.type != "cpu" or not fast.any():
+        if h.device.type != "cpu" or not fast.any() or _perf.plain_layers_needed(h):
             return (self.deconv(h),)
         layers = list(self.deconv)
         last = layers[6]

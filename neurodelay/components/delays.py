@@ -62,10 +62,15 @@ class _Shift(torch.autograd.Function):
     gradient is the same to the bit.
     """
 
+    generate_vmap_rule = True  # so that torch.func transforms (vmap, jacrev, ...) work too
+
     @staticmethod
-    def forward(ctx, x, k):
-        ctx.k = k
+    def forward(x, k):
         return _shift(x, k)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.k = inputs[1]
 
     @staticmethod
     def backward(ctx, grad):
@@ -75,10 +80,15 @@ class _Shift(torch.autograd.Function):
         if k < n_t:
             g[:, : n_t - k].copy_(grad[:, k:])
             g[:, :1].add_(held)
+            g[:, n_t - k:].zero_()
         else:
             g[:, :1].copy_(held)
-        g[:, n_t - k:].zero_() if k < n_t else g[:, 1:].zero_()
+            g[:, 1:].zero_()
         return g, None
+
+    @staticmethod
+    def jvp(ctx, tangent, _):
+        return _shift(tangent, ctx.k)  # shift is linear
 
 
 def time_window(x: Tensor, start: int, length: int) -> Tensor:
@@ -96,10 +106,16 @@ def time_window(x: Tensor, start: int, length: int) -> Tensor:
 
 
 class _TimeWindow(torch.autograd.Function):
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, start, length):
-        ctx.window = start, length, x.shape[1]
+    def forward(x, start, length):
         return x.narrow(1, start, length)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, start, length = inputs
+        ctx.window = start, length, x.shape[1]
 
     @staticmethod
     def backward(ctx, grad):
@@ -109,6 +125,11 @@ class _TimeWindow(torch.autograd.Function):
         g[:, start:start + length].copy_(grad)
         g[:, start + length:].zero_()
         return g, None, None
+
+    @staticmethod
+    def jvp(ctx, tangent, *_):
+        start, length, _n_t = ctx.window
+        return tangent.narrow(1, start, length)
 
 
 def _time_index(n_t: int, k: Tensor) -> Tensor:

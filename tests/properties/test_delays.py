@@ -310,3 +310,27 @@ def test_growing_recurrence_is_not_solved_in_closed_form():
     auto, step = run(c, x), run(c, x, mode="step")
     for k in step:
         assert torch.equal(auto[k], step[k]), k
+
+
+def test_shift_and_window_work_under_torch_func_and_forward_ad():
+    """Their custom backwards keep torch.func transforms and forward-mode AD
+    working, with the plain ops' results."""
+    import torch.autograd.forward_ad as fwAD
+    from torch.func import grad, jacrev, jvp, vmap
+
+    g = torch.Generator().manual_seed(0)
+    x, t = (torch.randn(3, 6, 2, generator=g, dtype=torch.float64) for _ in range(2))
+    xb = torch.randn(4, 3, 6, 2, generator=g, dtype=torch.float64)  # vmapped over a leading axis
+    cases = [(lambda x, k=k: shift(x, k), lambda x, k=k: torch.cat(
+                 [x[:, :1].expand(3, min(k, 6), 2), x[:, : 6 - min(k, 6)]], dim=1)) for k in (1, 2, 7)]
+    cases += [(lambda x, a=a, n=n: time_window(x, a, n), lambda x, a=a, n=n: x[:, a:a + n])
+              for a, n in ((0, 3), (2, 4), (5, 1))]
+    for fast, plain in cases:
+        assert torch.equal(jvp(fast, (x,), (t,))[1], jvp(plain, (x,), (t,))[1])
+        assert torch.equal(jacrev(fast)(x), jacrev(plain)(x))
+        assert torch.equal(vmap(grad(lambda x: (fast(x) ** 2).sum()))(xb),
+                           vmap(grad(lambda x: (plain(x) ** 2).sum()))(xb))
+        want = jvp(plain, (x,), (t,))[1]
+        with fwAD.dual_level():
+            out = fast(fwAD.make_dual(x.clone().requires_grad_(), t))
+            assert torch.equal(fwAD.unpack_dual(out).tangent, want)

@@ -334,3 +334,32 @@ def test_cpu_bf16_autocast_backward_gives_float32_gradients():
     for p in list(enc.parameters()) + list(dec.parameters()):
         if p.grad is not None:
             assert p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+
+
+def test_areas_work_under_torch_func_and_forward_ad():
+    """The fast paths' own autograd Functions and channels-last layouts do not
+    support torch.func transforms or forward-mode AD; inside them the plain
+    layers run, with the plain layers' results."""
+    import torch.autograd.forward_ad as fwAD
+    from torch.func import grad, jacrev, jvp, vmap
+
+    torch.manual_seed(0)
+    dec, enc = ConvDecoder(n_latents=4).build(), ConvEncoder(n_latents=4).build()
+    z, tz = torch.randn(2, 4), torch.randn(2, 4)
+    img, timg = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
+    cases = [(lambda z: dec._images(z)[0], z, tz), (lambda x: enc._heads(x)[0], img, timg)]
+
+    def transformed(f, x, t):
+        out = [jvp(f, (x,), (t,))[1], jacrev(f)(x[:1]), vmap(f)(x.unsqueeze(1)),
+               grad(lambda x: f(x).square().sum())(x)]
+        with fwAD.dual_level():
+            out.append(fwAD.unpack_dual(f(fwAD.make_dual(x, t))).tangent)
+        return out
+
+    for f, x, t in cases:
+        with _perf.fast_paths(channels_last=True, elu=True, last_deconv=True):
+            fast = transformed(f, x, t)
+        with _perf.fast_paths(channels_last=False, elu=False, last_deconv=False):
+            plain = transformed(f, x, t)
+        for a, b in zip(fast, plain):
+            assert torch.equal(a, b)

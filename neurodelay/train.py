@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._perf import autocast, tune_allocator
+from ._perf import autocast, bf16_native, tune_allocator
 
 from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_temporaries, restore_rng_state,
                          save_checkpoint)
@@ -80,6 +81,8 @@ class TrainSettings:
         ``bfloat16`` runs the circuit's forward pass under bf16 autocast
         (parameters, gradients, losses and the optimiser stay float32);
         faster on GPUs with bf16 units, about 3 significant digits per value.
+        Where the device has no bf16 units (:func:`neurodelay._perf.bf16_native`)
+        bf16 is emulated and slower than float32, and :func:`train` warns.
     """
 
     steps: int = attrs.field(default=1000, validator=_non_negative_int)
@@ -244,6 +247,13 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
         tune_allocator()
     seed = int(seed)
     device = torch.device(device)
+    if settings.precision == "bfloat16" and not bf16_native(device):
+        where = (f"this CPU ({torch.backends.cpu.get_cpu_capability()}, no AVX512-BF16 or AMX)"
+                 if device.type == "cpu" else f"this {device.type} device")
+        warnings.warn(f"train.precision is 'bfloat16', but {where} has no bf16 units: the forward pass "
+                      f"emulates bf16 and runs slower than in float32 (about 7 times in the quickstart "
+                      f"on an AVX2 CPU). Set precision: float32 here, or train on a device with bf16 units.",
+                      stacklevel=2)
     factor_names = tuple(world.factor_names)
     module.to(device)
     params = [p for p in module.parameters() if p.requires_grad]

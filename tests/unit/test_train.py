@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import attrs
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 import neurodelay as nd
+from neurodelay import _perf
 from neurodelay.checkpoint import load_checkpoint, save_checkpoint
 from neurodelay.errors import CheckpointError, ConfigError, TrainingError
 from neurodelay.objectives import Objective
@@ -140,8 +142,13 @@ BF16_RTOL = 0.02
 def test_bfloat16_precision_trains_with_float32_parameters_and_a_close_loss():
     settings = TrainSettings(steps=6, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=100)
     m32, r32 = run_training(settings=settings, objective=Objective())
-    m16, r16 = run_training(settings=attrs.evolve(settings, precision="bfloat16"),
-                            objective=Objective())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m16, r16 = run_training(settings=attrs.evolve(settings, precision="bfloat16"),
+                                objective=Objective())
+    # A CPU without bf16 units emulates it, much slower than float32: the user is told so.
+    slow = [w for w in caught if "no bf16 units" in str(w.message)]
+    assert len(slow) == (0 if _perf.bf16_native("cpu") else 1)
     first32, first16 = r32.history["total"][0], r16.history["total"][0]
     assert abs(first16 - first32) <= BF16_RTOL * abs(first32)
     assert first16 != first32  # the forward pass really ran in bf16

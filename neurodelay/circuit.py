@@ -39,8 +39,10 @@ __all__ = ["Edge", "Circuit", "CircuitModule", "Plan", "WORLD_STREAMS"]
 #: Streams every world provides, and the default shapes of a 32 px moving-circle world.
 WORLD_STREAMS = ("world.frames", "world.factors")
 _INF = math.inf
-#: Linear cycles are solved in closed form only past this many steps after start-up.
-_MIN_CLOSED_FORM_STEPS = 48
+#: Linear cycles are solved in closed form only past this many steps after start-up. Measured
+#: (benchmarks/RESULTS.md, 2026-11-28 20:45): the closed form overtakes stepping at about 16 steps
+#: in all, and every study in studies/ (at most 12 frames) is stepped, so its numbers do not change.
+_MIN_CLOSED_FORM_STEPS = 16
 
 
 def _delay_value(value):

@@ -17,6 +17,7 @@ Delays are given in steps here (the circuit converts ms). They may be
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor, nn
@@ -35,7 +36,20 @@ def shift(x: Tensor, k: int) -> Tensor:
     Returns
     -------
     Tensor, same shape: ``out[:, t] = x[:, max(t - k, 0)]``.
+
+    Raises
+    ------
+    ValueError
+        ``k`` is not a whole number >= 0, or ``x`` has no time axis.
     """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 0:
+        hint = "."
+        if isinstance(k, numbers.Real) and not isinstance(k, bool):
+            hint = (" (a negative delay would read the future)." if k < 0
+                    else "; delay_sequence takes fractional delays.")
+        raise ValueError(f"shift: k must be a whole number of steps >= 0, got {k!r}{hint}")
+    _check_sequence("shift", x)
+    k = int(k)
     if k == 0:
         return x
     k = min(k, x.shape[1])
@@ -152,8 +166,35 @@ def delay_sequence(x: Tensor, steps: Tensor | float) -> Tensor:
     Returns
     -------
     Tensor, same shape as ``x``.
+
+    Raises
+    ------
+    ValueError
+        ``x`` has no time axis, ``steps`` is negative or not finite, or
+        per-channel ``steps`` do not match ``x``'s channels. (This check reads
+        ``steps`` on the host; circuits call the unchecked form, their delay
+        lines being validated when the circuit is built.)
     """
+    _check_sequence("delay_sequence", x)
     steps_t = torch.as_tensor(steps, dtype=x.dtype, device=x.device)
+    if steps_t.dim() > 1 or (steps_t.dim() == 1 and (x.dim() != 3 or x.shape[2] != steps_t.shape[0])):
+        raise ValueError(f"delay_sequence: steps must be one delay, or one per channel of a (sample, time, channel) "
+                         f"signal; got steps of shape {tuple(steps_t.shape)} for x of shape {tuple(x.shape)}.")
+    bad = ~torch.isfinite(steps_t.detach()) | (steps_t.detach() < 0)
+    if bool(bad.any()):
+        raise ValueError(f"delay_sequence: steps must be finite and >= 0 (a delay cannot read the future), "
+                         f"got {steps_t.detach().cpu().tolist()}.")
+    return _delay_sequence(x, steps_t)
+
+
+def _check_sequence(name: str, x) -> None:
+    if not isinstance(x, Tensor) or x.dim() < 2:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{name}: x must be a tensor of shape (sample, time, ...), got {shape}.")
+
+
+def _delay_sequence(x: Tensor, steps_t: Tensor) -> Tensor:
+    """:func:`delay_sequence` without the checks (``steps_t`` a tensor of x's dtype and device)."""
     if steps_t.dim() == 0:
         k = int(math.floor(float(steps_t.detach())))
         f = steps_t - k
@@ -229,7 +270,7 @@ class DelayLine(nn.Module):
         """Delay a whole sequence, shape (sample, time, ...)."""
         if self._uniform_int:
             return shift(x, self._k)
-        return delay_sequence(x, self.steps.to(x.dtype))
+        return _delay_sequence(x, self.steps.to(x.dtype))
 
     def read(self, history: list[Tensor], t: int) -> Tensor:
         """The delayed value at step ``t`` from the per-step ``history`` of the source.

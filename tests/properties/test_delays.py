@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -334,3 +335,19 @@ def test_shift_and_window_work_under_torch_func_and_forward_ad():
         with fwAD.dual_level():
             out = fast(fwAD.make_dual(x.clone().requires_grad_(), t))
             assert torch.equal(fwAD.unpack_dual(out).tangent, want)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda x: shift(x, -1), r"k must be a whole number of steps >= 0, got -1 \(a negative delay"),
+    (lambda x: shift(x, 1.5), r"got 1.5; delay_sequence takes fractional"),
+    (lambda x: shift(x, True), r"got True\.$"),
+    (lambda x: shift(x[0, :, 0], 1), r"x must be a tensor of shape \(sample, time, \.\.\.\), got \(5,\)"),
+    (lambda x: delay_sequence(x, -0.5), r"steps must be finite and >= 0 .*got -0.5"),
+    (lambda x: delay_sequence(x, float("nan")), r"steps must be finite and >= 0 .*got nan"),
+    (lambda x: delay_sequence(x, torch.tensor([1.0, 2.0, -1.0])), r"got \[1.0, 2.0, -1.0\]"),
+    (lambda x: delay_sequence(x, torch.tensor([1.0, 2.0])),
+     r"one per channel .* got steps of shape \(2,\) for x of shape \(2, 5, 3\)"),
+])
+def test_shift_and_delay_sequence_reject_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(torch.randn(2, 5, 3))

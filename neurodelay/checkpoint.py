@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._files import give_default_mode
 from .errors import CheckpointError
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "capture_rng_state",
@@ -96,6 +97,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        give_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from ._files import give_default_mode
+
 __all__ = ["traces_to_dataset", "write_netcdf"]
 
 
@@ -95,6 +97,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         ds.to_netcdf(tmp, engine="netcdf4")
+        give_default_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

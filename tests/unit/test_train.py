@@ -338,3 +338,23 @@ def test_huge_learning_rate_diverges():
     settings = TrainSettings(steps=40, batch_size=2, lr=1e12, log_every=4)
     with pytest.raises(TrainingError, match=r"became NaN or infinite at step \d+"):
         run_training(settings=settings, objective=Objective(reconstruction="gaussian", beta=1.0))
+
+
+def test_results_and_checkpoints_get_the_umasks_file_mode(tmp_path):
+    """The atomic writers go through a private temporary file (mode 0600);
+    the file they leave has the mode a plain open() would give it."""
+    import xarray as xr
+
+    from neurodelay.record import write_netcdf
+
+    old = os.umask(0o022)
+    try:
+        write_netcdf(xr.Dataset({"a": ("x", np.arange(3.0))}), tmp_path / "r.nc")
+        save_checkpoint(tmp_path / "c.pt", {"step": 1})
+        os.umask(0o077)
+        write_netcdf(xr.Dataset({"a": ("x", np.arange(3.0))}), tmp_path / "private.nc")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.nc").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.nc").stat().st_mode & 0o777 == 0o600

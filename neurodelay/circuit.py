@@ -608,8 +608,7 @@ class CircuitModule(nn.Module):
         """
         ctx = ctx or RunContext()
         plan = self.plan
-        first = next(iter(streams.values()))
-        n_t = first.shape[1]
+        n_t = self._check_streams(streams)
         if mode not in ("auto", "sequence", "step"):
             raise ValueError(f"mode must be 'auto', 'sequence' or 'step', got {mode!r}.")
         skip = {}
@@ -632,6 +631,58 @@ class CircuitModule(nn.Module):
                 self._run_loop(nodes, traces, ctx, n_t, start, linear)
         return {k: v for k, v in traces.items() if k not in streams}
 
+
+    def _check_streams(self, streams) -> int:
+        """Check the world streams against the shapes this module was built for; the number of steps.
+
+        Each stream the circuit reads must be there, a floating-point tensor
+        (sample, time, ...) whose per-step shape is the one given to
+        :meth:`Circuit.build`, with the same samples and steps as the others
+        and the dtype and device of the parameters of the nodes it feeds.
+        """
+        if not isinstance(streams, Mapping) or not streams:
+            raise ValueError(f"streams must be a non-empty dict of world streams (name -> tensor (sample, time, "
+                             f"...)), e.g. episode.streams(); got {streams!r}.")
+        rebuild = "build the circuit for this world: circuit.build(world) or build_seeded(circuit, world=world)"
+        needed = sorted({e.source for e in self.plan.edges if e.source.startswith("world.")})
+        missing = [k for k in needed if k not in streams]
+        if missing:
+            raise ValueError(f"streams: the circuit reads {', '.join(map(repr, missing))}, which streams lacks "
+                             f"(it has {', '.join(map(repr, streams))}).")
+        lead = None
+        for name in needed:
+            x = streams[name]
+            if not isinstance(x, Tensor):
+                raise TypeError(f"stream {name!r} must be a torch.Tensor (sample, time, ...), got "
+                                f"{type(x).__name__}; convert it with torch.as_tensor(..., dtype=torch.float32).")
+            want = self.plan.shapes.get(name)
+            if x.dim() < 2 or (want is not None and tuple(x.shape[2:]) != tuple(want)):
+                built = ("tensors (sample, time, ...)" if want is None else
+                         f"steps of shape {tuple(want)} (tensors (sample, time, {', '.join(map(str, want))}))")
+                raise ShapeError(f"stream {name!r}: this module was built for {built}, got a tensor of shape "
+                                 f"{tuple(x.shape)}; {rebuild}.")
+            if not x.is_floating_point():
+                raise TypeError(f"stream {name!r} has dtype {x.dtype}; the circuit needs floating-point "
+                                f"values (frames in [0, 1]): convert with .float() (and / 255 for 8-bit images).")
+            # The parameters of the first node it feeds that has any (an encoder, say).
+            param = next((p for e in self.plan.edges if e.source == name
+                          for p in self.nodes[e.node].parameters()), None)
+            if param is not None and (x.dtype != param.dtype or x.device != param.device):
+                raise TypeError(f"stream {name!r} is {x.dtype} on {x.device}, but the module's parameters are "
+                                f"{param.dtype} on {param.device}: convert the stream with "
+                                f".to({param.device.type!r}, {param.dtype}) (or the module with module.to(...)).")
+            if lead is None:
+                lead = (name, tuple(x.shape[:2]))
+            elif tuple(x.shape[:2]) != lead[1]:
+                raise ShapeError(f"streams disagree on (sample, time): {lead[0]!r} has {lead[1]}, {name!r} has "
+                                 f"{tuple(x.shape[:2])}.")
+        if lead is None:  # the circuit reads no stream (every node is fed from a cycle): take any
+            x = next(iter(streams.values()))
+            lead = ("", tuple(x.shape[:2]) if isinstance(x, Tensor) and x.dim() >= 2 else (0, 0))
+        if min(lead[1]) < 1:
+            raise ValueError(f"streams have {lead[1][0]} samples and {lead[1][1]} steps; at least one of each "
+                             f"is needed.")
+        return lead[1][1]
 
     def _run_sequence(self, node: str, traces: dict[str, Tensor], ctx: RunContext, skip: int = 0) -> None:
         if node in self._framewise:

@@ -211,3 +211,37 @@ def test_summed_inputs_into_one_port():
 def test_linear_loop_valid_steps():
     plan = linear_inertia(0.5, 1.0, 3).plan(shapes(2))
     assert plan.valid_from["enc"] == 3 and plan.valid_from["z"] == 3 and plan.valid_from["pred"] == 4
+
+
+@pytest.fixture(scope="module")
+def inertia_32px():
+    return nd.build_seeded(nd.presets.inertia(2), world=nd.MovingCircle()), nd.MovingCircle().sample(2)
+
+
+@pytest.mark.parametrize("streams, error, match", [
+    (lambda ep: nd.MovingCircle(size=64).sample(2).streams(), ShapeError,
+     r"'world.frames': this module was built for steps of shape \(1, 32, 32\).*got a tensor of shape "
+     r"\(2, 10, 1, 64, 64\); build the circuit"),
+    (lambda ep: {}, ValueError, r"non-empty dict of world streams"),
+    (lambda ep: {"world.factors": ep.factors}, ValueError, r"reads 'world.frames', which streams lacks"),
+    (lambda ep: {"world.frames": ep.frames.double()}, TypeError,
+     r"torch.float64 on cpu, but the module's parameters are torch.float32"),
+    (lambda ep: {"world.frames": (ep.frames * 255).to(torch.uint8)}, TypeError, r"dtype torch.uint8.*\.float\(\)"),
+    (lambda ep: {"world.frames": ep.frames.numpy()}, TypeError, r"must be a torch.Tensor .* got ndarray"),
+    (lambda ep: {"world.frames": ep.frames[:0]}, ValueError, r"0 samples and 10 steps"),
+    (lambda ep: {"world.frames": ep.frames[0]}, ShapeError, r"got a tensor of shape \(10, 1, 32, 32\)"),
+])
+def test_streams_are_checked_against_the_built_module(inertia_32px, streams, error, match):
+    module, ep = inertia_32px
+    with pytest.raises(error, match=match):
+        module(streams(ep))
+
+
+def test_streams_must_agree_on_samples_and_steps():
+    c = Circuit(nodes={"a": Relay(), "b": Relay()}, edges=[Edge("world.frames", "a"), Edge(VEC, "b")])
+    m = c.build(input_shapes={"world.frames": (1, 4, 4), VEC: (3,)})
+    with pytest.raises(ShapeError, match=r"disagree on \(sample, time\): 'world.factors' has \(2, 5\), "
+                                         r"'world.frames' has \(2, 6\)"):
+        m({"world.frames": torch.rand(2, 6, 1, 4, 4), VEC: torch.rand(2, 5, 3)})
+    out = m({"world.frames": torch.rand(2, 5, 1, 4, 4), VEC: torch.rand(2, 5, 3, dtype=torch.float64)})
+    assert out["b"].dtype == torch.float64  # parameterless nodes take any float dtype

@@ -39,6 +39,14 @@ __all__ = ["Edge", "Circuit", "CircuitModule", "Plan", "WORLD_STREAMS"]
 #: Streams every world provides, and the default shapes of a 32 px moving-circle world.
 WORLD_STREAMS = ("world.frames", "world.factors")
 _INF = math.inf
+#: Names a node may not take: the results dataset's own variables and coordinates.
+_RESERVED_NAMES = {
+    "frames": "the world's frames", "factors": "the world's factors", "sample": "a dimension",
+    "time": "a dimension", "latent": "a dimension", "factor": "a dimension", "x": "a dimension",
+    "y": "a dimension",
+}
+#: Auxiliary traces a node may add, recorded as ``<node>_<name>``.
+_AUX_TRACES = ("mu", "logvar")
 #: Linear cycles are solved in closed form only past this many steps after start-up. Measured
 #: (benchmarks/RESULTS.md, 2026-11-28 20:45): the closed form overtakes stepping at about 16 steps
 #: in all, and every study in studies/ (at most 12 frames) is stepped, so its numbers do not change.
@@ -183,7 +191,10 @@ class Circuit:
     Parameters
     ----------
     nodes : dict of str -> AbstractComponent
-        Named components. Names are identifiers; ``world`` is reserved.
+        Named components. Names are identifiers; ``world``, the results
+        dataset's own names (``frames``, ``factors``, ``sample``, ``time``,
+        ``latent``, ``factor``, ``x``, ``y``, ``reconstruction...``) and
+        ``<node>_mu`` / ``<node>_logvar`` of another node are reserved.
     edges : sequence of Edge
     dt_ms : float
         The simulation step in ms (default 10 ms, one frame).
@@ -221,6 +232,18 @@ class Circuit:
                 raise CircuitError(
                     f"node name {name!r} is not allowed: use a Python identifier other than 'world'."
                 )
+            if name in _RESERVED_NAMES or name.startswith("reconstruction"):
+                raise CircuitError(
+                    f"node name {name!r} is reserved: results datasets use it for "
+                    f"{_RESERVED_NAMES.get(name, 'the reconstruction error')}, so the node's trace would be "
+                    f"lost or clash. Rename the node (e.g. {'node_' + name!r})."
+                )
+            for other in self.nodes:
+                if other != name and name in (f"{other}_{k}" for k in _AUX_TRACES):
+                    raise CircuitError(
+                        f"node name {name!r} clashes with the auxiliary trace {name!r} of node {other!r} "
+                        f"(a Gaussian encoder's {', '.join(_AUX_TRACES)}); rename one of the two nodes."
+                    )
             if not isinstance(comp, AbstractComponent):
                 raise CircuitError(f"node {name!r} must be a component spec, got {type(comp).__name__}.")
         infos = [self._resolve_edge(i, e) for i, e in enumerate(self.edges)]

@@ -245,3 +245,16 @@ def test_streams_must_agree_on_samples_and_steps():
         m({"world.frames": torch.rand(2, 6, 1, 4, 4), VEC: torch.rand(2, 5, 3)})
     out = m({"world.frames": torch.rand(2, 5, 1, 4, 4), VEC: torch.rand(2, 5, 3, dtype=torch.float64)})
     assert out["b"].dtype == torch.float64  # parameterless nodes take any float dtype
+
+
+@pytest.mark.parametrize("name", ["frames", "factors", "time", "sample", "latent", "factor", "x", "y",
+                                  "reconstruction", "reconstruction_mse"])
+def test_node_names_the_results_dataset_uses_are_rejected(name):
+    with pytest.raises(CircuitError, match=rf"node name '{name}' is reserved.*Rename the node \(e.g. 'node_{name}'\)"):
+        Circuit(nodes={name: Relay()}, edges=[Edge(VEC, name)]).build(input_shapes=shapes(2))
+
+
+def test_node_name_may_not_clash_with_an_auxiliary_trace():
+    with pytest.raises(CircuitError, match=r"'enc_mu' clashes with the auxiliary trace 'enc_mu' of node 'enc'"):
+        Circuit(nodes={"enc": ConvEncoder(gaussian=True), "enc_mu": Relay()},
+                edges=[Edge("world.frames", "enc"), Edge("enc", "enc_mu")]).build()

@@ -39,12 +39,6 @@ __all__ = ["Edge", "Circuit", "CircuitModule", "Plan", "WORLD_STREAMS"]
 #: Streams every world provides, and the default shapes of a 32 px moving-circle world.
 WORLD_STREAMS = ("world.frames", "world.factors")
 _INF = math.inf
-#: Names a node may not take: the results dataset's own variables and coordinates.
-_RESERVED_NAMES = {
-    "frames": "the world's frames", "factors": "the world's factors", "sample": "a dimension",
-    "time": "a dimension", "latent": "a dimension", "factor": "a dimension", "x": "a dimension",
-    "y": "a dimension",
-}
 #: Auxiliary traces a node may add, recorded as ``<node>_<name>``.
 _AUX_TRACES = ("mu", "logvar")
 #: Linear cycles are solved in closed form only past this many steps after start-up. Measured
@@ -191,10 +185,11 @@ class Circuit:
     Parameters
     ----------
     nodes : dict of str -> AbstractComponent
-        Named components. Names are identifiers; ``world``, the results
-        dataset's own names (``frames``, ``factors``, ``sample``, ``time``,
-        ``latent``, ``factor``, ``x``, ``y``, ``reconstruction...``) and
-        ``<node>_mu`` / ``<node>_logvar`` of another node are reserved.
+        Named components. Names are identifiers other than ``world`` and
+        ``<node>_mu`` / ``<node>_logvar`` of another node (a Gaussian
+        encoder's auxiliary traces). In results datasets a node named like
+        one of the dataset's own variables or dimensions is stored as
+        ``node_<name>``.
     edges : sequence of Edge
     dt_ms : float
         The simulation step in ms (default 10 ms, one frame).
@@ -231,12 +226,6 @@ class Circuit:
             if not isinstance(name, str) or not name.isidentifier() or name == "world":
                 raise CircuitError(
                     f"node name {name!r} is not allowed: use a Python identifier other than 'world'."
-                )
-            if name in _RESERVED_NAMES or name.startswith("reconstruction"):
-                raise CircuitError(
-                    f"node name {name!r} is reserved: results datasets use it for "
-                    f"{_RESERVED_NAMES.get(name, 'the reconstruction error')}, so the node's trace would be "
-                    f"lost or clash. Rename the node (e.g. {'node_' + name!r})."
                 )
             for other in self.nodes:
                 if other != name and name in (f"{other}_{k}" for k in _AUX_TRACES):

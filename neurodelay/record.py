@@ -18,7 +18,7 @@ import xarray as xr
 
 from ._files import give_default_mode
 
-__all__ = ["traces_to_dataset", "write_netcdf"]
+__all__ = ["traces_to_dataset", "module_dataset", "variable_name", "RESERVED_NAMES", "write_netcdf"]
 
 
 def _np(x) -> np.ndarray:
@@ -87,6 +87,47 @@ def traces_to_dataset(traces: dict, *, dt_ms: float, frames=None, factors=None,
         ds = ds.assign_coords(sample=np.arange(ds.sizes["sample"]))
     ds.attrs["dt_ms"] = float(dt_ms)
     return ds
+
+
+#: Names a node trace cannot take in a results dataset (it becomes ``node_<name>``).
+RESERVED_NAMES = frozenset({"sample", "time", "latent", "factor", "y", "x", "step", "frames", "factors",
+                            "reconstruction", "reconstruction_mse", "reconstruction_mse_by_time"})
+
+
+def variable_name(trace: str, taken=()) -> str:
+    """The dataset variable of a node trace: its name, or ``node_<name>`` if that is reserved.
+
+    A trace named like a dimension (``x``, ``time``, ...), like a results
+    variable (``frames``, ``reconstruction``, ...), or starting with
+    ``loss_`` is prefixed with ``node_`` (repeatedly, until the name is free).
+    """
+    name = trace
+    while name in RESERVED_NAMES or name.startswith("loss_") or name in taken:
+        name = f"node_{name}"
+    return name
+
+
+def module_dataset(module, traces: dict, episode, *, dt_ms: float) -> tuple[xr.Dataset, dict[str, str]]:
+    """The Dataset of a circuit module's traces on an episode, and the trace -> variable names.
+
+    Traces named like the dataset's own variables or dimensions are renamed
+    by :func:`variable_name`; every trace variable has a ``node`` attribute
+    (the trace's name), node traces also ``kind`` and ``first_valid_step``.
+    """
+    names = {k: variable_name(k, taken=set(traces) - {k}) for k in traces}
+    ds = traces_to_dataset({names[k]: v for k, v in traces.items()}, dt_ms=dt_ms,
+                           frames=episode.frames.detach().cpu(), factors=episode.factors.detach().cpu(),
+                           factor_names=episode.factor_names)
+    specs = module.circuit.nodes
+    for trace, var in names.items():
+        node = trace if trace in specs else trace.rsplit("_", 1)[0]
+        ds[var].attrs["node"] = trace
+        if trace in specs:
+            ds[var].attrs["kind"] = type(specs[trace]).kind
+            ds[var].attrs["first_valid_step"] = int(module.plan.valid_from[trace])
+        elif node in specs:
+            ds[var].attrs["long_name"] = f"{trace.rsplit('_', 1)[1]} of node {node}"
+    return ds, names
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:

@@ -37,7 +37,7 @@ import yaml
 from .circuit import world_shapes
 from .components.base import RunContext
 from .errors import ConfigError, NeurodelayError
-from .record import traces_to_dataset, write_netcdf
+from .record import RESERVED_NAMES, module_dataset, variable_name, write_netcdf
 from .simulation import build_seeded
 from .study import GraphCircuit, Study, check_study, study_to_yaml
 
@@ -47,28 +47,11 @@ __all__ = ["run_study", "resolve_device", "evaluate", "AnalysisError", "CHECKPOI
 CHECKPOINT = "checkpoint.pt"
 RESULTS = "results.nc"
 
-#: Names a node trace cannot take in results.nc (it becomes ``node_<name>``).
-RESERVED_NAMES = frozenset({"sample", "time", "latent", "factor", "y", "x", "step", "frames", "factors",
-                            "reconstruction", "reconstruction_mse", "reconstruction_mse_by_time"})
-
 _INIT_TAG = 0x696E6974  # "init": parameter initialisation draws of the study's seed
 
 
 class AnalysisError(NeurodelayError, RuntimeError):
     """One or more analyses failed (the results and report are written regardless)."""
-
-
-def variable_name(trace: str, taken=()) -> str:
-    """The results.nc variable of a node trace: its name, or ``node_<name>`` if that is reserved.
-
-    A trace named like a dimension (``x``, ``time``, ...), like a results
-    variable (``frames``, ``reconstruction``, ...), or starting with
-    ``loss_`` is prefixed with ``node_`` (repeatedly, until the name is free).
-    """
-    name = trace
-    while name in RESERVED_NAMES or name.startswith("loss_") or name in taken:
-        name = f"node_{name}"
-    return name
 
 
 def resolve_device(device: str) -> str:
@@ -133,22 +116,8 @@ def evaluate(module, study: Study, device: str) -> tuple[xr.Dataset, dict[str, s
             traces = module(batch, ctx=RunContext(sample=False))
             for k, v in traces.items():
                 chunks.setdefault(k, []).append(v.detach().to("cpu", torch.float32))
-    names: dict[str, str] = {}
-    for k in chunks:
-        names[k] = variable_name(k, taken=set(chunks) - {k})
-    traces = {names[k]: torch.cat(v, dim=0) for k, v in chunks.items()}
-    ds = traces_to_dataset(traces, dt_ms=study.dt_ms, frames=episode.frames.cpu(), factors=episode.factors.cpu(),
-                           factor_names=episode.factor_names)
-    specs = module.circuit.nodes
-    for trace, var in names.items():
-        node = trace if trace in specs else trace.rsplit("_", 1)[0]
-        ds[var].attrs["node"] = trace
-        if trace in specs:
-            ds[var].attrs["kind"] = type(specs[trace]).kind
-            ds[var].attrs["first_valid_step"] = int(module.plan.valid_from[trace])
-        elif node in specs:
-            ds[var].attrs["long_name"] = f"{trace.rsplit('_', 1)[1]} of node {node}"
-    return ds, names
+    traces = {k: torch.cat(v, dim=0) for k, v in chunks.items()}
+    return module_dataset(module, traces, episode, dt_ms=study.dt_ms)
 
 
 def _add_coords(ds: xr.Dataset) -> xr.Dataset:

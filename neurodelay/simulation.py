@@ -7,7 +7,7 @@ import xarray as xr
 
 from .circuit import Circuit, CircuitModule
 from .components.base import RunContext
-from .record import traces_to_dataset
+from .record import module_dataset
 
 __all__ = ["simulate", "build_seeded"]
 
@@ -41,7 +41,9 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
     -------
     xarray.Dataset
         ``frames``, ``factors`` and one variable per node over
-        (sample, time, ...), time in ms.
+        (sample, time, ...), time in ms. A node named like one of these
+        variables or dimensions (``x``, ``time``, ``frames``, ...) is stored
+        as ``node_<name>``; each variable's ``node`` attribute keeps the name.
     """
     streams = episode.streams()
     device = torch.device(device) if device is not None else next(iter(streams.values())).device
@@ -61,5 +63,4 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
             traces = module(streams, ctx=RunContext(sample=False), mode=mode)
     finally:
         module.train(was_training)
-    return traces_to_dataset(traces, dt_ms=module.dt_ms, frames=episode.frames, factors=episode.factors,
-                             factor_names=episode.factor_names)
+    return module_dataset(module, traces, episode, dt_ms=module.dt_ms)[0]

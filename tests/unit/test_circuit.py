@@ -247,14 +247,21 @@ def test_streams_must_agree_on_samples_and_steps():
     assert out["b"].dtype == torch.float64  # parameterless nodes take any float dtype
 
 
-@pytest.mark.parametrize("name", ["frames", "factors", "time", "sample", "latent", "factor", "x", "y",
-                                  "reconstruction", "reconstruction_mse"])
-def test_node_names_the_results_dataset_uses_are_rejected(name):
-    with pytest.raises(CircuitError, match=rf"node name '{name}' is reserved.*Rename the node \(e.g. 'node_{name}'\)"):
-        Circuit(nodes={name: Relay()}, edges=[Edge(VEC, name)]).build(input_shapes=shapes(2))
-
-
 def test_node_name_may_not_clash_with_an_auxiliary_trace():
     with pytest.raises(CircuitError, match=r"'enc_mu' clashes with the auxiliary trace 'enc_mu' of node 'enc'"):
         Circuit(nodes={"enc": ConvEncoder(gaussian=True), "enc_mu": Relay()},
                 edges=[Edge("world.frames", "enc"), Edge("enc", "enc_mu")]).build()
+
+
+def test_simulate_keeps_nodes_named_like_dataset_variables():
+    """simulate() stores them as node_<name>, as results.nc does, instead of
+    losing them to the world's data or the dataset's dimensions."""
+    c = Circuit(nodes={"x": Relay(), "frames": Relay(), "time": Relay(), "factors": Relay()},
+                edges=[Edge(VEC, n) for n in ("x", "frames", "time", "factors")])
+    ep = nd.MovingCircle(n_frames=3).sample(2)
+    ds = nd.simulate(c, ep)
+    for n in ("x", "frames", "time", "factors"):
+        assert ds[f"node_{n}"].attrs["node"] == n
+        assert (ds[f"node_{n}"].values == ep.factors.numpy()).all()
+    assert ds["frames"].dims == ("sample", "time", "y", "x")
+    assert (ds["frames"].values == ep.frames[:, :, 0].numpy()).all()

@@ -31,6 +31,13 @@ class Episode:
 
     def __post_init__(self):
         f, z = self.frames, self.factors
+        for field, x in (("frames", f), ("factors", z)):
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"Episode.{field} must be a torch.Tensor, got {type(x).__name__}; convert it "
+                                f"with torch.as_tensor(..., dtype=torch.float32).")
+            if not x.is_floating_point():
+                raise TypeError(f"Episode.{field} must hold floating-point values, got {x.dtype}; convert with "
+                                f".float()" + (" (and / 255 for 8-bit images)." if field == "frames" else "."))
         if f.ndim != 5 or f.shape[2] != 1:
             raise ValueError(
                 f"Episode.frames must have shape (sample, time, 1, H, W), got {tuple(f.shape)}; "
@@ -41,6 +48,15 @@ class Episode:
                 f"Episode.factors must have shape (sample, time, n_factor) with the frames' "
                 f"(sample, time) = {tuple(f.shape[:2])}, got {tuple(z.shape)}."
             )
+        if f.shape[0] < 1 or f.shape[1] < 1:
+            raise ValueError(f"Episode.frames must hold at least one sample and one frame, got shape "
+                             f"{tuple(f.shape)}.")
+        if z.device != f.device:
+            raise ValueError(f"Episode.factors is on {z.device} but the frames are on {f.device}; move both to "
+                             f"one device (factors.to(frames.device)).")
+        if isinstance(self.factor_names, str):
+            raise ValueError(f"Episode.factor_names must be a sequence of names, got the string "
+                             f"{self.factor_names!r}; for one factor write ({self.factor_names!r},).")
         names = tuple(self.factor_names)
         if len(names) != z.shape[-1] or not all(isinstance(n, str) for n in names):
             raise ValueError(

@@ -368,3 +368,21 @@ def test_cuda_golden(golden):
     m = w.masks(torch.as_tensor(golden["probe_points"], device="cuda")[:, None])
     got = np.stack([m[k].cpu().numpy() for k in MASK_ORDER], axis=1)
     np.testing.assert_array_equal(got, golden["probe_masks"].astype(bool))
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda ep: Episode(ep.frames.numpy(), ep.factors, ep.factor_names), TypeError,
+     r"Episode.frames must be a torch.Tensor, got ndarray"),
+    (lambda ep: Episode((ep.frames * 255).to(torch.uint8), ep.factors, ep.factor_names), TypeError,
+     r"floating-point values, got torch.uint8; convert with .float\(\) \(and / 255"),
+    (lambda ep: Episode(ep.frames[:0], ep.factors[:0], ep.factor_names), ValueError,
+     r"at least one sample and one frame, got shape \(0, 3, 1, 32, 32\)"),
+    (lambda ep: Episode(ep.frames[:, :0], ep.factors[:, :0], ep.factor_names), ValueError,
+     r"at least one sample and one frame"),
+    (lambda ep: Episode(ep.frames, ep.factors[..., :1], "circle_x"), ValueError,
+     r"factor_names must be a sequence of names, got the string 'circle_x'; for one factor write \('circle_x',\)"),
+])
+def test_episode_rejects_what_no_circuit_can_read(make, error, match):
+    ep = MovingCircle(n_frames=3).sample(2)
+    with pytest.raises(error, match=match):
+        make(ep)

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -70,6 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .components._validators import is_int, is_real, store_plain
 from .components.temporal import Blend
 from .errors import ConfigError
 
@@ -78,19 +80,53 @@ __all__ = ["Supervision", "Objective", "check_objective", "compute_losses", "sco
 
 
 def _non_negative(inst, attr, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not math.isfinite(value) or value < 0):
+    if value is not None and (not is_real(value) or not math.isfinite(value) or value < 0):
         raise ValueError(f"{attr.name} must be a finite number >= 0, got {value!r}.")
+    if value is not None:
+        store_plain(inst, attr, value, float)
 
 
 def _int(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not is_int(value):
         raise ValueError(f"{attr.name} must be an integer number of steps, got {value!r}.")
+    store_plain(inst, attr, value, int)
 
 
 def _non_negative_int(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"{attr.name} must be an integer >= 0 (a step index), got {value!r}.")
+    store_plain(inst, attr, value, int)
+
+
+def _factor_names(value):
+    """Supervision.factors as a tuple: a single name (a str) counts as a one-name list."""
+    if isinstance(value, str):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise TypeError(f"Supervision.factors must be a list of factor names (one per channel of the node), "
+                        f"got {value!r}; use e.g. factors=('circle_x', 'circle_y').") from None
+
+
+def _supervisions(value):
+    """Objective.supervise as a tuple: a single Supervision counts as a one-item list."""
+    if isinstance(value, Supervision):
+        return (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"supervise must be a Supervision or a list of them, got {value!r}; "
+                        f"use e.g. supervise=[Supervision('enc', ('circle_x', 'circle_y'))].")
+    return tuple(value)
+
+
+def _reconstruction(inst, attr, value):
+    if value is not None and value not in _RECONSTRUCTIONS:
+        raise ValueError(f"reconstruction must be 'gaussian' (squared error), 'bernoulli' (binary "
+                         f"cross-entropy) or None (no reconstruction term), got {value!r}"
+                         f"{_suggest(value, _RECONSTRUCTIONS)}.")
+
+
+_RECONSTRUCTIONS = ("gaussian", "bernoulli")
 
 
 @attrs.frozen
@@ -102,7 +138,9 @@ class Supervision:
     node : str
         The node whose output (a vector of ``len(factors)`` channels) is scored.
     factors : tuple of str
-        Factor names, one per channel of the node's output, in order.
+        Factor names, one per channel of the node's output, in order. A
+        single name (a str) is taken as a one-name tuple: ``"circle_x"`` is
+        ``("circle_x",)``.
     weight : float
         Weight of the term.
     offset_steps : int
@@ -110,7 +148,7 @@ class Supervision:
     """
 
     node: str
-    factors: tuple[str, ...] = attrs.field(converter=tuple)
+    factors: tuple[str, ...] = attrs.field(converter=_factor_names)
     weight: float = attrs.field(default=1.0, validator=_non_negative)
     offset_steps: int = attrs.field(default=0, validator=_int)
 
@@ -140,20 +178,21 @@ class Objective:
         every Blend node z (zhat = its prediction input), over the steps where
         the prediction is valid.
     supervise : tuple of Supervision
-        Supervised terms.
+        Supervised terms; a single Supervision is taken as a one-item
+        tuple.
     score_from_step : int
         Score no step before this one, in every term (0: every valid step;
         2 with the inertia preset reproduces the original study's loss).
     """
 
     reconstruction: str | None = attrs.field(
-        default="gaussian", validator=attrs.validators.optional(attrs.validators.in_(("gaussian", "bernoulli"))))
+        default="gaussian", validator=_reconstruction)
     reconstruct: str | None = None
     target_offset_steps: int = attrs.field(default=0, validator=_int)
     beta: float = attrs.field(default=0.0, validator=_non_negative)
     beta_norm: float | None = attrs.field(default=None, validator=_non_negative)
     prediction: float = attrs.field(default=0.0, validator=_non_negative)
-    supervise: tuple[Supervision, ...] = attrs.field(default=(), converter=tuple)
+    supervise: tuple[Supervision, ...] = attrs.field(default=(), converter=_supervisions)
     score_from_step: int = attrs.field(default=0, validator=_non_negative_int)
 
 

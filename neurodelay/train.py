@@ -18,6 +18,7 @@ so the last checkpoint on disk is the last good one.
 
 from __future__ import annotations
 
+import difflib
 import math
 import time
 import warnings
@@ -34,6 +35,7 @@ from ._perf import autocast, bf16_native, tune_allocator
 
 from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_temporaries, restore_rng_state,
                          save_checkpoint)
+from .components._validators import is_int, is_real, store_plain
 from .components.base import RunContext
 from .errors import CheckpointError, ConfigError, TrainingError
 from .objectives import Objective, check_objective, compute_losses, first_scored_steps
@@ -42,19 +44,32 @@ __all__ = ["TrainSettings", "TrainResult", "train", "step_seeds"]
 
 
 def _positive_int(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{attr.name} must be an integer >= 1, got {value!r}.")
+    store_plain(inst, attr, value, int)
 
 
 def _non_negative_int(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"{attr.name} must be an integer >= 0, got {value!r}; 0 only simulates.")
+    store_plain(inst, attr, value, int)
 
 
 def _positive(inst, attr, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
-                              or not math.isfinite(value)):
+    if value is not None and (not is_real(value) or not value > 0 or not math.isfinite(value)):
         raise ValueError(f"{attr.name} must be a finite number > 0, got {value!r}.")
+    if value is not None:
+        store_plain(inst, attr, value, float)
+
+
+def _one_of(*options: str):
+    """Validator: the value is one of ``options`` (the message lists them and suggests the closest)."""
+    def check(inst, attr, value):
+        if not isinstance(value, str) or value not in options:
+            close = difflib.get_close_matches(str(value), options, n=1)
+            fix = f"did you mean {attr.name}={close[0]!r}?" if close else f"use e.g. {attr.name}={options[0]!r}."
+            raise ValueError(f"{attr.name} must be one of {', '.join(map(repr, options))}, got {value!r}; {fix}")
+    return check
 
 
 @attrs.frozen
@@ -87,12 +102,12 @@ class TrainSettings:
 
     steps: int = attrs.field(default=1000, validator=_non_negative_int)
     batch_size: int = attrs.field(default=64, validator=_positive_int)
-    optimizer: str = attrs.field(default="rmsprop", validator=attrs.validators.in_(("rmsprop", "adam")))
+    optimizer: str = attrs.field(default="rmsprop", validator=_one_of("rmsprop", "adam"))
     lr: float = attrs.field(default=1e-4, validator=_positive)
     grad_clip: float | None = attrs.field(default=None, validator=_positive)
     log_every: int = attrs.field(default=10, validator=_positive_int)
     checkpoint_every: int = attrs.field(default=500, validator=_positive_int)
-    precision: str = attrs.field(default="float32", validator=attrs.validators.in_(("float32", "bfloat16")))
+    precision: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
 
 
 @dataclass

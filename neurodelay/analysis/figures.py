@@ -25,19 +25,28 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def plot_correlation(corr: xr.DataArray, title: str = "latent-factor correlation") -> Figure:
+def plot_correlation(corr: xr.DataArray | np.ndarray, title: str = "latent-factor correlation") -> Figure:
     """Heatmap of a (latent x factor) correlation matrix, values written in the cells.
 
     Parameters
     ----------
-    corr : xarray.DataArray, shape (n_latent, n_factor)
-        Correlations in [-1, 1]; the second dim's coordinate labels the
-        columns.
+    corr : xarray.DataArray or array_like, shape (n_latent, n_factor)
+        Correlations in [-1, 1]. A DataArray's second dim's coordinate
+        labels the columns; a plain array (e.g. from
+        :func:`~neurodelay.analysis.correlation_matrix`) is read as dims
+        ``latent`` and ``factor``, its columns labelled by index.
     title : str
     """
-    c = np.asarray(corr.values, dtype=float)
-    rows, cols = corr.dims
-    col_labels = [str(v) for v in corr[cols].values] if cols in corr.coords else [str(i) for i in range(c.shape[1])]
+    if isinstance(corr, xr.DataArray):
+        if corr.ndim != 2:
+            raise ValueError(f"corr must be 2-D (latent, factor), got dims {corr.dims}.")
+        c = np.asarray(corr.values, dtype=float)
+        rows, cols = corr.dims
+        col_labels = [str(v) for v in corr[cols].values] if cols in corr.coords else [str(i) for i in range(c.shape[1])]
+    else:
+        c = _matrix(corr)
+        rows, cols = "latent", "factor"
+        col_labels = [str(i) for i in range(c.shape[1])]
     fig = _figure(1.2 + 0.9 * c.shape[1], 1.2 + 0.45 * c.shape[0] + 0.8)
     ax = fig.add_subplot()
     im = ax.imshow(c, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
@@ -51,6 +60,20 @@ def plot_correlation(corr: xr.DataArray, title: str = "latent-factor correlation
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="Pearson r")
     return fig
+
+
+def _matrix(corr) -> np.ndarray:
+    """A plain (latent, factor) correlation matrix as float64, or a TypeError / ValueError saying what to pass."""
+    if hasattr(corr, "detach"):
+        corr = corr.detach().cpu().numpy()
+    try:
+        c = np.asarray(corr, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"corr must be an xarray.DataArray or a 2-D numeric array (latent, factor), got "
+                        f"{type(corr).__name__}; pass e.g. correlation_matrix(latents, factors).") from None
+    if c.ndim != 2:
+        raise ValueError(f"corr must be 2-D (latent, factor), got shape {c.shape}.")
+    return c
 
 
 def plot_traversals(ds: xr.Dataset) -> Figure:

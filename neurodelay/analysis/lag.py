@@ -613,7 +613,7 @@ def _effective_lags(corr: np.ndarray, lags: np.ndarray, varying: np.ndarray) -> 
 
 
 def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: Sequence[int] = DEFAULT_LAGS,
-                        from_step: int | None = None, factors: Sequence[str] | None = None,
+                        from_step: int | None = None, factors: str | Sequence[str] | None = None,
                         max_rows: int = 20000, seed: int = 0) -> xr.Dataset:
     """Disentanglement scores between the representation at t and the factors at t - k.
 
@@ -631,9 +631,10 @@ def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: Sequen
         Whole-step lags (default -2..6).
     from_step : int, optional
         First step of the representation used (default: first valid + 1).
-    factors : sequence of str, optional
+    factors : str or sequence of str, optional
         Factors scored by MIG, DCI and SAP (default: the four position
-        factors present). Correlations use every factor.
+        factors present); a single name (a str) scores that factor alone.
+        Correlations use every factor.
     max_rows : int
         Rows per lag at most.
     seed : int
@@ -653,7 +654,12 @@ def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: Sequen
     lags = _check_lags(lags)
     start = _default_from_step(ds, var, from_step) if ds.sizes["time"] > 1 else 0
     names = [str(n) for n in ds["factor"].values]
-    scored_names = [n for n in POSITION_FACTORS if n in names] if factors is None else list(factors)
+    if factors is None:
+        scored_names = [n for n in POSITION_FACTORS if n in names]
+    elif isinstance(factors, str):
+        scored_names = [factors]
+    else:
+        scored_names = list(factors)
     unknown = [n for n in scored_names if n not in names]
     if unknown:
         raise KeyError(f"factors {unknown} are not in the Dataset's factors {names}.")

@@ -133,7 +133,7 @@ def latent_traversals(module, recon_node: str, latents, *, n_steps: int = 8,
     )
 
 
-def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: Sequence[str] = POSITION_FACTORS,
+def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: str | Sequence[str] = POSITION_FACTORS,
                   others: float = 0.5, n_frames: int | None = None, unit_dim: str = "latent",
                   device="cpu") -> xr.Dataset:
     """Sweep one factor at a time and record the representation (the original's correlation analysis).
@@ -147,8 +147,9 @@ def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: Seque
         The representation trace.
     n_steps : int
         Values per factor (16 in the original).
-    factors : sequence of str
-        Factors swept (default the four positions).
+    factors : str or sequence of str
+        Factors swept (default the four positions); a single name (a str)
+        sweeps that factor alone.
     others : float
         Value of the other position factors.
     n_frames : int, optional
@@ -171,9 +172,13 @@ def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: Seque
 
     n_steps = _check_int("n_steps", n_steps, 2)
     names = list(world.factor_names)
+    factors = (factors,) if isinstance(factors, str) else tuple(factors)
     unknown = [f for f in factors if f not in names]
     if unknown or not factors:
         raise ValueError(f"factors must be among the world's factors {names}, got {list(factors)!r}.")
+    if isinstance(others, bool) or not isinstance(others, numbers.Real) or not np.isfinite(others):
+        raise ValueError(f"others must be a finite number (the value of the position factors not swept), "
+                         f"got {others!r}; use e.g. others=0.5.")
     latency = perception_latency(module, node)
     n_t = latency + 2 if n_frames is None else _check_int("n_frames", n_frames, latency + 1)
     sweep = np.linspace(0.0, 1.0, n_steps)

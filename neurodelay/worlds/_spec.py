@@ -14,6 +14,7 @@ import torch
 
 from ..errors import ConfigError
 from . import render as _render
+from .original import FACTOR_NAMES
 
 BLOB_SIGMA = math.sqrt(15 * 64) / 64  # the original's covariance 960 px^2 at 64 px, in image widths
 BLOB_BRIGHTNESS = 0.8
@@ -116,8 +117,35 @@ def as_factors(factors, n_min: int = 4) -> torch.Tensor:
     return f.to(torch.float32)
 
 
+def check_finite(values: torch.Tensor, names, what: str = "factors") -> None:
+    """Raise ValueError naming the first NaN or infinite entry of ``values`` (..., len(names)).
+
+    ``names`` names the last dim's columns. Reads one flag from the values'
+    device (a host sync on a GPU), so it guards the user-facing entry points
+    only; the worlds' own ``sample`` draws finite factors and skips it.
+    """
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        row, col = where[:-1], where[-1]
+        at = f" at row {row[0] if len(row) == 1 else row}" if row else ""
+        n = int(bad.sum())
+        raise ValueError(
+            f"{what} must be finite, got {names[col]} = {float(values[where])}{at} "
+            f"({n} non-finite value{'s' if n > 1 else ''} in all); replace the NaN or infinite entries "
+            f"with finite numbers (positions in image widths, e.g. 0.5 for the centre)."
+        )
+
+
 def render(world, factors) -> torch.Tensor:
-    """Render factors (..., >= 4) to frames (..., 1, H, W) with the world's renderer."""
+    """Render factors (..., >= 4) to frames (..., 1, H, W); non-finite used factors raise ValueError."""
+    f = as_factors(factors)
+    check_finite(f[..., :4], FACTOR_NAMES)
+    return render_parts(world, f[..., :2], f[..., 2:4])
+
+
+def render_unchecked(world, factors) -> torch.Tensor:
+    """:func:`render` without the finiteness check (no host sync): for factors a world drew itself."""
     f = as_factors(factors)
     return render_parts(world, f[..., :2], f[..., 2:4])
 
@@ -130,8 +158,12 @@ def render_parts(world, blob: torch.Tensor, circle: torch.Tensor) -> torch.Tenso
 
 
 def masks(world, factors) -> dict:
-    """Region masks (..., 1, H, W) bool, keyed inside / edge / object / background."""
+    """Region masks (..., 1, H, W) bool, keyed inside / edge / object / background.
+
+    Only the circle factors are used; a non-finite one raises ValueError.
+    """
     f = as_factors(factors)
+    check_finite(f[..., 2:4], FACTOR_NAMES[2:4])
     lead = f.shape[:-1]
     out = _render.masks(f[..., 2:4].reshape(-1, 2), world.size, world.radius, world.seed_compatible)
     return {k: v.reshape(*lead, 1, world.size, world.size) for k, v in out.items()}

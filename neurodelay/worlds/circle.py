@@ -162,12 +162,14 @@ class CircleOverBlob:
             frames (n_samples, 1, 1, size, size), factors (n_samples, 1, 4).
         """
         f = torch.as_tensor(self.factors(n_samples, seed), dtype=torch.float32, device=device)[:, None]
-        return Episode(self.render(f), f, self.factor_names)
+        # Drawn from the grid, so finite: render without the check (and its host sync).
+        return Episode(_spec.render_unchecked(self, f), f, self.factor_names)
 
     def render(self, factors) -> torch.Tensor:
         """Render factors (..., >= 4; the first 4 used) to float32 frames (..., 1, size, size).
 
-        Deterministic; runs on the factors' device.
+        Deterministic; runs on the factors' device. Raises ValueError, naming
+        the factor and the row, if a used factor is NaN or infinite.
         """
         return _spec.render(self, factors)
 
@@ -178,7 +180,8 @@ class CircleOverBlob:
         alone, drawn by this world's renderer (with the original's disc test
         when ``seed_compatible``) at radius r, r/2 and 1.5 r and thresholded
         at > 0.4; object = r; edge = object XOR r/2; inside = object AND NOT
-        edge; background = NOT 1.5 r. Only the circle factors are used.
+        edge; background = NOT 1.5 r. Only the circle factors are used; a
+        NaN or infinite one raises ValueError naming it and its row.
         """
         return _spec.masks(self, factors)
 
@@ -375,7 +378,7 @@ class MovingCircle:
             Shape (n, 2) each: first circle position (image widths),
             velocity (image widths per frame), static blob position. The
             circle may leave [0, 1]^2; it is then partly or wholly outside
-            the image.
+            the image. Every value must be finite (ValueError otherwise).
         n_frames : int, optional
             Frames to render (default: the world's ``n_frames``).
         device : str or torch.device
@@ -388,10 +391,13 @@ class MovingCircle:
         """
         n_frames = self.n_frames if n_frames is None else _spec.check_count("n_frames", n_frames)
         arrays = []
-        for name, a in (("start", start), ("velocity", velocity), ("blob", blob)):
+        for name, a, columns in (("start", start, ("circle_x", "circle_y")),
+                                 ("velocity", velocity, VELOCITY_NAMES),
+                                 ("blob", blob, ("blob_x", "blob_y"))):
             a = torch.as_tensor(a).detach().cpu().numpy().astype(np.float64)
             if a.ndim != 2 or a.shape[1] != 2:
                 raise ValueError(f"{name} must have shape (n, 2), got {a.shape}.")
+            _spec.check_finite(torch.from_numpy(a), columns, what=name)
             arrays.append(a)
         if len({a.shape[0] for a in arrays}) != 1:
             raise ValueError(f"start, velocity and blob must have the same length n, got {[a.shape[0] for a in arrays]}.")
@@ -401,7 +407,8 @@ class MovingCircle:
     def render(self, factors) -> torch.Tensor:
         """Render factors (..., >= 4; the first 4 used) to float32 frames (..., 1, size, size).
 
-        Deterministic; runs on the factors' device.
+        Deterministic; runs on the factors' device. Raises ValueError, naming
+        the factor and the row, if a used factor is NaN or infinite.
         """
         return _spec.render(self, factors)
 

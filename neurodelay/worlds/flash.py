@@ -69,6 +69,18 @@ def _check_speeds(inst, attr, value):
                           f"got {value!r}; use e.g. (0.02, 0.04, 0.06).")
 
 
+def _names(field: str):
+    """Converter to a tuple of names: a single name (a str) is a one-name tuple."""
+    def convert(value):
+        if isinstance(value, str):
+            return (value,)
+        try:
+            return tuple(value)
+        except TypeError:
+            raise ConfigError(f"FlashLagProbe.{field} must be a name or a list of names, got {value!r}.") from None
+    return convert
+
+
 def _check_conditions(inst, attr, value):
     bad = [c for c in value if c not in FLASH_CONDITIONS]
     if bad or len(value) == 0 or len(set(value)) != len(value):
@@ -106,10 +118,11 @@ class FlashLagProbe:
         Speeds of the circle in factor units per frame (one factor unit is
         ``0.75 * size`` pixels).
     conditions : tuple of str
-        Among ``standard``, ``flash_initiated``, ``flash_terminated``.
+        Among ``standard``, ``flash_initiated``, ``flash_terminated``; a
+        single name (a str) is a one-condition tuple.
     directions : tuple of str
         Directions of motion, one sample each: ``right``, ``left``,
-        ``down``, ``up``.
+        ``down``, ``up``; a single name (a str) is a one-direction tuple.
     flash_step : int
         Step (frame) at which the flash is shown; the circle is at the
         flash's place along the motion then.
@@ -128,8 +141,9 @@ class FlashLagProbe:
     kind: ClassVar[str] = "flash_lag"
 
     speeds: tuple = attrs.field(default=(0.02, 0.04, 0.06), converter=_speeds, validator=_check_speeds)
-    conditions: tuple = attrs.field(default=FLASH_CONDITIONS, converter=tuple, validator=_check_conditions)
-    directions: tuple = attrs.field(default=("right", "left", "down", "up"), converter=tuple,
+    conditions: tuple = attrs.field(default=FLASH_CONDITIONS, converter=_names("conditions"),
+                                    validator=_check_conditions)
+    directions: tuple = attrs.field(default=("right", "left", "down", "up"), converter=_names("directions"),
                                     validator=_check_directions)
     flash_step: int = attrs.field(default=8, validator=_check_step)
     flash_along: float = attrs.field(default=0.5, validator=_unit)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -47,12 +48,44 @@ _AUX_TRACES = ("mu", "logvar")
 _MIN_CLOSED_FORM_STEPS = 16
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def _delay_value(value):
-    if isinstance(value, (list, tuple)):
-        return tuple(float(v) for v in value)
-    if isinstance(value, bool):
-        raise TypeError(f"delay_ms must be a number or a list of numbers, got {value!r}.")
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        values = list(value.ravel()) if isinstance(value, np.ndarray) else list(value)
+        if not values:
+            raise TypeError("delay_ms is an empty list; give one delay (a number of ms) or one per channel.")
+        if not all(_is_number(v) for v in values):
+            raise TypeError(f"delay_ms must be a number of ms or a list of them (one per channel), got {value!r}.")
+        return tuple(float(v) for v in values)
+    if not _is_number(value):
+        raise TypeError(f"delay_ms must be a number of ms or a list of them (one per channel), got {value!r}; "
+                        f"use e.g. delay_ms=20.")
     return float(value)
+
+
+def _name(inst, attr, value):
+    if not isinstance(value, str):
+        raise TypeError(f"Edge.{attr.name} must be a string (a node name, 'node.port' or a world stream such as "
+                        f"'world.frames'), got {value!r}.")
+
+
+def _flag(inst, attr, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Edge.{attr.name} must be True or False, got {value!r}.")
+
+
+def _ms(inst, attr, value):
+    if value is None and attr.name == "max_delay_ms":
+        return
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"Edge.{attr.name} must be a finite number of ms >= 0, got {value!r}"
+                         + ("; leave it out (None) if the delay is not learned." if attr.name == "max_delay_ms"
+                            else "."))
 
 
 @attrs.frozen
@@ -75,13 +108,13 @@ class Edge:
         [``min_delay_ms``, ``max_delay_ms``] (needs ``max_delay_ms``).
     """
 
-    source: str = attrs.field(validator=attrs.validators.instance_of(str))
-    target: str = attrs.field(validator=attrs.validators.instance_of(str))
+    source: str = attrs.field(validator=_name)
+    target: str = attrs.field(validator=_name)
     delay_ms: float | tuple[float, ...] = attrs.field(default=0.0, converter=_delay_value)
-    fractional: bool = False
-    learn_delay: bool = False
-    min_delay_ms: float = 0.0
-    max_delay_ms: float | None = None
+    fractional: bool = attrs.field(default=False, validator=_flag)
+    learn_delay: bool = attrs.field(default=False, validator=_flag)
+    min_delay_ms: float = attrs.field(default=0.0, validator=_ms)
+    max_delay_ms: float | None = attrs.field(default=None, validator=_ms)
 
     @property
     def label(self) -> str:
@@ -175,7 +208,23 @@ def _nodes_converter(nodes):
 
 
 def _edges_converter(edges):
-    return tuple(edges)
+    if isinstance(edges, Edge):
+        return (edges,)  # a single edge
+    if isinstance(edges, (str, bytes, Mapping)) or not hasattr(edges, "__iter__"):
+        raise TypeError(f"edges must be a list of Edge, got {type(edges).__name__}; "
+                        f"e.g. edges=[Edge('world.frames', 'enc')].")
+    edges = tuple(edges)
+    for i, e in enumerate(edges):
+        if not isinstance(e, Edge):
+            hint = f"; write Edge{tuple(e)!r}" if isinstance(e, (tuple, list)) else ""
+            raise TypeError(f"edges[{i}] must be an Edge, got {type(e).__name__} {e!r}{hint}.")
+    return edges
+
+
+def _dt_ms(value):
+    if not _is_number(value):
+        raise TypeError(f"dt_ms must be a number of ms (the simulation step), got {value!r}; use e.g. 10.")
+    return float(value)
 
 
 @attrs.frozen(eq=False)
@@ -197,7 +246,7 @@ class Circuit:
 
     nodes: dict[str, AbstractComponent] = attrs.field(converter=_nodes_converter)
     edges: tuple[Edge, ...] = attrs.field(converter=_edges_converter)
-    dt_ms: float = attrs.field(default=10.0, converter=float)
+    dt_ms: float = attrs.field(default=10.0, converter=_dt_ms)
 
     def __attrs_post_init__(self):
         self.plan()  # check the structure now, so a bad circuit never gets built
@@ -284,8 +333,6 @@ class Circuit:
             steps = ms_to_steps(edge.delay_ms, self.dt_ms, what=where, fractional=edge.fractional)
             ceil_steps = int(math.ceil(float(np.max(steps))))
             min_steps = float(np.min(steps))
-        if isinstance(edge.delay_ms, tuple) and len(edge.delay_ms) == 0:
-            raise CircuitError(f"{where}: delay_ms is an empty list; give one delay per channel.")
         return _EdgeInfo(index, edge, src, node, port, steps, ceil_steps, min_steps < 1.0)
 
     def _check_connected(self, infos: list[_EdgeInfo]) -> None:

@@ -265,3 +265,33 @@ def test_simulate_keeps_nodes_named_like_dataset_variables():
         assert (ds[f"node_{n}"].values == ep.factors.numpy()).all()
     assert ds["frames"].dims == ("sample", "time", "y", "x")
     assert (ds["frames"].values == ep.frames[:, :, 0].numpy()).all()
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r")], dt_ms="abc"), TypeError,
+     r"dt_ms must be a number of ms .* got 'abc'"),
+    (lambda: Circuit(nodes={"r": Relay()}, edges=[(VEC, "r")]), TypeError,
+     r"edges\[0\] must be an Edge, got tuple .*; write Edge\('world.factors', 'r'\)"),
+    (lambda: Circuit(nodes={"r": Relay()}, edges="world.factors"), TypeError, r"edges must be a list of Edge"),
+    (lambda: Edge(VEC, "r", delay_ms=[]), TypeError, r"delay_ms is an empty list"),
+    (lambda: Edge(VEC, "r", delay_ms="20"), TypeError, r"delay_ms must be a number of ms .* got '20'"),
+    (lambda: Edge(VEC, "r", delay_ms=[10, None]), TypeError, r"got \[10, None\]"),
+    (lambda: Edge(VEC, "r", max_delay_ms="20"), ValueError, r"Edge.max_delay_ms must be a finite number of ms"),
+    (lambda: Edge(VEC, "r", min_delay_ms=None), ValueError, r"Edge.min_delay_ms must be a finite number"),
+    (lambda: Edge(VEC, "r", fractional="no"), TypeError, r"Edge.fractional must be True or False, got 'no'"),
+    (lambda: Edge(3, "r"), TypeError, r"Edge.source must be a string .* got 3"),
+])
+def test_edge_and_circuit_arguments_are_checked(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_edge_and_circuit_accept_numpy_numbers_and_a_single_edge():
+    import numpy as np
+
+    e = Edge(VEC, "r", delay_ms=np.float64(20))
+    assert e.delay_ms == 20.0 and type(e.delay_ms) is float
+    assert Edge(VEC, "r", delay_ms=np.array(20.0)).delay_ms == 20.0
+    assert Edge(VEC, "r", delay_ms=np.array([10.0, 20.0])).delay_ms == (10.0, 20.0)
+    c = Circuit(nodes={"r": Relay()}, edges=Edge(VEC, "r"), dt_ms=np.int64(10))
+    assert c.edges == (Edge(VEC, "r"),) and c.dt_ms == 10.0

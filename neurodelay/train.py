@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -174,8 +175,17 @@ def _make_optimizer(settings: TrainSettings, params):
     return torch.optim.Adam(params, lr=settings.lr)
 
 
-def _check_args(module, world, objective, settings, seed):
+def _check_args(module, world, objective, settings, seed, checkpoint_path=None, on_log=None):
     from .circuit import CircuitModule
+
+    if checkpoint_path is not None:
+        if not isinstance(checkpoint_path, (str, os.PathLike)):
+            raise TypeError(f"checkpoint_path must be a file path, got {type(checkpoint_path).__name__}.")
+        if Path(checkpoint_path).is_dir():
+            raise ConfigError(f"checkpoint_path {str(checkpoint_path)!r} is a directory; give a file in it, "
+                              f"e.g. {str(Path(checkpoint_path) / 'checkpoint.pt')!r}.")
+    if on_log is not None and not callable(on_log):
+        raise TypeError(f"on_log must be a function on_log(step, losses) or None, got {on_log!r}.")
 
     if not isinstance(module, CircuitModule):
         raise TypeError(f"module must be a built circuit (CircuitModule), got {type(module).__name__}; "
@@ -257,7 +267,7 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     activation buffers are reused instead of faulted back in every step;
     this changes speed and resident memory, not results.
     """
-    _check_args(module, world, objective, settings, seed)
+    _check_args(module, world, objective, settings, seed, checkpoint_path, on_log)
     if torch.device(device).type == "cpu":
         tune_allocator()
     seed = int(seed)

@@ -358,3 +358,16 @@ def test_results_and_checkpoints_get_the_umasks_file_mode(tmp_path):
     assert (tmp_path / "r.nc").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "c.pt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "private.nc").stat().st_mode & 0o777 == 0o600
+
+
+def test_checkpoint_path_and_on_log_are_checked_before_any_step(tmp_path):
+    calls = []
+
+    def count(step, losses):
+        calls.append(step)
+
+    with pytest.raises(ConfigError, match=r"checkpoint_path .* is a directory; give a file in it, e.g. .*checkpoint.pt"):
+        run_training(tmp_path, on_log=count)
+    with pytest.raises(TypeError, match=r"on_log must be a function on_log\(step, losses\) or None, got 5"):
+        run_training(tmp_path / "c.pt", on_log=5)
+    assert calls == [] and not (tmp_path / "c.pt").exists()

@@ -265,6 +265,11 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
     """Check ``objective`` against the circuit and list its active terms."""
     if not isinstance(objective, Objective):
         raise TypeError(f"objective must be an Objective, got {type(objective).__name__}.")
+    from .circuit import CircuitModule
+
+    if not isinstance(module, CircuitModule):
+        raise TypeError(f"module must be a built circuit (CircuitModule), got {type(module).__name__}; "
+                        f"use circuit.build(world).")
     plan = module.plan
     nodes = module.circuit.nodes
     frame_shape = _frame_shape(module, frame_shape)
@@ -377,6 +382,12 @@ def _empty_window_error(term: _Term, n_frames: int) -> ConfigError:
 
 
 # ---------------------------------------------------------------- public API
+def _check_n_frames(n_frames) -> int:
+    if not is_int(n_frames) or n_frames < 1:
+        raise ValueError(f"n_frames must be a whole number of frames >= 1, got {n_frames!r}.")
+    return int(n_frames)
+
+
 def check_objective(objective: Objective, module, factor_names: Sequence[str] | None = None, *,
                     n_frames: int | None = None, frame_shape: Sequence[int] | None = None) -> None:
     """Check an objective against a built circuit and the world it will see.
@@ -401,10 +412,11 @@ def check_objective(objective: Objective, module, factor_names: Sequence[str] | 
     """
     terms = _resolve(objective, module, factor_names, frame_shape)
     if n_frames is not None:
+        n_frames = _check_n_frames(n_frames)
         for term in terms:
-            lo, hi = _window(term, int(n_frames))
+            lo, hi = _window(term, n_frames)
             if hi <= lo:
-                raise _empty_window_error(term, int(n_frames))
+                raise _empty_window_error(term, n_frames)
 
 
 def scored_steps(objective: Objective, module, n_frames: int,
@@ -418,9 +430,10 @@ def scored_steps(objective: Objective, module, n_frames: int,
         widest), the steps t whose output is scored (against the world at
         t + offset).
     """
+    n_frames = _check_n_frames(n_frames)
     out: dict[str, range] = {}
     for term in _resolve(objective, module, factor_names):
-        lo, hi = _window(term, int(n_frames))
+        lo, hi = _window(term, n_frames)
         r = range(lo, max(lo, hi))
         if term.key in out:
             old = out[term.key]
@@ -441,9 +454,10 @@ def first_scored_steps(objective: Objective, module, n_frames: int,
     -------
     dict of str -> int
     """
+    n_frames = _check_n_frames(n_frames)
     out: dict[str, int] = {}
     for term in _resolve(objective, module, factor_names):
-        lo, _ = _window(term, int(n_frames))
+        lo, _ = _window(term, n_frames)
         out[term.node] = min(out.get(term.node, lo), lo)
         if term.kind == "prediction":  # also reads what arrives at the prediction port, in full
             for e in module.plan.inputs_of(term.node):
@@ -484,6 +498,15 @@ def compute_losses(objective: Objective, traces: Mapping[str, Tensor], streams: 
     ConfigError
         When the objective does not fit the circuit or a term scores no step.
     """
+    if not isinstance(traces, Mapping) or not traces:
+        raise ValueError("compute_losses: traces must be the circuit's output, module(streams), a non-empty dict "
+                         f"of node -> tensor; got {traces!r}.")
+    lead_name, lead = next(iter(traces.items()))
+    for name, x in streams.items():
+        if isinstance(x, Tensor) and tuple(x.shape[:2]) != tuple(lead.shape[:2]):
+            raise ValueError(f"compute_losses: stream {name!r} has (sample, time) = {tuple(x.shape[:2])} but "
+                             f"trace {lead_name!r} has {tuple(lead.shape[:2])}; pass the streams the traces "
+                             f"were computed from.")
     frames = streams.get("world.frames")
     frame_shape = tuple(frames.shape[2:]) if frames is not None else None
     if objective.supervise and factor_names is None:

@@ -349,3 +349,21 @@ def test_spec_validators():
         Objective(score_from_step=-1)
     with pytest.raises(ValueError):
         Objective(reconstruction="laplace")
+
+
+def test_compute_losses_and_step_helpers_check_their_arguments():
+    m = relay_on_frames()
+    obj = Objective(reconstruct="r")
+    x = frames_by_step()
+    traces = m(streams(x))
+    with pytest.raises(ValueError, match=r"stream 'world.frames' has \(sample, time\) = \(2, 7\) but trace 'r' "
+                                         r"has \(2, 5\); pass the streams the traces were computed from"):
+        compute_losses(obj, traces, streams(frames_by_step(n_t=7)), m)
+    with pytest.raises(ValueError, match=r"traces must be the circuit's output"):
+        compute_losses(obj, {}, streams(x), m)
+    with pytest.raises(TypeError, match=r"module must be a built circuit \(CircuitModule\), got Circuit"):
+        check_objective(obj, m.circuit)
+    for bad in (2.7, -3, True):
+        with pytest.raises(ValueError, match=r"n_frames must be a whole number of frames >= 1"):
+            scored_steps(obj, m, bad)
+    assert scored_steps(obj, m, 5)["reconstruction"] == range(1, 5)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from .circuit import Circuit, Edge
 from .components import Blend, ConvDecoder, ConvEncoder, Extrapolator, Relay
+from .errors import CircuitError
 
 __all__ = ["inertia", "compensated", "PRESETS"]
 
@@ -67,9 +71,39 @@ def compensated(n_latents: int = 4, input_delay_ms: float = 10.0, horizon_steps:
     it ``horizon_steps`` ahead (default: the delay in steps), which removes
     the lag for linear motion; ``dec`` decodes ``z``. With a horizon of 0 it is
     a plain delayed autoencoder.
+
+    Parameters
+    ----------
+    n_latents : int
+    input_delay_ms : float
+        Conduction delay from the world to the encoder, in ms (>= 0).
+    horizon_steps : float, optional
+        Extrapolation horizon in steps (default ``input_delay_ms / dt_ms``).
+    dt_ms : float
+        Simulation step in ms (> 0).
+    size : int
+        Image size in pixels.
+    gaussian : bool
+        Gaussian (beta-VAE) latent instead of a deterministic one.
+
+    Raises
+    ------
+    CircuitError
+        ``dt_ms`` or ``input_delay_ms`` (needed for the default horizon)
+        is not a finite number in range, or ``horizon_steps`` is not a
+        finite number.
     """
+    # Checked here, before the default horizon divides by them (the Circuit checks them again).
+    if not _is_finite_number(dt_ms) or dt_ms <= 0:
+        raise CircuitError(f"dt_ms must be a positive number of ms, got {dt_ms!r}; use e.g. 10.")
     if horizon_steps is None:
+        if not _is_finite_number(input_delay_ms) or input_delay_ms < 0:
+            raise CircuitError(f"input_delay_ms must be a finite number of ms >= 0 (the default horizon_steps "
+                               f"is input_delay_ms / dt_ms), got {input_delay_ms!r}; use e.g. input_delay_ms=10.")
         horizon_steps = input_delay_ms / dt_ms
+    elif not _is_finite_number(horizon_steps):
+        raise CircuitError(f"horizon_steps must be a finite number of steps (or None for input_delay_ms / dt_ms), "
+                           f"got {horizon_steps!r}; use e.g. horizon_steps=1.")
     return Circuit(
         nodes={
             "enc": ConvEncoder(n_latents=n_latents, size=size, gaussian=gaussian),
@@ -83,6 +117,10 @@ def compensated(n_latents: int = 4, input_delay_ms: float = 10.0, horizon_steps:
         ],
         dt_ms=dt_ms,
     )
+
+
+def _is_finite_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def autoencoder(n_latents: int = 4, *, input_delay_ms: float = 0.0, dt_ms: float = 10.0,

@@ -8,8 +8,11 @@ trace's).
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,21 +34,37 @@ def traces_to_dataset(traces: dict, *, dt_ms: float, frames=None, factors=None,
                       factor_names=None) -> xr.Dataset:
     """Build a Dataset from traces of shape (sample, time, ...).
 
+    Torch tensors are stored as float32 whatever their dtype (results are
+    float32; float64 traces are rounded); numpy arrays keep their dtype.
+
     Parameters
     ----------
     traces : dict of str -> Tensor or array
-        One trace per node, (sample, time, ...).
+        One trace per node, (sample, time, ...), all with the same sample
+        and time sizes.
     dt_ms : float
-        Step in ms; the ``time`` coordinate is ``step * dt_ms``.
+        Step in ms, a finite number > 0; the ``time`` coordinate is
+        ``step * dt_ms``.
     frames, factors : Tensor, optional
-        World frames (sample, time, 1, y, x) and factors (sample, time, factor).
+        World frames (sample, time, 1, y, x) and factors (sample, time,
+        factor), with the traces' sample and time sizes.
     factor_names : sequence of str, optional
+        One name per factor (default ``factor0``, ``factor1``, ...).
+
+    Raises
+    ------
+    TypeError
+        ``traces`` is not a dict, or ``factor_names`` is a single string.
+    ValueError
+        Bad ``dt_ms``; a trace, ``frames`` or ``factors`` of the wrong rank;
+        sample or time sizes that disagree; a ``factor_names`` of the wrong
+        length.
     """
+    traces, frames, factors, factor_names = _checked_inputs(traces, dt_ms, frames, factors, factor_names)
     data_vars = {}
     latent_size = None
     n_t = None
     for name, x in traces.items():
-        x = _np(x)
         n_t = x.shape[1]
         rest = x.shape[2:]
         if len(rest) == 1:
@@ -55,7 +74,7 @@ def traces_to_dataset(traces: dict, *, dt_ms: float, frames=None, factors=None,
             data_vars[name] = (("sample", "time", *dims), x,
                                {"long_name": f"trace of node {name}", "units": "1"})
         elif len(rest) == 3:
-            y, xx = ("y", "x") if frames is None or _np(frames).shape[-2:] == rest[-2:] \
+            y, xx = ("y", "x") if frames is None or frames.shape[-2:] == rest[-2:] \
                 else (f"{name}_y", f"{name}_x")
             if rest[0] == 1:
                 data_vars[name] = (("sample", "time", y, xx), x[:, :, 0],
@@ -68,12 +87,12 @@ def traces_to_dataset(traces: dict, *, dt_ms: float, frames=None, factors=None,
             data_vars[name] = (("sample", "time", *dims), x, {"long_name": f"trace of node {name}"})
     coords = {}
     if frames is not None:
-        f = _np(frames)
+        f = frames
         n_t = f.shape[1]
         data_vars["frames"] = (("sample", "time", "y", "x"), f[:, :, 0],
                                {"long_name": "stimulus frames (luminance)", "units": "1"})
     if factors is not None:
-        fa = _np(factors)
+        fa = factors
         n_t = fa.shape[1]
         names = list(factor_names) if factor_names is not None else [f"factor{i}" for i in range(fa.shape[-1])]
         coords["factor"] = ("factor", names)
@@ -87,6 +106,48 @@ def traces_to_dataset(traces: dict, *, dt_ms: float, frames=None, factors=None,
         ds = ds.assign_coords(sample=np.arange(ds.sizes["sample"]))
     ds.attrs["dt_ms"] = float(dt_ms)
     return ds
+
+
+def _checked_inputs(traces, dt_ms, frames, factors, factor_names):
+    """Validate the arguments of :func:`traces_to_dataset`; return traces, frames, factors as arrays."""
+    if not isinstance(traces, Mapping):
+        raise TypeError(f"traces must be a dict from trace name to a (sample, time, ...) tensor, got "
+                        f"{type(traces).__name__}; use e.g. traces={{'z': z}}.")
+    if isinstance(dt_ms, (bool, np.bool_)) or not isinstance(dt_ms, numbers.Real) or not math.isfinite(dt_ms) \
+            or dt_ms <= 0:
+        raise ValueError(f"dt_ms must be a positive finite number of ms (the simulation step), got {dt_ms!r}; "
+                         f"use e.g. dt_ms=10.")
+    arrays = {}
+    for name, x in traces.items():
+        x = _np(x)
+        if x.ndim < 2:
+            raise ValueError(f"trace {name!r} must have shape (sample, time, ...), got shape {x.shape}; "
+                             f"add the missing sample or time axis.")
+        arrays[name] = x
+    sizes = {f"trace {name!r}": x.shape[:2] for name, x in arrays.items()}
+    if frames is not None:
+        frames = _np(frames)
+        if frames.ndim != 5 or frames.shape[2] != 1:
+            raise ValueError(f"frames must have shape (sample, time, 1, y, x), got shape {frames.shape}.")
+        sizes["frames"] = frames.shape[:2]
+    if factors is not None:
+        factors = _np(factors)
+        if factors.ndim != 3:
+            raise ValueError(f"factors must have shape (sample, time, factor), got shape {factors.shape}.")
+        sizes["factors"] = factors.shape[:2]
+        if factor_names is not None:
+            if isinstance(factor_names, str):
+                raise TypeError(f"factor_names must be a list of names, one per factor, got the string "
+                                f"{factor_names!r}; use e.g. factor_names=[{factor_names!r}].")
+            factor_names = list(factor_names)
+            if len(factor_names) != factors.shape[-1]:
+                raise ValueError(f"factor_names must name each of the {factors.shape[-1]} factors, got "
+                                 f"{len(factor_names)} names {factor_names}.")
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{k} {tuple(v)}" for k, v in sizes.items())
+        raise ValueError(f"every trace, frames and factors must have the same (sample, time) sizes, got {listed}; "
+                         f"pass the traces of one run on one episode.")
+    return arrays, frames, factors, factor_names
 
 
 #: Names a node trace cannot take in a results dataset (it becomes ``node_<name>``).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 import xarray as xr
 
@@ -31,7 +34,7 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
     episode : Episode
         World frames and factors, (sample, time, ...).
     seed : int
-        Seed for parameter initialisation when ``circuit`` is a spec.
+        Seed (>= 0) for parameter initialisation when ``circuit`` is a spec.
     device : str or torch.device, optional
         Where to run (default: the episode's device).
     mode : {"auto", "step"}
@@ -45,6 +48,8 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
         variables or dimensions (``x``, ``time``, ``frames``, ...) is stored
         as ``node_<name>``; each variable's ``node`` attribute keeps the name.
     """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}; use e.g. seed=0.")
     streams = episode.streams()
     device = torch.device(device) if device is not None else next(iter(streams.values())).device
     streams = {k: v.to(device) for k, v in streams.items()}

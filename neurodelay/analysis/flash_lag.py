@@ -74,20 +74,34 @@ def perception_latency(module, node: str) -> int:
     ----------
     module : CircuitModule
     node : str
-        A node, or an auxiliary trace ``<node>_<extra>``.
+        A node, or an auxiliary trace ``<node>_mu`` / ``<node>_logvar``.
 
     Returns
     -------
     int
         Steps.
+
+    Raises
+    ------
+    TypeError
+        ``module`` is not a built circuit.
+    KeyError
+        ``node`` is neither a node nor an auxiliary trace of one.
     """
-    valid = module.plan.valid_from
+    from neurodelay.circuit import _AUX_TRACES
+
+    plan = getattr(module, "plan", None)
+    if plan is None or not hasattr(plan, "valid_from"):
+        raise TypeError(f"module must be a built circuit (CircuitModule), got {type(module).__name__}; "
+                        f"build it with neurodelay.build_seeded(circuit, world=world).")
+    valid = plan.valid_from
     if node in valid:
         return int(valid[node])
-    base = node.rsplit("_", 1)[0]
-    if base in valid:
+    base, _, extra = str(node).rpartition("_")
+    if base in module.circuit.nodes and extra in _AUX_TRACES:
         return int(valid[base])
-    raise KeyError(f"node={node!r} is not a node of the circuit ({', '.join(module.circuit.nodes)}).")
+    raise KeyError(f"node={node!r} is not a node of the circuit ({', '.join(module.circuit.nodes)}) nor an "
+                   f"auxiliary trace <node>_{'/_'.join(_AUX_TRACES)} of one.")
 
 
 def _flash_lag_core(moving: np.ndarray, flash: np.ndarray, directions: np.ndarray) -> np.ndarray:
@@ -112,6 +126,10 @@ def _flash_lag_core(moving: np.ndarray, flash: np.ndarray, directions: np.ndarra
 
 
 def _trace(ds: xr.Dataset, node: str) -> np.ndarray:
+    # simulate() stores a trace named like a results variable as node_<name>, with attribute node=<name>.
+    for name, var in ds.data_vars.items():
+        if var.attrs.get("node") == node:
+            return np.asarray(var.values, dtype=np.float64)
     if node not in ds.data_vars:
         raise KeyError(f"the circuit has no trace {node!r}; traces: {sorted(map(str, ds.data_vars))}.")
     return np.asarray(ds[node].values, dtype=np.float64)
@@ -134,7 +152,8 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
     probe : FlashLagProbe, optional
         Conditions, speeds, geometry (default ``FlashLagProbe()``).
     node : str, optional
-        The circuit trace the readout reads (default ``readout.node``).
+        The circuit trace the readout reads (default ``readout.node``); it
+        must be the node the readout was fitted on.
     n_frames : int, optional
         Steps per sequence (default ``flash_step + D + 2``).
     show_flash : bool
@@ -153,8 +172,18 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
     """
     from neurodelay.simulation import simulate
 
+    from neurodelay.record import variable_name
+
+    if not isinstance(readout, LinearReadout):
+        raise TypeError(f"readout must be a LinearReadout (from neurodelay.analysis.fit_readout), got "
+                        f"{type(readout).__name__}.")
     probe = FlashLagProbe() if probe is None else probe
-    node = readout.node if node is None else node
+    if node is None:
+        node = readout.node
+    elif readout.node not in (node, variable_name(str(node))):
+        raise ValueError(f"node={node!r} is not the node the readout was fitted on ({readout.node!r}): it would "
+                         f"decode another representation with that node's weights. Omit node (or pass "
+                         f"node={readout.node!r}), or fit a readout on {node!r} with fit_readout(ds, {node!r}).")
     latency = perception_latency(module, node)
     if n_frames is None:
         n_frames = probe.flash_step + latency + 2

@@ -62,6 +62,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import minimize_scalar
 
+from neurodelay.analysis._checks import check_positive, check_seed, finite_report
 from neurodelay.analysis.disentanglement import (
     correlation_matrix,
     dci,
@@ -97,8 +98,13 @@ def px_per_unit(size: int) -> float:
     The circle centre sits at ``0.75 v + 0.125`` image widths for a factor
     value ``v`` (the original's 8..56 px at 64 px), so one factor unit is
     ``0.75 * size`` pixels (24 px at 32 px).
+
+    Raises
+    ------
+    ValueError
+        If ``size`` is not a finite number > 0.
     """
-    return _CIRCLE_SPAN * float(size)
+    return _CIRCLE_SPAN * check_positive("size", size, "size=32 (the frame width in pixels)")
 
 
 # --------------------------------------------------------------------------
@@ -359,13 +365,26 @@ def _default_from_step(ds: xr.Dataset, var: str, from_step: int | None) -> int:
 
 
 def _check_lags(lags) -> np.ndarray:
-    arr = np.asarray(list(lags))
+    if isinstance(lags, numbers.Integral) and not isinstance(lags, (bool, np.bool_)):
+        lags = [lags]  # a single lag
+    try:
+        arr = np.asarray(list(lags))
+    except TypeError:
+        raise ValueError(f"lags must be a whole number of steps or a non-empty sequence of them, got {lags!r}; "
+                         f"use e.g. range(-2, 7).") from None
     if arr.ndim != 1 or arr.size < 1 or not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"lags must be a non-empty sequence of whole steps, got {lags!r}; "
                          f"use e.g. range(-2, 7).")
     if np.any(np.diff(arr) <= 0):
         raise ValueError(f"lags must be strictly increasing, got {list(arr)}; use e.g. range(-2, 7).")
     return arr.astype(np.int64)
+
+
+def _check_finite(name: str, values: np.ndarray, axes: tuple[str, ...], fix: str,
+                  offsets: tuple[int, ...] | None = None) -> None:
+    report = finite_report(values, axes, offsets)
+    if report is not None:
+        raise ValueError(f"{name} must contain only finite values; found {report}. {fix}")
 
 
 def _lag_coords(lags: np.ndarray, dt_ms: float) -> dict:
@@ -381,7 +400,7 @@ def _lag_coords(lags: np.ndarray, dt_ms: float) -> dict:
 # --------------------------------------------------------------------------
 
 
-def fit_readout(ds: xr.Dataset, node: str | None = None, *, lags: Sequence[int] = DEFAULT_LAGS,
+def fit_readout(ds: xr.Dataset, node: str | None = None, *, lags: int | Sequence[int] = DEFAULT_LAGS,
                 from_step: int | None = None, seed: int = 0) -> tuple[LinearReadout, dict]:
     """Fit the lag-aligned linear readout of circle position (see the module docstring).
 
@@ -393,12 +412,13 @@ def fit_readout(ds: xr.Dataset, node: str | None = None, *, lags: Sequence[int] 
         unit). At least 2 samples and 3 steps.
     node : str, optional
         Representation node or variable (see :func:`representation_variable`).
-    lags : sequence of int
-        Candidate lags in whole steps, increasing (default -2..6).
+    lags : int or sequence of int
+        Candidate lags in whole steps, increasing (default -2..6); a single
+        int fits the readout at that lag alone.
     from_step : int, optional
         First step used (default: first valid step + 1).
     seed : int
-        Seed of the half split of the samples.
+        Seed (>= 0) of the half split of the samples.
 
     Returns
     -------
@@ -407,9 +427,16 @@ def fit_readout(ds: xr.Dataset, node: str | None = None, *, lags: Sequence[int] 
         the details: ``lag`` (steps), ``mse_curve`` (per whole lag),
         ``mse``, ``at_edge``, ``train``, ``test`` (sample indices),
         ``steps`` (steps used), ``var``.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, too few samples or steps, or a NaN or infinite value
+        in the representation (at the steps used) or in the circle position.
     """
     var = representation_variable(ds, node)
     lags = _check_lags(lags)
+    seed = check_seed(seed)
     n_t = ds.sizes["time"]
     if n_t < 3:
         raise ValueError(f"the readout lag needs sequences of at least 3 steps, got {n_t}; "
@@ -418,6 +445,11 @@ def fit_readout(ds: xr.Dataset, node: str | None = None, *, lags: Sequence[int] 
     steps = np.arange(start, n_t)
     z = np.asarray(ds[var].values, dtype=np.float64)
     pos = _factor_array(ds, CIRCLE_FACTORS)
+    _check_finite(f"the representation {var!r} (at the steps used, from step {start})", z[:, start:],
+                  ("sample", "step", "unit"), "Drop those samples (ds.isel(sample=...)) or start after them "
+                  "(from_step) before fitting the readout.", offsets=(0, start, 0))
+    _check_finite("the circle position factors", pos, ("sample", "step", "factor"),
+                  "Drop those samples (ds.isel(sample=...)) before fitting the readout.")
     train, test = _split(z.shape[0], seed)
     out = _readout_lag_core(z, pos, steps, lags, train, test)
     if out["at_edge"]:
@@ -429,7 +461,7 @@ def fit_readout(ds: xr.Dataset, node: str | None = None, *, lags: Sequence[int] 
     return readout, out
 
 
-def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: Sequence[int] = DEFAULT_LAGS,
+def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: int | Sequence[int] = DEFAULT_LAGS,
                          from_step: int | None = None, seed: int = 0,
                          pixels_per_unit: float | None = None) -> xr.Dataset:
     """Lag of the representation behind the world, from a lag-aligned linear readout.
@@ -440,14 +472,15 @@ def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: Seque
         Results of a moving world (see :func:`fit_readout`).
     node : str, optional
         Representation node or variable.
-    lags : sequence of int
+    lags : int or sequence of int
         Candidate whole-step lags (default -2..6).
     from_step : int, optional
         First step used (default: first valid step + 1).
     seed : int
-        Seed of the half split.
+        Seed (>= 0) of the half split.
     pixels_per_unit : float, optional
-        Pixels per factor unit (default ``0.75 * frame size``).
+        Pixels per factor unit, a finite number > 0 (default
+        ``0.75 * frame size``).
 
     Returns
     -------
@@ -460,10 +493,12 @@ def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: Seque
         held-out samples and used steps, px; negative = behind) and
         ``position_error_px_by_time`` (time; NaN at unused steps).
     """
+    if pixels_per_unit is not None:
+        pixels_per_unit = check_positive("pixels_per_unit", pixels_per_unit, "pixels_per_unit=24 (32 px frames)")
     readout, info = fit_readout(ds, node, lags=lags, from_step=from_step, seed=seed)
     lags = _check_lags(lags)
     dt = readout.dt_ms
-    ppu = px_per_unit(_frame_size(ds)) if pixels_per_unit is None else float(pixels_per_unit)
+    ppu = px_per_unit(_frame_size(ds)) if pixels_per_unit is None else pixels_per_unit
     z = np.asarray(ds[info["var"]].values, dtype=np.float64)[info["test"]]
     pos = _factor_array(ds, CIRCLE_FACTORS)[info["test"]]
     along = _along_motion_error(readout.decode(z), pos) * ppu  # (n_test, T)
@@ -612,7 +647,7 @@ def _effective_lags(corr: np.ndarray, lags: np.ndarray, varying: np.ndarray) -> 
     return lag_out, fac_out
 
 
-def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: Sequence[int] = DEFAULT_LAGS,
+def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: int | Sequence[int] = DEFAULT_LAGS,
                         from_step: int | None = None, factors: str | Sequence[str] | None = None,
                         max_rows: int = 20000, seed: int = 0) -> xr.Dataset:
     """Disentanglement scores between the representation at t and the factors at t - k.
@@ -627,7 +662,7 @@ def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: Sequen
         Results with ``factors`` (sample, time, factor) and the representation.
     node : str, optional
         Representation node or variable.
-    lags : sequence of int
+    lags : int or sequence of int
         Whole-step lags (default -2..6).
     from_step : int, optional
         First step of the representation used (default: first valid + 1).
@@ -638,7 +673,7 @@ def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: Sequen
     max_rows : int
         Rows per lag at most.
     seed : int
-        Seed of the subsample and of DCI's split.
+        Seed (>= 0) of the subsample and of DCI's split.
 
     Returns
     -------
@@ -652,6 +687,7 @@ def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: Sequen
     """
     var = representation_variable(ds, node)
     lags = _check_lags(lags)
+    seed = check_seed(seed)
     start = _default_from_step(ds, var, from_step) if ds.sizes["time"] > 1 else 0
     names = [str(n) for n in ds["factor"].values]
     if factors is None:

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from neurodelay.analysis._checks import check_int
+
 __all__ = ["REGIONS", "region_errors", "static_region_errors", "moving_region_errors",
            "circle_blob_distance_px", "factor_grid",
            "heldout_region_errors"]
@@ -116,9 +118,9 @@ def region_errors(recon, target, masks: dict, distance_px=None, *, n_bins: int =
     distance_px : array_like, shape (N,), optional
         Circle-blob distance per image, px.
     n_bins : int
-        Distance bins, equal width over ``[0, 1.25 * size]`` px.
+        Distance bins (>= 1), equal width over ``[0, 1.25 * size]`` px.
     size : int, optional
-        Image size (default: W).
+        Image size in pixels (>= 1; default: W).
 
     Returns
     -------
@@ -132,6 +134,8 @@ def region_errors(recon, target, masks: dict, distance_px=None, *, n_bins: int =
     target = np.asarray(target)
     if recon.shape != target.shape or recon.ndim != 3:
         raise ValueError(f"recon and target must both have shape (N, H, W), got {recon.shape} and {target.shape}.")
+    n_bins = check_int("n_bins", n_bins, 1)
+    size = recon.shape[-1] if size is None else check_int("size", size, 1)
     masks = {k: np.asarray(masks[k]).reshape(recon.shape) for k in REGIONS}
     sums, counts = _region_sums(recon, target, masks)
     if distance_px is None:
@@ -139,7 +143,7 @@ def region_errors(recon, target, masks: dict, distance_px=None, *, n_bins: int =
     d = np.asarray(distance_px, dtype=np.float64).reshape(-1)
     if d.shape[0] != recon.shape[0]:
         raise ValueError(f"distance_px must hold one distance per image ({recon.shape[0]}), got {d.shape[0]}.")
-    return _from_sums(sums, counts, d, int(n_bins), recon.shape[-1] if size is None else int(size))
+    return _from_sums(sums, counts, d, n_bins, size)
 
 
 def _dataset(res: dict, extra: dict | None = None, coords: dict | None = None, attrs: dict | None = None) -> xr.Dataset:
@@ -183,13 +187,14 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
     world : CircleOverBlob or MovingCircle
         Renderer, masks and factor layout.
     recon_node : str
-        The node whose output is the reconstruction (image trace).
+        The node whose output is the reconstruction: images shaped like the
+        world's frames.
     grid_size : int
         Values per factor (8: 4096 images).
     batch_size : int
-        Images per forward pass (memory only).
+        Images per forward pass (>= 1; memory only).
     n_bins : int
-        Distance bins.
+        Distance bins (>= 1).
     device : str or torch.device
     factors : array (n, 4), optional
         Score these factor combinations instead of the grid.
@@ -205,6 +210,8 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
     """
     from neurodelay.components.base import RunContext
 
+    batch_size = check_int("batch_size", batch_size, 1)
+    n_bins = check_int("n_bins", n_bins, 1)
     if factors is None:
         grid = factor_grid(grid_size)
         setting = setting or f"static factor grid of {grid_size}^4 = {grid.shape[0]} images"
@@ -228,6 +235,10 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
                 if recon_node not in out:
                     raise KeyError(f"recon_node={recon_node!r} is not a trace of the circuit "
                                    f"({', '.join(sorted(out))}).")
+                if tuple(out[recon_node].shape[2:]) != tuple(frames.shape[2:]):
+                    raise ValueError(f"recon_node={recon_node!r} must output images shaped like the world's "
+                                     f"frames, {tuple(frames.shape[2:])} per step; its output has shape "
+                                     f"{tuple(out[recon_node].shape[2:])}. Pass the decoder node (e.g. 'dec').")
                 rec = out[recon_node][:, 0, 0].detach().cpu().numpy()
                 m = {k: v[:, 0, 0].cpu().numpy() for k, v in world.masks(f).items()}
                 s, c = _region_sums(rec, frames[:, 0, 0].cpu().numpy(), m)
@@ -261,17 +272,18 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
         ``frames`` and ``recon`` (sample, time, y, x), ``factors``
         (sample, time, factor).
     world : MovingCircle
-        Supplies the masks.
+        Supplies the masks; its ``size`` must be the frames' width.
     recon : str
-        The reconstruction variable.
+        The reconstruction variable, shaped like ``frames``.
     offset_steps : int, optional
         The reconstruction at t is scored against the frame at t + offset
         (default: the variable's ``target_offset_steps`` attribute, else 0).
-    steps : sequence of int, optional
-        Steps t scored (default: where ``reconstruction_mse_by_time`` is
-        defined, else every t with t + offset in range).
+    steps : int or sequence of int, optional
+        Steps t scored, in ``[0, n_time)`` (default: where
+        ``reconstruction_mse_by_time`` is defined, else every t with
+        t + offset in range).
     n_bins : int
-        Distance bins.
+        Distance bins (>= 1).
 
     Returns
     -------
@@ -281,20 +293,43 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
     """
     if recon not in ds.data_vars:
         raise KeyError(f"the Dataset has no {recon!r} variable; region errors need a reconstruction.")
+    for name in ("frames", "factors"):
+        if name not in ds.data_vars:
+            raise KeyError(f"the Dataset has no {name!r} variable; region errors need the world's frames and "
+                           f"factors (a results Dataset of simulate or a run).")
+    n_bins = check_int("n_bins", n_bins, 1)
+    if ds[recon].shape != ds["frames"].shape:
+        raise ValueError(f"recon={recon!r} must be images shaped like the frames {tuple(ds['frames'].dims)} "
+                         f"{tuple(ds['frames'].shape)}, got {tuple(ds[recon].dims)} {tuple(ds[recon].shape)}; "
+                         f"pass the reconstruction variable (the decoder's trace).")
+    size = int(ds["frames"].shape[-1])
+    if int(world.size) != size:
+        raise ValueError(f"world.size={world.size} must be the frames' width, {size} px; pass the world the "
+                         f"Dataset was simulated with (e.g. MovingCircle(size={size})).")
     rec = np.asarray(ds[recon].values, dtype=np.float64)
     frames = np.asarray(ds["frames"].values, dtype=np.float64)
     fac = np.asarray(ds["factors"].values, dtype=np.float64)
     n_s, n_t = rec.shape[:2]
-    offset = int(ds[recon].attrs.get("target_offset_steps", 0)) if offset_steps is None else int(offset_steps)
+    if offset_steps is None:
+        offset = int(ds[recon].attrs.get("target_offset_steps", 0))
+    elif isinstance(offset_steps, (bool, np.bool_)) or not isinstance(offset_steps, numbers.Integral):
+        raise ValueError(f"offset_steps must be a whole number of steps, got {offset_steps!r}; use e.g. "
+                         f"offset_steps=0 (score each reconstruction against its own frame).")
+    else:
+        offset = int(offset_steps)
     if steps is None:
         if recon == "reconstruction" and "reconstruction_mse_by_time" in ds.data_vars:
             steps = np.flatnonzero(np.isfinite(ds["reconstruction_mse_by_time"].values))
         else:
             steps = np.arange(max(0, -offset), min(n_t, n_t - offset))
-    steps = np.asarray(steps, dtype=np.int64)
+    arr = np.atleast_1d(np.asarray(steps))
+    if arr.size and (arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer)
+                     or arr.min() < 0 or arr.max() >= n_t):
+        raise ValueError(f"steps must be whole steps in [0, {n_t - 1}] (the sequences have {n_t} steps), got "
+                         f"{steps!r}; use e.g. steps=range(1, {n_t}).")
+    steps = arr.astype(np.int64)
     if steps.size == 0 or steps.min() + offset < 0 or steps.max() + offset >= n_t:
         raise ValueError(f"no steps to score, or steps {steps.tolist()} + offset {offset} leave [0, {n_t}).")
-    size = frames.shape[-1]
     target_f = fac[:, steps + offset]  # (n_s, S, F)
     masks = world.masks(torch.as_tensor(target_f, dtype=torch.float32))
     masks = {k: v[:, :, 0].cpu().numpy() for k, v in masks.items()}

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 import xarray as xr
 
+from neurodelay.analysis._checks import check_int as _check_int
+from neurodelay.analysis._checks import finite_report
 from neurodelay.analysis.disentanglement import correlation_matrix, correlation_score, matched_correlation_score
 from neurodelay.analysis.flash_lag import perception_latency
 from neurodelay.analysis.lag import POSITION_FACTORS
@@ -62,12 +64,6 @@ def decoder_input(module, recon_node: str) -> str:
     return edges[0].source
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
 def latent_traversals(module, recon_node: str, latents, *, n_steps: int = 8,
                       quantiles: tuple[float, float] = (0.01, 0.99), unit_dim: str = "latent",
                       device="cpu") -> xr.Dataset:
@@ -80,11 +76,12 @@ def latent_traversals(module, recon_node: str, latents, *, n_steps: int = 8,
         The decoder node (memoryless).
     latents : array_like, shape (n, M)
         Representation values over the evaluation set (the decoder's
-        input), for the mean and the range.
+        input, ``M`` its width), for the mean and the range; finite.
     n_steps : int
         Values per latent.
     quantiles : (float, float)
-        The range of each latent, as quantiles of ``latents``.
+        The range of each latent, as quantiles of ``latents``:
+        ``0 <= lo < hi <= 1``.
     unit_dim : str
         Name of the latent dimension in the result.
     device : str or torch.device
@@ -95,16 +92,47 @@ def latent_traversals(module, recon_node: str, latents, *, n_steps: int = 8,
         ``traversal_images`` (unit_dim, traversal, y, x) in [0, 1], with
         the coordinate ``traversal_value`` (unit_dim, traversal);
         ``latent_mean`` (unit_dim).
+
+    Raises
+    ------
+    KeyError
+        ``recon_node`` is not a node.
+    ValueError
+        ``recon_node`` is not a memoryless decoder fed by one node (see
+        :func:`decoder_input`) or does not output images; ``latents`` is not
+        (n, M) with the decoder's input width M, or holds NaN or infinite
+        values; bad ``n_steps`` or ``quantiles``.
     """
     from neurodelay.components.base import RunContext
 
+    source = decoder_input(module, recon_node)
+    shapes = getattr(module.plan, "shapes", {}) or {}
+    out_shape = shapes.get(recon_node)
+    if out_shape is not None and (len(out_shape) != 3 or out_shape[0] != 1):
+        raise ValueError(f"node {recon_node!r} outputs shape {tuple(out_shape)} per step, not a one-channel image "
+                         f"(1, y, x); latent traversals need the decoder node (the node whose output is the "
+                         f"reconstruction), e.g. 'dec'.")
     n_steps = _check_int("n_steps", n_steps, 2)
     z = np.asarray(latents.detach().cpu() if hasattr(latents, "detach") else latents, dtype=np.float64)
     if z.ndim != 2 or z.shape[0] < 1:
         raise ValueError(f"latents must have shape (n, M), got {z.shape}.")
-    q0, q1 = quantiles
-    if not 0.0 <= q0 < q1 <= 1.0:
-        raise ValueError(f"quantiles must satisfy 0 <= lo < hi <= 1, got {quantiles!r}.")
+    in_shape = shapes.get(source)
+    if in_shape is not None and tuple(in_shape) != (z.shape[1],):
+        raise ValueError(f"latents must have the width of the decoder's input: {recon_node!r} decodes "
+                         f"{source!r} of shape {tuple(in_shape)} per step, got latents of shape {z.shape}; "
+                         f"pass the trace of {source!r} over the evaluation set, (n, {in_shape[0]}).")
+    report = finite_report(z, ("row", "column"))
+    if report is not None:
+        raise ValueError(f"latents must contain only finite values; found {report}. Drop those rows before "
+                         f"the traversal.")
+    try:
+        q0, q1 = quantiles
+    except (TypeError, ValueError):
+        q0 = q1 = None
+    if not all(isinstance(q, numbers.Real) and not isinstance(q, (bool, np.bool_)) for q in (q0, q1)) \
+            or not 0.0 <= q0 < q1 <= 1.0:
+        raise ValueError(f"quantiles must be a pair (lo, hi) with 0 <= lo < hi <= 1, got {quantiles!r}; "
+                         f"use e.g. quantiles=(0.01, 0.99).")
     m = z.shape[1]
     mean = z.mean(axis=0)
     lo, hi = np.quantile(z, q0, axis=0), np.quantile(z, q1, axis=0)

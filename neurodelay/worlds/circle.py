@@ -365,6 +365,7 @@ class MovingCircle:
             frames (n_samples, n_frames, 1, size, size), factors
             (n_samples, n_frames, 6).
         """
+        n_samples = _spec.check_count("n_samples", n_samples)
         f = torch.as_tensor(self.trajectories(n_samples, seed), dtype=torch.float32, device=device)
         # The blob is static within a sequence: render its profiles once per sequence.
         return Episode(_spec.render_parts(self, f[:, :1, :2], f[..., 2:4]), f, self.factor_names)

@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .components._validators import is_int, is_real, store_plain
+from .components._validators import as_names, is_int, is_real, store_plain
 from .components.temporal import Blend
 from .errors import ConfigError
 
@@ -100,13 +100,8 @@ def _non_negative_int(inst, attr, value):
 
 def _factor_names(value):
     """Supervision.factors as a tuple: a single name (a str) counts as a one-name list."""
-    if isinstance(value, str):
-        return (value,)
-    try:
-        return tuple(value)
-    except TypeError:
-        raise TypeError(f"Supervision.factors must be a list of factor names (one per channel of the node), "
-                        f"got {value!r}; use e.g. factors=('circle_x', 'circle_y').") from None
+    return as_names(value, "Supervision.factors", "a list of factor names (one per channel of the node)",
+                    "; use e.g. factors=('circle_x', 'circle_y')")
 
 
 def _supervisions(value):

@@ -61,3 +61,18 @@ def image_size(inst, attr, value):
             f"got {value!r}; use 32 or 64."
         )
     store_plain(inst, attr, value, int)
+
+
+def as_names(value, what: str, expected: str = "a name or a list of names", hint: str = "",
+             error: type = TypeError) -> tuple:
+    """A tuple of names from ``value``: a single name (a str) is a one-name tuple.
+
+    Anything that is neither a str nor iterable raises ``error`` saying that
+    ``what`` must be ``expected``, with ``hint`` appended.
+    """
+    if isinstance(value, str):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise error(f"{what} must be {expected}, got {value!r}{hint}.") from None

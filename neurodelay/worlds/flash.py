@@ -41,6 +41,7 @@ import attrs
 import numpy as np
 import torch
 
+from ..components._validators import as_names
 from ..errors import ConfigError
 from .episode import Episode
 
@@ -71,14 +72,7 @@ def _check_speeds(inst, attr, value):
 
 def _names(field: str):
     """Converter to a tuple of names: a single name (a str) is a one-name tuple."""
-    def convert(value):
-        if isinstance(value, str):
-            return (value,)
-        try:
-            return tuple(value)
-        except TypeError:
-            raise ConfigError(f"FlashLagProbe.{field} must be a name or a list of names, got {value!r}.") from None
-    return convert
+    return lambda value: as_names(value, f"FlashLagProbe.{field}", error=ConfigError)
 
 
 def _check_conditions(inst, attr, value):

@@ -132,6 +132,10 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
             combined["final_loss_total"] = _last_finite(combined["loss_total"], "step")
         names = {d.name for d in dims}
         metrics = [m for m in _SWEEP_METRICS if m in combined and set(combined[m].dims) <= names]
+        for m in metrics:  # one equal at every point is stored once (see neurodelay.sweep.combine)
+            missing = {d.name: combined.sizes[d.name] for d in dims if d.name not in combined[m].dims}
+            if missing:
+                combined[m] = combined[m].expand_dims(missing).transpose(*[d.name for d in dims])
     n_ok = sum(p.status in ("ok", "skipped") for p in outcome.points)
     lines = [f"# Sweep {study.name}", "",
              f"{len(outcome.points)} points; {n_ok} with results, {len(outcome.failed)} failed. "

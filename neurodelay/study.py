@@ -969,9 +969,47 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
     return problems
 
 
+def _same_run_key(value):
+    """A hashable form of a swept value in which equal settings are equal (1 and 1.0 alike)."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_same_run_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _same_run_key(v)) for k, v in value.items()))
+    return repr(value)
+
+
+def _repeated(values) -> list:
+    """The values that occur more than once (1 and 1.0 count as one)."""
+    seen, out = set(), []
+    for v in values:
+        key = _same_run_key(v)
+        if key in seen and v not in out:
+            out.append(v)
+        seen.add(key)
+    return out
+
+
 def _check_sweep(study: Study, extra_kinds) -> list[tuple[str, str]]:
     raw = unstructure_study(study)
     problems = []
+    for path, values in study.sweep.grid:
+        twice = _repeated(list(values))
+        if twice:
+            problems.append((f"$.sweep[{path!r}]", f"repeats {', '.join(map(str, twice))}: two points would be "
+                                                   f"the same run; "
+                                                   f"give each value once."))
+    for group in study.sweep.zip:
+        rows = list(zip(*(values for _, values in group)))
+        twice = _repeated([list(r) for r in rows])
+        if twice:
+            paths = ", ".join(p for p, _ in group)
+            problems.append(("$.sweep.zip", f"the zipped values of {paths} repeat "
+                                            f"{'; '.join(map(str, twice))}: two points would be the same run; "
+                                            f"give each combination once."))
     for path in study.sweep.paths:
         try:
             _set_path(raw, path, None, check_only=True)

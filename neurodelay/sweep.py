@@ -268,10 +268,13 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
         outcome = SweepOutcome(out_dir)
         pending = []
         for k, point in enumerate(points, 1):
-            if (out_dir / point.name / "results.nc").exists():
+            redo = _stale(study, point, out_dir / point.name, device)
+            if redo is None:
                 outcome.points.append(PointOutcome(point, "skipped"))
                 _say(quiet, f"[{k}/{len(points)}] {point.name}: results exist, skipped")
             else:
+                if redo:
+                    _say(quiet, f"[{k}/{len(points)}] {point.name}: {redo}; running it again")
                 pending.append(point)
         if runner is not None or kind == "local":
             _run_here(study, pending, out_dir, outcome, runner or run_point, resume, device, quiet, len(points))
@@ -297,6 +300,42 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
                                                    result.seconds))
         outcome.points.sort(key=lambda po: po.point.index)
         return _finish(study, out_dir, points, outcome, quiet)
+
+
+def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str | None:
+    """None if ``folder`` holds this point's finished results; else why it must run ("" if never run).
+
+    Finished means: ``results.nc`` of this point's study as it stands now
+    (device and executor aside), a ``report.md``, and no failed analysis. A
+    point whose results came from an edited study is cleared, its checkpoint
+    included (it belongs to the run that wrote those results), so that it
+    runs afresh.
+    """
+    results = folder / "results.nc"
+    if not results.exists():
+        return ""
+    try:
+        with xr.open_dataset(results) as ds:
+            attrs_ = dict(ds.attrs)
+    except Exception:  # noqa: BLE001 - unreadable results are redone
+        return "its results.nc cannot be read"
+    ps = point_study(study, point)
+    if device is not None:
+        ps = attrs.evolve(ps, device=device)
+
+    def essentials(text):
+        d = yaml.safe_load(text) if text else None
+        return {k: v for k, v in d.items() if k not in ("device", "executor")} if isinstance(d, dict) else d
+
+    if essentials(attrs_.get("study", "")) != essentials(study_to_yaml(ps)):
+        for name in ("results.nc", "report.md", "checkpoint.pt"):
+            (folder / name).unlink(missing_ok=True)
+        return "its results come from a different version of the study"
+    if attrs_.get("failed_analyses"):
+        return "analyses failed in its last run (" + attrs_["failed_analyses"].splitlines()[0] + ")"
+    if not (folder / "report.md").exists():
+        return "its last run stopped before the report"
+    return None
 
 
 def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:
@@ -359,8 +398,11 @@ def _say(quiet: bool, text: str) -> None:
 
 
 def _coordinate(values) -> np.ndarray:
-    scalar = all(isinstance(v, (int, float, str)) and not isinstance(v, bool) for v in values)
-    if scalar and len(set(values)) == len(values) and len({type(v) for v in values}) == 1:
+    """Swept values as a coordinate: numbers stay numbers (floats if any is one), text stays text,
+    anything else (lists, booleans, None, mixtures) becomes its text form."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.asarray(values, dtype=np.int64 if all(isinstance(v, int) for v in values) else np.float64)
+    if all(isinstance(v, str) for v in values):
         return np.asarray(values)
     return np.asarray([_fmt(v) for v in values])
 
@@ -378,8 +420,8 @@ def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Data
     """Combine the points' ``results.nc`` into one Dataset with one dimension per swept parameter.
 
     Variables that are equal at every point (the evaluation frames, say) keep
-    their shape; the others gain the sweep dimensions. Points without
-    results (failed or not run) are NaN.
+    their shape; the others, and every scalar (metric) of a point, gain the
+    sweep dimensions. Points without results (failed or not run) are NaN.
 
     Returns
     -------
@@ -399,6 +441,12 @@ def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Data
     index = pd.Index([p.index for p, _ in found], name="point")
     combined = xr.concat(parts, dim=index, data_vars="different", coords="different", compat="equals",
                          join="outer", combine_attrs="drop_conflicts")
+    # A point's scalars are its metrics: they keep the sweep dimensions even where every point
+    # (or the only one) has the same value, so that tables and figures find them.
+    scalars = {n: combined[n].expand_dims(point=index) for n, v in parts[0].data_vars.items()
+               if v.ndim == 0 and "point" not in combined[n].dims}
+    if scalars:
+        combined = combined.assign(scalars)
     combined = combined.assign_coords(
         {r.name: ("point", [d.coordinate()[p.position[d.name]] for p, _ in found]) for d, r in zip(dims, renamed)})
     dims = renamed

@@ -125,6 +125,10 @@ def test_graph_form_study_sweeps_gamma(tmp_path, capsys):
 @pytest.mark.parametrize("sweep, text", [
     ({"circuit.gama": [0.1]}, "did you mean 'gamma'?"),
     ({"train.steps": [1, -1]}, "steps must be an integer >= 0"),
+    ({"circuit.gamma": [0.5, 0.5]}, "repeats 0.5: two points would be the same run"),
+    ({"circuit.gamma": [1, 1.0]}, "repeats 1.0: two points would be the same run"),
+    ({"zip": {"circuit.gamma": [0.0, 0.5, 0.5], "seed": [1, 2, 2]}},
+     "the zipped values of circuit.gamma, seed repeat [0.5, 2]"),
 ])
 def test_bad_sweeps_exit_2_and_write_nothing(tmp_path, capsys, sweep, text):
     study = _write(tmp_path, {**BASE, "sweep": sweep})
@@ -190,3 +194,57 @@ def test_points_with_different_sizes_keep_missing_entries_missing(tmp_path, caps
     assert np.isnan(flags.sel(n_latents=2).values[2])
     assert set(np.unique(flags.sel(n_latents=3).values)) <= {0.0, 1.0}
     assert set(np.unique(flags.sel(n_latents=2).values[:2])) <= {0.0, 1.0}
+
+
+def test_rerun_redoes_points_from_an_edited_study_or_with_failed_analyses(tmp_path, capsys, monkeypatch):
+    raw = {**BASE, "sweep": {"circuit.gamma": [0.0, 0.5]}}
+    study = _write(tmp_path, raw)
+    runs = tmp_path / "runs"
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    out = runs / "sw"
+    first = xr.load_dataset(out / "sweep.nc")
+    real = sweep_module.run_point
+    calls = []
+
+    def count(study, point, folder, **kw):
+        calls.append((point.name, kw["resume"]))
+        return real(study, point, folder, **kw)
+
+    monkeypatch.setattr(sweep_module, "run_point", count)
+    # the same study: every point is kept
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0 and calls == []
+    # an edited study (or --set) must not reuse the old points' numbers
+    assert main([str(study), "--out", str(runs), "--set", "train.lr=0.5", "--set", "train.steps=2"]) == 0
+    printed = capsys.readouterr().out
+    assert "results come from a different version of the study; running it again" in printed
+    assert [c[0] for c in calls] == ["gamma=0.0", "gamma=0.5"] and not any(c[1] for c in calls)  # afresh
+    second = xr.load_dataset(out / "sweep.nc")
+    assert "lr: 0.5" in second.attrs["study"]
+    assert not np.array_equal(first["z"].values, second["z"].values)
+    point = xr.load_dataset(out / "gamma=0.5" / "results.nc")
+    np.testing.assert_array_equal(second["z"].sel(gamma=0.5).values, point["z"].values)
+    # a point whose analyses failed, or that stopped before its report, runs again
+    calls.clear()
+    (out / "gamma=0.0" / "report.md").unlink()
+    assert main([str(study), "--out", str(runs), "--quiet", "--set", "train.lr=0.5", "--set", "train.steps=2"]) == 0
+    assert [c[0] for c in calls] == ["gamma=0.0"]
+
+
+def test_one_point_sweeps_and_numeric_coordinates(tmp_path, capsys):
+    """A one-point sweep (or one whose metric is equal at every point) still gets its metrics over
+    the sweep dimension, its report and its figures; mixed ints and floats, and zipped values that
+    repeat, stay numbers in sweep.nc."""
+    runs = tmp_path / "runs"
+    one = _write(tmp_path, {**BASE, "name": "one", "sweep": {"circuit.gamma": [0.5]}})
+    assert main([str(one), "--out", str(runs), "--quiet"]) == 0
+    ds = xr.load_dataset(runs / "one" / "sweep.nc")
+    assert ds["reconstruction_mse"].dims == ("gamma",)
+    assert (runs / "one" / "report.md").is_file() and (runs / "one" / "figures" / "sweep_reconstruction_mse.png").is_file()
+    mixed = _write(tmp_path, {**BASE, "name": "mixed", "sweep": {
+        "circuit.gamma": [0, 0.5], "zip": {"train.lr": [1e-3, 1e-3], "seed": [1, 2]}}})
+    assert main([str(mixed), "--out", str(runs), "--quiet"]) == 0
+    ds = xr.load_dataset(runs / "mixed" / "sweep.nc")
+    assert ds["gamma"].dtype == np.float64 and ds["gamma"].values.tolist() == [0.0, 0.5]
+    assert ds["lr"].dtype == np.float64 and ds["seed"].dtype == np.int64
+    assert float(ds["reconstruction_mse"].sel(gamma=0.5, zip=1)) == float(
+        xr.load_dataset(runs / "mixed" / "gamma=0.5,lr=0.001,seed=2" / "results.nc")["reconstruction_mse"])

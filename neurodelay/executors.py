@@ -111,9 +111,10 @@ def execute_point(job: PointJob) -> JobResult:
     folder = Path(job.folder)
     if (folder / "results.nc").exists():
         return JobResult("skipped")
-    if job.threads:
-        import torch
+    import torch
 
+    threads = torch.get_num_threads()
+    if job.threads:
         torch.set_num_threads(job.threads)
     t0 = time.perf_counter()
     try:
@@ -122,6 +123,8 @@ def execute_point(job: PointJob) -> JobResult:
     except Exception as exc:  # noqa: BLE001 - reported, the other points go on
         detail = traceback.format_exc(limit=3)
         return JobResult("failed", f"{type(exc).__name__}: {exc}\n{detail}", time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)  # when run in the calling process, leave its setting as it was
     return JobResult("ok", "", time.perf_counter() - t0)
 
 
@@ -219,7 +222,13 @@ class DaskExecutor:
                 with Client(cl) as client:
                     yield client
         else:
-            with Client(self.address) as client:
+            try:
+                client = Client(self.address)
+            except (OSError, TimeoutError) as exc:
+                raise ExecutorUnavailable(
+                    f"--executor dask:{self.address}: no Dask scheduler answered ({type(exc).__name__}: {exc}); "
+                    f"start one there (dask scheduler, dask worker) or use dask:local:N.") from exc
+            with client:
                 yield client
 
     def map(self, jobs, *, on_result=None):
@@ -254,7 +263,11 @@ class SlurmExecutor:
     def submit(self, jobs):
         import submitit
 
-        ex = submitit.AutoExecutor(folder=str(self.folder / ".submitit" / "%j"), cluster=self.cluster)
+        try:
+            ex = submitit.AutoExecutor(folder=str(self.folder / ".submitit" / "%j"), cluster=self.cluster)
+        except RuntimeError as exc:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
+            raise ExecutorUnavailable(f"--executor slurm: Slurm is not available here ({exc}); use slurm:local to "
+                                      f"try the jobs as local processes, or processes:N.") from exc
         s = self.settings
         params = dict(timeout_min=s.time_min, cpus_per_task=s.cpus_per_point or None)
         if self.cluster != "local":
@@ -293,6 +306,10 @@ def make_executor(settings: ExecutorSettings, folder: Path):
 
 class SweepLockedError(ConfigError):
     """Another sweep is writing the same output folder."""
+
+
+class ExecutorUnavailable(ConfigError):
+    """The executor named cannot run here (no Slurm, no Dask scheduler at the address)."""
 
 
 @contextmanager

@@ -100,6 +100,10 @@ def main(argv=None) -> int:
         traceback.print_exc()
         return _error(f"the study script {args.study} raised an error (traceback above).")
     out = Path(args.out) / study.name
+    for folder in (Path(args.out), out):
+        if folder.exists() and not folder.is_dir():
+            return _error(f"--out: {folder} is a file, not a folder; give another --out (the run writes "
+                          f"{out}/).")
     if args.executor is not None:
         try:
             parse_executor(args.executor)

@@ -309,7 +309,8 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
     (device and executor aside), a ``report.md``, and no failed analysis. A
     point whose results came from an edited study is cleared, its checkpoint
     included (it belongs to the run that wrote those results), so that it
-    runs afresh.
+    runs afresh; one whose analyses failed or that stopped before its
+    report loses its results and report and resumes from its checkpoint.
     """
     results = folder / "results.nc"
     if not results.exists():
@@ -331,11 +332,15 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
         for name in ("results.nc", "report.md", "checkpoint.pt"):
             (folder / name).unlink(missing_ok=True)
         return "its results come from a different version of the study"
+    why = None
     if attrs_.get("failed_analyses"):
-        return "analyses failed in its last run (" + attrs_["failed_analyses"].splitlines()[0] + ")"
-    if not (folder / "report.md").exists():
-        return "its last run stopped before the report"
-    return None
+        why = "analyses failed in its last run (" + attrs_["failed_analyses"].splitlines()[0] + ")"
+    elif not (folder / "report.md").exists():
+        why = "its last run stopped before the report"
+    if why is not None:  # cleared, so that every executor runs it (its checkpoint is kept: it resumes)
+        for name in ("results.nc", "report.md"):
+            (folder / name).unlink(missing_ok=True)
+    return why
 
 
 def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:

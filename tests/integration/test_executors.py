@@ -174,3 +174,29 @@ def test_executor_flag_needs_a_sweep(tmp_path, capsys):
     path.write_text(STUDY.replace("STEPS", "2").split("sweep:")[0])
     assert main([str(path), "--out", str(tmp_path), "--executor", "processes:2", "--quiet"]) == 2
     assert "apply to studies with a sweep section" in capsys.readouterr().err
+
+
+def test_unavailable_executors_and_a_file_as_out_exit_2_with_the_reason(tmp_path, capsys, monkeypatch):
+    import distributed
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(STUDY.replace("STEPS", "2"))
+    if not _have_srun():
+        assert main([str(path), "--out", str(tmp_path / "a"), "--executor", "slurm", "--quiet"]) == 2
+        assert "--executor slurm: Slurm is not available here" in capsys.readouterr().err
+
+    def refuse(address, *a, **kw):
+        raise OSError(f"Timed out trying to connect to {address}")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    assert main([str(path), "--out", str(tmp_path / "b"), "--executor", "dask:tcp://127.0.0.1:1", "--quiet"]) == 2
+    assert "no Dask scheduler answered (OSError: Timed out" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    assert main([str(path), "--out", str(tmp_path / "afile"), "--quiet"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def _have_srun() -> bool:
+    import shutil
+
+    return shutil.which("srun") is not None

@@ -1204,7 +1204,7 @@ def _read_yaml(path: Path):
     except (OSError, UnicodeDecodeError) as e:
         raise StudyError(str(path), [("", f"cannot read {path}: {e}")]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -1212,6 +1212,22 @@ def _read_yaml(path: Path):
         context = getattr(e, "context", None)
         detail = f"{context}: {problem}" if context else problem
         raise StudyError(str(path), [("", f"YAML syntax error{where}: {detail}.")]) from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    f"while reading a mapping (line {node.start_mark.line + 1})", seen[key],
+                    f"key {key!r} is given twice (lines {seen[key].line + 1} and {key_node.start_mark.line + 1}); "
+                    f"YAML would keep only the second: merge them into one", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
 
 
 def _load_python(path: Path) -> Study:

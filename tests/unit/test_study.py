@@ -273,6 +273,16 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
         load_study(f)
 
 
+def test_a_key_given_twice_is_refused_not_silently_replaced(tmp_path):
+    f = tmp_path / "twice.yaml"
+    f.write_text("name: x\ncircuit: {preset: inertia}\ntrain: {steps: 5, lr: 0.5}\ntrain: {batch_size: 4}\n")
+    with pytest.raises(StudyError, match=r"key 'train' is given twice \(lines 3 and 4\)"):
+        load_study(f)
+    f.write_text("name: x\ncircuit: {preset: inertia, gamma: 0.1, gamma: 0.2}\n")
+    with pytest.raises(StudyError, match=r"key 'gamma' is given twice"):
+        load_study(f)
+
+
 def test_yaml_tags_that_build_objects_are_refused(tmp_path):
     f = tmp_path / "evil.yaml"
     f.write_text("name: !!python/object/apply:os.system ['echo hi']\n")

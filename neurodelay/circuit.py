@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -31,6 +30,7 @@ from torch import Tensor, nn
 
 from ._linear import analyse_loop
 from ._time import ms_to_steps
+from .components._validators import is_real
 from .components.base import AbstractComponent, FrameModule, PortShapeError, RunContext
 from .components.delays import DelayLine, time_window
 from .errors import CircuitError, ShapeError
@@ -48,10 +48,6 @@ _AUX_TRACES = ("mu", "logvar")
 _MIN_CLOSED_FORM_STEPS = 16
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
 def _delay_value(value):
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
@@ -59,10 +55,10 @@ def _delay_value(value):
         values = list(value.ravel()) if isinstance(value, np.ndarray) else list(value)
         if not values:
             raise TypeError("delay_ms is an empty list; give one delay (a number of ms) or one per channel.")
-        if not all(_is_number(v) for v in values):
+        if not all(is_real(v) for v in values):
             raise TypeError(f"delay_ms must be a number of ms or a list of them (one per channel), got {value!r}.")
         return tuple(float(v) for v in values)
-    if not _is_number(value):
+    if not is_real(value):
         raise TypeError(f"delay_ms must be a number of ms or a list of them (one per channel), got {value!r}; "
                         f"use e.g. delay_ms=20.")
     return float(value)
@@ -82,7 +78,7 @@ def _flag(inst, attr, value):
 def _ms(inst, attr, value):
     if value is None and attr.name == "max_delay_ms":
         return
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
+    if not is_real(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"Edge.{attr.name} must be a finite number of ms >= 0, got {value!r}"
                          + ("; leave it out (None) if the delay is not learned." if attr.name == "max_delay_ms"
                             else "."))
@@ -222,7 +218,7 @@ def _edges_converter(edges):
 
 
 def _dt_ms(value):
-    if not _is_number(value):
+    if not is_real(value):
         raise TypeError(f"dt_ms must be a number of ms (the simulation step), got {value!r}; use e.g. 10.")
     return float(value)
 
@@ -629,6 +625,9 @@ class CircuitModule(nn.Module):
             if kind == "sequence" and isinstance(self.nodes[nodes[0]], FrameModule)
             and len(self._inputs[nodes[0]]) == 1 and self._inputs[nodes[0]][0].port == "in"}
         self._skippable = {n for n in self._framewise if n not in read}
+        # The world streams the circuit reads, each with the nodes it feeds (for _check_streams).
+        self._streams_read = {s: [e.node for e in plan.edges if e.source == s]
+                              for s in sorted({e.source for e in plan.edges if e.source.startswith("world.")})}
 
     def _delay(self, e: _EdgeInfo) -> DelayLine | None:
         return self._lines.get(e.index)
@@ -703,7 +702,7 @@ class CircuitModule(nn.Module):
             raise ValueError(f"streams must be a non-empty dict of world streams (name -> tensor (sample, time, "
                              f"...)), e.g. episode.streams(); got {streams!r}.")
         rebuild = "build the circuit for this world: circuit.build(world) or build_seeded(circuit, world=world)"
-        needed = sorted({e.source for e in self.plan.edges if e.source.startswith("world.")})
+        needed = list(self._streams_read)
         missing = [k for k in needed if k not in streams]
         if missing:
             raise ValueError(f"streams: the circuit reads {', '.join(map(repr, missing))}, which streams lacks "
@@ -724,8 +723,7 @@ class CircuitModule(nn.Module):
                 raise TypeError(f"stream {name!r} has dtype {x.dtype}; the circuit needs floating-point "
                                 f"values (frames in [0, 1]): convert with .float() (and / 255 for 8-bit images).")
             # The parameters of the first node it feeds that has any (an encoder, say).
-            param = next((p for e in self.plan.edges if e.source == name
-                          for p in self.nodes[e.node].parameters()), None)
+            param = next((p for node in self._streams_read[name] for p in self.nodes[node].parameters()), None)
             if param is not None and (x.dtype != param.dtype or x.device != param.device):
                 raise TypeError(f"stream {name!r} is {x.dtype} on {x.device}, but the module's parameters are "
                                 f"{param.dtype} on {param.device}: convert the stream with "

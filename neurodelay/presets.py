@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 from .circuit import Circuit, Edge
+from .components._validators import is_real
 from .components import Blend, ConvDecoder, ConvEncoder, Extrapolator, Relay
 from .errors import CircuitError
 
@@ -120,7 +120,7 @@ def compensated(n_latents: int = 4, input_delay_ms: float = 10.0, horizon_steps:
 
 
 def _is_finite_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    return is_real(value) and math.isfinite(value)
 
 
 def autoencoder(n_latents: int = 4, *, input_delay_ms: float = 0.0, dt_ms: float = 10.0,

@@ -7,29 +7,29 @@ validators of :mod:`neurodelay.analysis.disentanglement`.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
+
+from neurodelay.components._validators import is_int, is_real
 
 
 def check_int(name: str, value, minimum: int) -> int:
     """Check an integer argument >= ``minimum`` (numpy integers allowed, bool rejected); return it as int."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
 
 
 def check_seed(seed) -> int:
     """Check a seed (an integer >= 0; numpy integers allowed, bool rejected); return it as int."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}. Pass e.g. seed=0.")
     return int(seed)
 
 
 def check_positive(name: str, value, example: str) -> float:
     """Check a finite number > 0 (numpy scalars allowed, bool rejected); return it as float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value) or value <= 0:
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}; use e.g. {example}.")
     return float(value)
 

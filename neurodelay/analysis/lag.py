@@ -63,6 +63,7 @@ import xarray as xr
 from scipy.optimize import minimize_scalar
 
 from neurodelay.analysis._checks import check_positive, check_seed, finite_report
+from neurodelay.components._validators import as_names
 from neurodelay.analysis.disentanglement import (
     correlation_matrix,
     dci,
@@ -690,12 +691,8 @@ def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: int | 
     seed = check_seed(seed)
     start = _default_from_step(ds, var, from_step) if ds.sizes["time"] > 1 else 0
     names = [str(n) for n in ds["factor"].values]
-    if factors is None:
-        scored_names = [n for n in POSITION_FACTORS if n in names]
-    elif isinstance(factors, str):
-        scored_names = [factors]
-    else:
-        scored_names = list(factors)
+    scored_names = ([n for n in POSITION_FACTORS if n in names] if factors is None
+                    else list(as_names(factors, "factors")))
     unknown = [n for n in scored_names if n not in names]
     if unknown:
         raise KeyError(f"factors {unknown} are not in the Dataset's factors {names}.")

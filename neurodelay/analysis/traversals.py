@@ -34,6 +34,7 @@ import xarray as xr
 
 from neurodelay.analysis._checks import check_int as _check_int
 from neurodelay.analysis._checks import finite_report
+from neurodelay.components._validators import as_names
 from neurodelay.analysis.disentanglement import correlation_matrix, correlation_score, matched_correlation_score
 from neurodelay.analysis.flash_lag import perception_latency
 from neurodelay.analysis.lag import POSITION_FACTORS
@@ -200,7 +201,7 @@ def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: str |
 
     n_steps = _check_int("n_steps", n_steps, 2)
     names = list(world.factor_names)
-    factors = (factors,) if isinstance(factors, str) else tuple(factors)
+    factors = as_names(factors, "factors")
     unknown = [f for f in factors if f not in names]
     if unknown or not factors:
         raise ValueError(f"factors must be among the world's factors {names}, got {list(factors)!r}.")

@@ -17,14 +17,30 @@ combined and reported the same way whatever ran it.
 ``slurm`` (and ``slurm:local`` for testing without a cluster)
     submitit job arrays, one job per point; partition, time limit, GPUs per
     point and array parallelism come from the study's ``executor:`` block.
+
+A Python study may define its own components (see
+``studies/custom_circuit.py``). Their classes live in the study script, which
+:func:`neurodelay.study.load_study` loads by path under a module name no
+other process can import. A :class:`PointJob` whose study refers to such a
+module therefore carries the script's path with it, and a worker loads the
+script by path under the same name before it unpickles the study: every
+engine above runs such studies, provided the script is at the same path on
+the worker's host (always so on this machine; on a cluster, a shared file
+system).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import io
 import os
+import pickle
 import socket
+import sys
 import time
 import traceback
+import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +49,8 @@ import attrs
 
 from .errors import ConfigError
 
-__all__ = ["ExecutorSettings", "PointJob", "execute_point", "parse_executor", "make_executor",
-           "sweep_lock", "SweepLockedError"]
+__all__ = ["ExecutorSettings", "PointJob", "UnloadableJob", "execute_point", "parse_executor", "make_executor",
+           "sweep_lock", "SweepLockedError", "study_scripts", "load_script"]
 
 
 def _non_negative_int(inst, attr, value):
@@ -79,7 +95,16 @@ class ExecutorSettings:
 
 @dataclass(frozen=True)
 class PointJob:
-    """Everything one point needs: picklable, sent to workers as is."""
+    """Everything one point needs: picklable, sent to workers as is.
+
+    A job whose study refers to classes or functions of a module that other
+    processes cannot import by name (a Python study script, loaded by path)
+    pickles as those scripts' module names, paths and SHA-256 digests plus
+    the pickled job: unpickling loads each script by path under its module
+    name first (:func:`load_script`), then the job. Where that fails the
+    worker gets an :class:`UnloadableJob`, which :func:`execute_point`
+    reports as the point's error.
+    """
 
     study: object  # neurodelay.study.Study
     point: object  # neurodelay.sweep.Point
@@ -87,6 +112,236 @@ class PointJob:
     resume: bool = False
     device: str | None = None
     threads: int | None = None
+
+    def _fields(self) -> tuple:
+        return (self.study, self.point, self.folder, self.resume, self.device, self.threads)
+
+    def __reduce__(self):
+        try:
+            payload, found = _pickle_recording_globals(self._fields())
+        except Exception:  # noqa: BLE001 - e.g. a lambda: leave it to the engine's own pickler (cloudpickle)
+            return PointJob, self._fields()
+        scripts = _scripts(_modules_of(found))
+        if not scripts:
+            return PointJob, self._fields()
+        return _job_after_scripts, (scripts, payload, self.folder)
+
+
+@dataclass(frozen=True)
+class UnloadableJob:
+    """What a worker got instead of a :class:`PointJob` when the study's script could not be loaded."""
+
+    folder: str
+    error: str
+
+
+def _pickle_recording_globals(obj) -> tuple[bytes, list]:
+    """``pickle.dumps(obj)`` and the classes and functions it refers to by name, in order."""
+    found: list = []
+
+    class Recorder(pickle.Pickler):
+        def reducer_override(self, o):
+            if isinstance(o, (type, types.FunctionType)) and o not in found:
+                found.append(o)
+            return NotImplemented
+
+    buffer = io.BytesIO()
+    Recorder(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue(), found
+
+
+def _modules_of(found) -> list[str]:
+    out = []
+    for o in found:
+        name = getattr(o, "__module__", None)
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def _importable_by_name(name: str) -> bool:
+    """Whether a fresh process finds module ``name`` through the import system (not through sys.modules)."""
+    if name in ("__main__", "__mp_main__"):
+        return True  # each engine handles the main script itself (spawn reruns it; Dask, submitit: cloudpickle)
+    top = name.partition(".")[0]
+    if top in sys.builtin_module_names:
+        return True
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        try:
+            if find_spec(top, None) is not None:
+                return True
+        except Exception:  # noqa: BLE001 - a finder that cannot answer
+            continue
+    return False
+
+
+def _scripts(modules) -> tuple[tuple[str, str, str], ...]:
+    """``(name, absolute path, SHA-256)`` of each module loaded by path that is not importable by name."""
+    out = []
+    for name in modules:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        if path and not _importable_by_name(name):
+            path = os.path.abspath(path)
+            out.append((name, path, _digest(path)))
+    return tuple(out)
+
+
+def _digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def study_scripts(study) -> tuple[tuple[str, str], ...]:
+    """The Python study scripts a worker must load, by path, before it can unpickle ``study``.
+
+    Parameters
+    ----------
+    study : Study
+
+    Returns
+    -------
+    tuple of (str, str)
+        ``(module name, absolute path)`` of each module that the study's
+        classes or functions come from and that a new process cannot import
+        by name (e.g. ``neurodelay_study_custom_circuit``, loaded from
+        ``studies/custom_circuit.py``); empty for a YAML study.
+    """
+    try:
+        _, found = _pickle_recording_globals(study)
+    except Exception:  # noqa: BLE001 - not picklable by plain pickle: the engine's pickler decides
+        return ()
+    return tuple((name, path) for name, path, _ in _scripts(_modules_of(found)))
+
+
+class ScriptChangedError(RuntimeError):
+    """The study script on the worker is not the one the sweep was started with."""
+
+
+def load_script(name: str, path: str, digest: str = "") -> types.ModuleType:
+    """Load the Python study script at ``path`` as module ``name``, once per process and version.
+
+    A module ``name`` already loaded from ``path`` (with the same contents,
+    when ``digest`` is given) is reused; otherwise the script runs and
+    replaces it (a long-lived Dask worker then runs the edited script of a
+    later sweep, not the first one it saw).
+
+    Parameters
+    ----------
+    name : str
+        Module name (``neurodelay_study_<stem>``, as given by
+        :func:`neurodelay.study.load_study`).
+    path : str
+        Absolute path of the script.
+    digest : str
+        SHA-256 of the script as the sweep was started; empty: not checked.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist on this host.
+    ScriptChangedError
+        When the file at ``path`` differs from ``digest``.
+    """
+    module = sys.modules.get(name)
+    same_file = module is not None and os.path.abspath(getattr(module, "__file__", "") or "") == path
+    if same_file and getattr(module, "__neurodelay_script_digest__", digest) == digest:
+        return module
+    if not os.path.isfile(path):
+        raise FileNotFoundError(path)
+    if digest and _digest(path) != digest:
+        raise ScriptChangedError(path)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    module.__neurodelay_script_digest__ = digest
+    previous = sys.modules.get(name)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        if previous is None:
+            del sys.modules[name]
+        else:
+            sys.modules[name] = previous
+        raise
+    return module
+
+
+def _job_after_scripts(scripts, payload: bytes, folder: str):
+    """Unpickle a job after loading the study scripts it needs (see :meth:`PointJob.__reduce__`).
+
+    Never raises: a failure becomes an :class:`UnloadableJob`, reported by
+    :func:`execute_point` as this point's error (an exception while
+    unpickling would kill a process-pool worker, and every point with it).
+    """
+    host = socket.gethostname()
+    for name, path, digest in scripts:
+        try:
+            load_script(name, path, digest)
+        except FileNotFoundError:
+            return UnloadableJob(folder, (
+                f"the study script {path} is not on worker host {host}: the study defines its own classes "
+                f"there (module {name}), and a worker loads the script from that path before it can run a "
+                f"point. Put the script at the same path on a file system the workers share, or run the "
+                f"sweep on this machine (--executor processes:N or dask:local:N)."))
+        except ScriptChangedError:
+            return UnloadableJob(folder, (
+                f"the study script {path} changed after the sweep was started (worker host {host}); its "
+                f"classes would no longer match the study being run. Run the sweep again."))
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the script itself failed
+            return UnloadableJob(folder, f"loading the study script {path} (module {name}) on worker host {host} "
+                                         f"raised {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    try:
+        return PointJob(*pickle.loads(payload))
+    except Exception as exc:  # noqa: BLE001 - e.g. a class the study needs is gone from the script
+        return UnloadableJob(folder, f"the point's study could not be read on worker host {host} after loading "
+                                     f"{', '.join(p for _, p, _ in scripts)} ({type(exc).__name__}: {exc}).")
+
+
+def _check_main_rerunnable(jobs, executor: str) -> None:
+    """Refuse a study using classes of an interactive ``__main__``, which spawned workers cannot import.
+
+    A spawned worker gets ``__main__``'s classes by running the main script
+    again (``python script.py``, ``python -m module``); a notebook, ``python
+    -c`` or standard input leaves no file to run, and the worker would die
+    reading the job.
+    """
+    if not jobs:
+        return
+    try:
+        _, found = _pickle_recording_globals(jobs[0].study)
+    except Exception:  # noqa: BLE001 - not picklable at all: the pool reports it per point
+        return
+    names = [o.__qualname__ for o in found if getattr(o, "__module__", None) == "__main__"]
+    main = sys.modules["__main__"]
+    if not names or getattr(getattr(main, "__spec__", None), "name", None) \
+            or os.path.isfile(getattr(main, "__file__", None) or ""):
+        return
+    raise ExecutorUnavailable(
+        f"--executor {executor}: the study uses {', '.join(names)} defined in this interactive session "
+        f"(module __main__ of a notebook, python -c or standard input), which its worker processes cannot "
+        f"import. Move them to a .py file and import them from there (or write the study as a Python study "
+        f"script), or use dask:local:N, which sends them to its workers by value.")
+
+
+def _missing_scripts(jobs) -> list[str]:
+    """Study scripts the jobs need that do not exist on this host."""
+    paths = {path for job in jobs[:1] for _, path in study_scripts(job.study)}
+    return sorted(p for p in paths if not os.path.isfile(p))
+
+
+def _check_scripts_here(jobs, executor: str) -> None:
+    missing = _missing_scripts(jobs)
+    if missing:
+        raise ExecutorUnavailable(
+            f"--executor {executor}: the study script {', '.join(missing)} no longer exists; its workers load "
+            f"it by path to get the study's own classes. Restore the file (or load the study again from where "
+            f"it is now) and rerun.")
 
 
 @dataclass
@@ -108,6 +363,8 @@ def execute_point(job: PointJob) -> JobResult:
     """
     from .sweep import run_point
 
+    if isinstance(job, UnloadableJob):
+        return JobResult("failed", job.error)
     folder = Path(job.folder)
     if (folder / "results.nc").exists():
         return JobResult("skipped")
@@ -186,6 +443,8 @@ class ProcessExecutor:
         import concurrent.futures as cf
         import multiprocessing as mp
 
+        _check_scripts_here(jobs, f"processes:{self.n_workers}")
+        _check_main_rerunnable(jobs, f"processes:{self.n_workers}")
         threads = max(1, (os.cpu_count() or 1) // self.n_workers)
         jobs = [attrs_evolve_threads(j, threads) for j in jobs]
         results: dict[int, JobResult] = {}
@@ -218,9 +477,14 @@ class DaskExecutor:
 
         if self.address.startswith("local"):
             n = int(self.address.partition(":")[2])
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
-                with Client(cl) as client:
-                    yield client
+            saved = dict(os.environ)
+            try:
+                with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+                    _restore_environ(saved)  # the workers have started with their own settings
+                    with Client(cl) as client:
+                        yield client
+            finally:
+                _restore_environ(saved)  # a worker restarted mid-sweep set them again
         else:
             try:
                 client = Client(self.address)
@@ -231,10 +495,25 @@ class DaskExecutor:
             with client:
                 yield client
 
+    def _check_scripts_on_workers(self, client, jobs) -> None:
+        paths = sorted({path for job in jobs[:1] for _, path in study_scripts(job.study)})
+        if not paths:
+            return
+        missing = {w: m for w, m in client.run(_absent_files, paths).items() if m}
+        if missing:
+            where = "; ".join(f"{w} lacks {', '.join(m)}" for w, m in sorted(missing.items()))
+            raise ExecutorUnavailable(
+                f"--executor dask:{self.address}: the study defines its own classes in {', '.join(paths)}, which "
+                f"every worker loads by path, and not every worker has it ({where}). Put the script at the same "
+                f"path on a file system the workers share, or run the sweep here (processes:N or dask:local:N).")
+
     def map(self, jobs, *, on_result=None):
         from distributed import as_completed
 
+        _check_scripts_here(jobs, f"dask:{self.address}")
         with self._client() as client:
+            if not self.address.startswith("local"):
+                self._check_scripts_on_workers(client, jobs)
             n_workers = max(1, len(client.scheduler_info().get("workers", {})) or 1)
             threads = max(1, (os.cpu_count() or 1) // n_workers) if self.address.startswith("local") else None
             jobs = [attrs_evolve_threads(j, threads) if threads else j for j in jobs]
@@ -252,6 +531,25 @@ class DaskExecutor:
             return [results[i] for i in range(len(jobs))]
 
 
+def _restore_environ(saved: dict) -> None:
+    """Put ``os.environ`` back to ``saved``.
+
+    A Dask nanny sets its workers' environment variables in the calling
+    process before it starts each worker and leaves them there
+    (``distributed.nanny.pre-spawn-environ``: ``OMP_NUM_THREADS=1``,
+    ``MKL_NUM_THREADS=1``, ``OPENBLAS_NUM_THREADS=1``,
+    ``MALLOC_TRIM_THRESHOLD_``, ``PYTHONHASHSEED``). A ``dask:local:N`` sweep
+    would otherwise change every process the caller starts afterwards: a
+    ``python -m neurodelay.run`` started from the same notebook would train
+    on one thread and round differently.
+    """
+    for key in [k for k in os.environ if k not in saved]:
+        del os.environ[key]
+    for key, value in saved.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
 class SlurmExecutor:
     """submitit job arrays: one job per point (``slurm:local`` runs them as local processes)."""
 
@@ -263,6 +561,7 @@ class SlurmExecutor:
     def submit(self, jobs):
         import submitit
 
+        _check_scripts_here(jobs, "slurm:local" if self.cluster == "local" else "slurm")
         try:
             ex = submitit.AutoExecutor(folder=str(self.folder / ".submitit" / "%j"), cluster=self.cluster)
         except RuntimeError as exc:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
@@ -343,6 +642,11 @@ def sweep_lock(folder: Path):
         yield
     finally:
         lock.unlink(missing_ok=True)
+
+
+def _absent_files(paths) -> list[str]:
+    """Those of ``paths`` that are not files here (run on Dask workers)."""
+    return [p for p in paths if not os.path.isfile(p)]
 
 
 def _alive(pid: int) -> bool:

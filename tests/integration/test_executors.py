@@ -67,7 +67,22 @@ def test_every_executor_gives_identical_sweep(tmp_path, monkeypatch):
             np.testing.assert_array_equal(got[k], ref[k], err_msg=f"{name}: {k}")
 
 
-def test_dask_worker_killed_mid_point_is_rerun(tmp_path):
+@pytest.fixture
+def environ_kept():
+    """Undo what a test's own Dask LocalCluster sets in os.environ.
+
+    Its nanny sets OMP_NUM_THREADS=1 (and MKL_/OPENBLAS_NUM_THREADS,
+    MALLOC_TRIM_THRESHOLD_, PYTHONHASHSEED) in this process before starting
+    each worker and leaves them there; a later test's subprocess would then
+    train on one thread (test_cli.py::test_real_subprocess_run).
+    """
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_dask_worker_killed_mid_point_is_rerun(tmp_path, environ_kept):
     from distributed import Client, LocalCluster
 
     study = load_study(study_file(tmp_path, steps=40), [])
@@ -194,6 +209,16 @@ def test_unavailable_executors_and_a_file_as_out_exit_2_with_the_reason(tmp_path
     (tmp_path / "afile").write_text("")
     assert main([str(path), "--out", str(tmp_path / "afile"), "--quiet"]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_local_dask_cluster_leaves_the_callers_environment_alone():
+    from neurodelay.executors import DaskExecutor
+
+    before = dict(os.environ)
+    DaskExecutor("local:1").map([])  # starts and stops a LocalCluster, as every dask:local:N sweep does
+    changed = {k: (before.get(k), os.environ.get(k)) for k in set(before) | set(os.environ)
+               if before.get(k) != os.environ.get(k)}
+    assert not changed
 
 
 def _have_srun() -> bool:

@@ -355,6 +355,25 @@ class Study:
 
 
 # ============================================================ the converter
+#: Words by which a message proposes a fix ("use e.g. ...", "did you mean ...", "set both").
+_FIX_RE = re.compile(r"e\.g\.|did you mean|valid:|valid kinds|nearest valid|the original uses|\b(use|set|give|add|"
+                     r"remove|write|swap|rename|raise|lower|choose|name one|connect)\b", re.I)
+
+
+def _yaml_value(value) -> str:
+    """``value`` as it is written in a study file (``null``, ``true``, ``0.0001``)."""
+    return yaml.safe_dump(_thaw(value), default_flow_style=True, width=1000).split("\n")[0]
+
+
+def _with_default_fix(exc: BaseException, field) -> BaseException:
+    """``exc``, or a copy whose message proposes the field's default when it proposes no fix."""
+    msg = _message(exc)
+    default = field.default
+    if _FIX_RE.search(msg) or default is attrs.NOTHING or isinstance(default, attrs.Factory):
+        return exc
+    return _Problem(f"{msg.rstrip('.')}; use e.g. {field.name}: {_yaml_value(default)} (the default).")
+
+
 def _show(value) -> str:
     if isinstance(value, bool):
         return f"{value!r} (a boolean)"
@@ -469,7 +488,15 @@ class _StudyConverter:
         return structure
 
     def _locate(self, exc: ClassValidationError, obj: Mapping, cl) -> ClassValidationError:
-        """Attach field names to errors raised by a class's validators at instantiation."""
+        """Attach field names to errors raised by a class's validators at instantiation.
+
+        A field validator's error is located at its field (with the field's
+        default as a fix when the message gives none). An error of the class
+        as a whole (``__attrs_post_init__``: executor names, speed ranges) is
+        located at the field given in the file that, left out, makes the
+        class valid; failing that, at the first given field the message
+        names; failing that, at the class.
+        """
         with_notes, without = exc.group_exceptions()
         if with_notes or not without:
             return exc
@@ -486,11 +513,39 @@ class _StudyConverter:
             except AttributeError:
                 continue
             except Exception as e:  # noqa: BLE001 - reported with its path
+                e = _with_default_fix(e, f)
                 e.__notes__ = [AttributeValidationNote(f"@ {f.name}", f.name, f.type)]
                 found.append(e)
+        if not found and not any(isinstance(e, ForbiddenExtraKeysError) for e in without):
+            name = self._culprit(obj, cl, _message(without[0]))
+            if name is None:
+                return exc
+            e = without[0]
+            e.__notes__ = [AttributeValidationNote(f"@ {name}", name, attrs.fields_dict(cl)[name].type)]
+            found.append(e)
         if not found:
             return exc
         return ClassValidationError(exc.message, found, cl)
+
+    def _culprit(self, obj: Mapping, cl, message: str) -> str | None:
+        """The one given field whose absence makes ``cl`` valid (else the first one the message names)."""
+        fields = attrs.fields_dict(cl)
+        given = [k for k in obj if k in fields]
+
+        def valid_without(name) -> bool:
+            try:
+                cl(**{k: self.c.structure(obj[k], fields[k].type) for k in given if k != name})
+            except Exception:  # noqa: BLE001 - invalid
+                return False
+            return True
+
+        if valid_without(None):
+            return None
+        alone = [name for name in given if valid_without(name)]
+        if len(alone) == 1:
+            return alone[0]
+        named = [(m.start(), k) for k in given for m in [re.search(rf"(?<![\w]){re.escape(k)}\b", message)] if m]
+        return min(named)[1] if named else None
 
     def _s_tuple(self, value, tp):
         if not isinstance(value, (list, tuple)):
@@ -650,8 +705,11 @@ class _StudyConverter:
                             items.append((str(path), p))
                     lengths = {len(v) for _, v in items}
                     if len(lengths) > 1:
-                        problems.append((where, "zipped lists must have equal lengths, got "
-                                         + ", ".join(f"{p}: {len(v)}" for p, v in items) + "."))
+                        problems.append((where, "zipped lists must have equal lengths (the paths take their "
+                                                "i-th values together), got "
+                                         + ", ".join(f"{p}: {len(v)}" for p, v in items)
+                                         + "; give each path as many values, or move a path out of zip: "
+                                           "into the grid to combine it with every value."))
                     elif items:
                         groups.append(tuple(items))
             else:
@@ -660,6 +718,10 @@ class _StudyConverter:
                     problems.append((f"[{key!r}]", p))
                 else:
                     grid.append((str(key), p))
+        if not problems and not grid and not groups:
+            problems.append(("", "the sweep names no path, so it would run no point; give at least one path "
+                                 "with its values (e.g. sweep: {seed: [0, 1]}), or sweep: null to run the study "
+                                 "once."))
         if problems:
             raise _Located(problems)
         return Sweep(grid=tuple(grid), zip=tuple(groups))
@@ -679,11 +741,21 @@ class _StudyConverter:
         return self.c.unstructure(value, type(value))
 
 
+#: Top-level keys a sweep cannot vary, with the reason.
+_NOT_SWEPT = {
+    "name": "the study's name names the sweep's folder (each point gets a subfolder of its own)",
+    "sweep": "a sweep point is a single run",
+    "executor": "the executor runs the sweep's points, so it is one for the whole sweep (set it once, or "
+                "with --executor)",
+}
+
+
 def _sweep_values(path, values):
     if not isinstance(path, str) or not path:
         return f"a swept parameter is a dotted path such as circuit.nodes.z.gamma, got {path!r}."
-    if path.split(".")[0] in ("sweep", "name"):
-        return f"{path!r} cannot be swept."
+    head = path.split(".")[0].split("[")[0]
+    if head in _NOT_SWEPT:
+        return f"{path!r} cannot be swept: {_NOT_SWEPT[head]}; remove it from sweep."
     if not isinstance(values, list) or not values:
         return (f"expected a non-empty list of values for {path!r}, got {_show(values)}; "
                 f"e.g. {path}: [0.0, 0.5].")
@@ -793,19 +865,22 @@ def structure_study(raw, *, source: str = "<study>", extra_kinds: Mapping[str, t
     if not isinstance(raw, Mapping):
         raise StudyError(source, [("$", f"a study file is a mapping of sections (name: ..., world: ..., "
                                         f"circuit: ...), got {_show(raw)}.")])
-    raw = _fill_sizes(dict(raw))
+    raw, filled = _fill_sizes(dict(raw))
+    world_given = isinstance(raw.get("world"), Mapping) and "size" in raw["world"]
     conv = _converter(extra_kinds)
     try:
         study = conv.structure(raw, Study)
     except Exception as exc:  # noqa: BLE001 - every structuring error is reported
-        raise StudyError(source, _flatten(exc, "$")) from None
+        raise StudyError(source, _at_world_size(_flatten(exc, "$"), filled, world_given)) from None
     if check:
-        check_study(study, source=source, extra_kinds=extra_kinds)
+        problems = _check_study(study, extra_kinds, filled, world_given)
+        if problems:
+            raise StudyError(source, problems)
     return study
 
 
-def _fill_sizes(raw: dict) -> dict:
-    """Give conv areas and presets the world's image size unless the file sets one."""
+def _world_size(raw: Mapping):
+    """The image size of the raw study's world (given, or its kind's default); None if unknown."""
     world = raw.get("world")
     size = None
     if isinstance(world, Mapping):
@@ -813,25 +888,63 @@ def _fill_sizes(raw: dict) -> dict:
         size = world.get("size", attrs.fields_dict(cls)["size"].default if cls else None)
     elif world is None:
         size = attrs.fields_dict(MovingCircle)["size"].default
-    if not isinstance(size, int) or isinstance(size, bool):
-        return raw
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def _fill_sizes(raw: dict) -> tuple[dict, dict[str, int]]:
+    """Give conv areas and presets the world's image size unless the file sets one.
+
+    Returns
+    -------
+    raw : dict
+        The study with the sizes filled in.
+    filled : dict of str -> int
+        The paths filled (``$.circuit.size``, ``$.circuit.nodes.enc.size``)
+        with the size given them, so that an error about one of them is
+        reported at ``$.world.size``, the key the file wrote.
+    """
+    size = _world_size(raw)
     circuit = raw.get("circuit")
-    if not isinstance(circuit, Mapping):
-        return raw
-    circuit = dict(circuit)
+    if size is None or not isinstance(circuit, Mapping):
+        return raw, {}
+    circuit, filled = dict(circuit), {}
     if circuit.get("preset") in PRESETS:
-        if "size" in inspect.signature(PRESETS[circuit["preset"]]).parameters:
-            circuit.setdefault("size", size)
+        if "size" in inspect.signature(PRESETS[circuit["preset"]]).parameters and "size" not in circuit:
+            circuit["size"] = size
+            filled["$.circuit.size"] = size
     elif isinstance(circuit.get("nodes"), Mapping):
         nodes = {}
         for name, spec in circuit["nodes"].items():
             cls = COMPONENTS.get(spec.get("kind")) if isinstance(spec, Mapping) else None
             if cls is not None and "size" in attrs.fields_dict(cls) and "size" not in spec:
                 spec = {**spec, "size": size}
+                filled[f"$.circuit.nodes{_key_path(name)}.size"] = size
             nodes[name] = spec
         circuit["nodes"] = nodes
     raw["circuit"] = circuit
-    return raw
+    return raw, filled
+
+
+def _at_world_size(problems: list[tuple[str, str]], filled: Mapping[str, int], world_given: bool
+                   ) -> list[tuple[str, str]]:
+    """Problems at sizes filled from the world, moved to ``$.world.size`` (once per message).
+
+    ``world_given``: whether the file gives ``world.size`` (else the world's default).
+    """
+    out, moved = [], {}
+    for path, msg in problems:
+        if path in filled:
+            moved.setdefault(msg, []).append(path[2:])
+        else:
+            out.append((path, msg))
+    if "$.world.size" in {p for p, _ in out}:
+        return out  # the world's own check already reports its size
+    for msg, paths in moved.items():
+        size = next(filled[f"$.{p}"] for p in paths)
+        given = "given" if world_given else "the default"
+        out.append(("$.world.size", f"world.size ({given}: {size}) is also the image size of "
+                                    f"{', '.join(paths)}, which the file leaves to the world: {msg}"))
+    return out
 
 
 def unstructure_study(study: Study) -> dict:
@@ -868,24 +981,36 @@ def _custom_kinds(study: Study) -> dict[str, type]:
 
 
 # ============================================================ whole-study checks
-def _circuit_path(message: str, exc: BaseException | None = None) -> str:
-    from .errors import ShapeError
+_EDGE_HEAD_RE = re.compile(r"^edge (\d+) \([^()]*\)")
 
-    m = re.match(r"^edge (\d+) ", message)
-    if m and isinstance(exc, ShapeError):
-        return f"$.circuit.edges[{m.group(1)}]"
-    if not m:
-        m2 = re.match(r"^node '?([A-Za-z_]\w*)'? ", message)
-        return f"$.circuit.nodes.{m2.group(1)}" if m2 else "$.circuit"
-    path = f"$.circuit.edges[{m.group(1)}]"
-    head = message.split(":", 1)[1] if ":" in message else message
-    if "delay_ms" in head:
-        return path + ".delay_ms"
-    if "target" in head:
-        return path + ".target"
-    if "source" in head:
-        return path + ".source"
-    return path
+
+def _circuit_path(message: str) -> str:
+    """The graph circuit's key a circuit error is about (``$.circuit.edges[2].target``...).
+
+    Messages about an edge start ``edge N (SOURCE -> TARGET)``; the rest
+    tells which of the edge's keys is wrong. Messages about a node start
+    ``node 'NAME'`` or ``node name 'NAME'``.
+    """
+    m = _EDGE_HEAD_RE.match(message)
+    if m:
+        path = f"$.circuit.edges[{m.group(1)}]"
+        head = message[m.end():].lstrip(" :")
+        if re.search(r"\bsource\b|has no stream|not a valid world stream", head):
+            return path + ".source"
+        if re.search(r"\btarget\b|has no port|has ports", head):
+            return path + ".target"
+        if head.startswith("learn_delay needs"):
+            return path + ".learn_delay"
+        for key in ("min_delay_ms", "max_delay_ms"):
+            if head.startswith(key):
+                return f"{path}.{key}"
+        if re.search(r"\bdelay_ms\b|delays need", head):
+            return path + ".delay_ms"
+        return path
+    m = re.match(r"^node name (['\"])(.+?)\1 ", message) or re.match(r"^node (['\"])(.+?)\1[ :]", message)
+    if m:
+        return f"$.circuit.nodes{_key_path(m.group(2))}"
+    return "$.circuit"
 
 
 def _objective_path(message: str) -> str:
@@ -893,30 +1018,80 @@ def _objective_path(message: str) -> str:
     return "$." + m.group(1) if m else "$.objective"
 
 
-def _located_in_preset(study: Study, message: str) -> str:
-    for key, _ in study.circuit.params:
-        if re.search(rf"\b{re.escape(key)}\b", message):
-            return f"$.circuit.{key}"
-    return "$.circuit"
+def _preset_problem(study: Study, message: str, fails) -> tuple[str, str]:
+    """Locate an error of a preset circuit at the parameter (or study key) that causes it.
+
+    The preset's edges and nodes are not in the file, so an error about them
+    belongs to a parameter: the one given parameter that, left out (the
+    preset's default; ``size``: the world's), makes ``fails`` pass; else one
+    the message names; else one whose value is the delay the message is
+    about; else ``dt_ms`` for a delay off the time grid; else the circuit.
+    """
+    params = dict(study.circuit.params)
+    preset = study.circuit.preset
+    signature = inspect.signature(PRESETS[preset]).parameters
+    alone = []
+    for key in params:
+        trial = {k: v for k, v in params.items() if k != key}
+        if key == "size":
+            trial["size"] = study.world.size
+        try:
+            fails(PresetCircuit(preset, tuple(trial.items())))
+        except Exception:  # noqa: BLE001 - still failing without it
+            continue
+        alone.append(key)
+    key = alone[0] if len(alone) == 1 else None
+    if key is None:
+        named = [(m.start(), k) for k in params for m in [re.search(rf"(?<![\w.]){re.escape(k)}\b", message)] if m]
+        key = min(named)[1] if named else None
+    delay = re.search(r"\bdelay_ms=([-+0-9.eE]+)", message)
+    if key is None and delay:
+        key = next((k for k, v in params.items() if k.endswith("delay_ms") and _is_number(v)
+                    and float(v) == float(delay.group(1))), None)
+    message = re.sub(r" \(or set fractional: true[^)]*\)", "", message)  # not a preset parameter
+    if key is None:
+        if delay and "dt_ms=" in message:
+            return "$.dt_ms", f"the {preset!r} preset's delays are not on the time grid: {message}"
+        return "$.circuit", message
+    if not re.search(rf"(?<![\w.]){re.escape(key)}\b", message):
+        message = f"{key}={_yaml_value(params[key])} does not work in the {preset!r} preset: {message}"
+    if not _FIX_RE.search(message) and key in signature \
+            and signature[key].default is not inspect.Parameter.empty:
+        message = f"{message.rstrip('.')}; use e.g. {key}: {_yaml_value(signature[key].default)} (the default)."
+    return f"$.circuit.{key}", message
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_study(study: Study, *, source: str = "<study>",
                 extra_kinds: Mapping[str, type] | None = None) -> None:
     """Check a study as a whole: circuit structure and shapes, objective, analyses, sweep.
 
-    Builds nothing that trains and writes nothing. For a sweep, every point
-    is checked too.
+    Builds nothing that trains and writes nothing. For a sweep, its paths
+    are checked (each in the schema, none swept twice, none inside another)
+    and so is every point.
 
     Raises
     ------
     StudyError
         Listing the problems with their paths.
     """
-    problems = _check_point(study)
-    if study.sweep is not None and not problems:
-        problems += _check_sweep(study, extra_kinds)
+    problems = _check_study(study, extra_kinds, {}, True)
     if problems:
         raise StudyError(source, problems)
+
+
+def _check_study(study: Study, extra_kinds, filled: Mapping[str, int], world_given: bool
+                 ) -> list[tuple[str, str]]:
+    """The problems of a structured study; ``filled``: the sizes :func:`_fill_sizes` took from the world."""
+    problems = _at_world_size(_check_point(study), filled, world_given)
+    if study.sweep is not None:
+        problems += _check_sweep_paths(study)
+        if not problems:
+            problems += _check_sweep_points(study, extra_kinds)
+    return problems
 
 
 def _check_point(study: Study) -> list[tuple[str, str]]:
@@ -926,19 +1101,23 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
             and float(study.circuit.dt_ms) != float(study.dt_ms):
         return [("$.dt_ms", f"the circuit was made with dt_ms={study.circuit.dt_ms:g} but the study has "
                             f"dt_ms={study.dt_ms:g}; make them equal (the study's dt is the circuit's).")]
+    dt = float(study.dt_ms)
+    preset = isinstance(study.circuit, PresetCircuit)
     try:
         circuit = study.build_circuit()
     except (ConfigError, ValueError, TypeError) as exc:
         msg = _message(exc)
-        where = _located_in_preset(study, msg) if isinstance(study.circuit, PresetCircuit) \
-            else _circuit_path(msg)
-        return [(where, msg)]
+        if preset:
+            return [_preset_problem(study, msg, lambda pc: pc.build(dt))]
+        return [(_circuit_path(msg), msg)]
     try:
         shapes = world_shapes(study.world)
         module = build_seeded(circuit, input_shapes=shapes, seed=0)
     except (ConfigError, ValueError, TypeError) as exc:
         msg = _message(exc)
-        return [(_circuit_path(msg, exc), msg)]
+        if preset:
+            return [_preset_problem(study, msg, lambda pc: build_seeded(pc.build(dt), input_shapes=shapes, seed=0))]
+        return [(_circuit_path(msg), msg)]
     learnable = any(p.requires_grad for p in module.parameters())
     problems = []
     if study.objective is None:
@@ -948,16 +1127,7 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
                 f"parameters but has no objective; add e.g. objective: {{reconstruction: gaussian}}, "
                 f"or set train.steps: 0 to only simulate.")))
     else:
-        from .objectives import check_objective
-
-        try:
-            check_objective(study.objective, module, study.world.factor_names, n_frames=study.n_frames)
-        except (ConfigError, ValueError, TypeError) as exc:
-            msg = _message(exc)
-            path = _objective_path(msg)
-            if msg.startswith(path[2:] + ":"):
-                msg = msg[len(path) - 1:].lstrip()
-            problems.append((path, msg))
+        problems += _check_objective(study, module)
     if study.analyses:
         from .analysis.registry import available
 
@@ -967,6 +1137,36 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
                 problems.append((f"$.analyses[{i}]", f"unknown analysis {name!r}; "
                                                      f"{_suggest(name, list(registered)) if registered else 'none is registered.'}"))
     return problems
+
+
+def _check_objective(study: Study, module) -> list[tuple[str, str]]:
+    from .objectives import check_objective
+
+    def check(objective):
+        check_objective(objective, module, study.world.factor_names, n_frames=study.n_frames)
+
+    try:
+        check(study.objective)
+    except (ConfigError, ValueError, TypeError) as exc:
+        msg = _message(exc)
+        start = study.objective.score_from_step
+        if start > 0:
+            try:
+                check(attrs.evolve(study.objective, score_from_step=0))
+            except (ConfigError, ValueError, TypeError):
+                pass
+            else:  # scoring from step 0 would do: score_from_step leaves no step to score
+                return [("$.objective.score_from_step", (
+                    f"score_from_step: {start} leaves a loss term no step to score: sequences have "
+                    f"{study.n_frames} frame(s) (steps 0..{study.n_frames - 1}), and delays and "
+                    f"target_offset_steps leave fewer; use a smaller score_from_step (e.g. 0, the default) "
+                    f"or more world.n_frames."))]
+        path = _objective_path(msg)
+        if msg.startswith(path[2:] + ":"):
+            msg = msg[len(path) - 1:].lstrip()
+        return [(path, msg)]
+    return []
+
 
 
 def _same_run_key(value):
@@ -993,40 +1193,112 @@ def _repeated(values) -> list:
     return out
 
 
-def _check_sweep(study: Study, extra_kinds) -> list[tuple[str, str]]:
+def _sweep_entries(sweep: Sweep) -> list[tuple[str, str, tuple]]:
+    """``(path, location, values)`` of every swept path: ``$.sweep['train.lr']``, ``$.sweep.zip['seed']``."""
+    out = [(p, f"$.sweep[{p!r}]", v) for p, v in sweep.grid]
+    for gi, group in enumerate(sweep.zip):
+        where = "$.sweep.zip" if len(sweep.zip) == 1 else f"$.sweep.zip[{gi}]"
+        out += [(p, f"{where}[{p!r}]", v) for p, v in group]
+    return out
+
+
+def _path_key(path) -> tuple | None:
+    """A path's tokens (``edges[0]`` and ``edges.0`` alike), or None when it is not a path."""
+    try:
+        return tuple(_tokens(path))
+    except _PathError:
+        return None
+
+
+def _dollar_key(path: str) -> tuple:
+    """The tokens of a located path such as ``$.circuit.edges[2].delay_ms`` or ``$.sweep['a.b']``."""
+    out = []
+    for name, index, quoted in re.findall(r"\.([^.\[\]]+)|\[(\d+)\]|\[(['\"].*?['\"])\]", path[1:]):
+        out.append(int(index) if index else (quoted[1:-1] if quoted else name))
+    return tuple(out)
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def _check_sweep_paths(study: Study) -> list[tuple[str, str]]:
+    """Problems of the sweep's definition: unknown paths, paths swept twice or inside one another, repeats."""
+    sweep = study.sweep
+    if not sweep.paths:
+        return [("$.sweep", "the sweep names no path, so it would run no point; give at least one path with its "
+                            "values, or no sweep to run the study once.")]
     raw = unstructure_study(study)
     problems = []
-    for path, values in study.sweep.grid:
+    for path, values in sweep.grid:
         twice = _repeated(list(values))
         if twice:
-            problems.append((f"$.sweep[{path!r}]", f"repeats {', '.join(map(str, twice))}: two points would be "
+            problems.append((f"$.sweep[{path!r}]", f"repeats {', '.join(map(_yaml_value, twice))}: two points would be "
                                                    f"the same run; "
                                                    f"give each value once."))
-    for group in study.sweep.zip:
+    for gi, group in enumerate(sweep.zip):
         rows = list(zip(*(values for _, values in group)))
         twice = _repeated([list(r) for r in rows])
         if twice:
             paths = ", ".join(p for p, _ in group)
-            problems.append(("$.sweep.zip", f"the zipped values of {paths} repeat "
-                                            f"{'; '.join(map(str, twice))}: two points would be the same run; "
-                                            f"give each combination once."))
-    for path in study.sweep.paths:
+            problems.append(("$.sweep.zip" if len(sweep.zip) == 1 else f"$.sweep.zip[{gi}]",
+                             f"the zipped values of {paths} repeat {'; '.join(map(_yaml_value, twice))}: two points "
+                             f"would be the same run; give each combination once."))
+    seen: list[tuple[tuple, str, str]] = []
+    for path, where, _ in _sweep_entries(sweep):
         try:
             _set_path(raw, path, None, check_only=True)
         except _PathError as e:
-            problems.append((f"$.sweep[{path!r}]", str(e)))
-    if problems:
-        return problems
+            problems.append((where, str(e)))
+            continue
+        key = _path_key(path)
+        for other_key, other_path, other_where in seen:
+            if not _overlap(key, other_key):
+                continue
+            if key == other_key:
+                written = f" (written {other_path!r})" if other_path != path else ""
+                problems.append((where, (
+                    f"{path} is swept twice: also at {other_where}{written}. A point gives a path one "
+                    f"value, so the later list would replace the earlier one at every point and the earlier "
+                    f"dimension would only repeat runs; keep one of the two lists (in the grid, or in the "
+                    f"zip group of the paths it varies with).")))
+            else:
+                outer, inner = (other_path, path) if len(other_key) < len(key) else (path, other_path)
+                problems.append((where, (
+                    f"{path} overlaps {other_path}, also swept at {other_where}: each value of {outer} "
+                    f"replaces the whole {outer} section, {inner} included, so which of the two a point "
+                    f"gets would depend on the order they are applied in; sweep only one of them (e.g. "
+                    f"give {inner} inside each value of {outer}).")))
+            break
+        seen.append((key, path, where))
+    return problems
+
+
+def _check_sweep_points(study: Study, extra_kinds) -> list[tuple[str, str]]:
+    """Every point of the sweep, checked; a problem at a swept path is located at its sweep entry."""
     from .sweep import expand  # noqa: PLC0415 - sweep imports this module
 
+    entries = [(_path_key(p), p, where) for p, where, _ in _sweep_entries(study.sweep)]
     for point in expand(study):
         try:
             with_values(study, point.values, extra_kinds=extra_kinds)
         except StudyError as e:
-            label = ", ".join(f"{k}={v!r}" for k, v in point.values.items())
-            problems += [(p, f"at sweep point {label}: {m}") for p, m in e.problems]
-            break
-    return problems
+            label = ", ".join(f"{k}={_yaml_value(v)}" for k, v in point.values.items())
+            problems = []
+            for p, m in e.problems:
+                key = _dollar_key(p) if p.startswith("$") else None
+                hit = next(((sp, where) for sk, sp, where in entries
+                            if key is not None and key[:len(sk)] == sk), None)
+                if hit is None:
+                    problems.append((p, f"at sweep point {label}: {m}"))
+                    continue
+                swept, where = hit
+                inside = "" if _dollar_key(p) == _path_key(swept) else f" ({p[2:]})"
+                problems.append((where, f"the value {_yaml_value(point.values[swept])} (sweep point "
+                                        f"{label}){inside}: {m}"))
+            return problems
+    return []
 
 
 # ============================================================ paths and overrides
@@ -1116,6 +1388,13 @@ def _set_path(raw: dict, path: str, value, *, check_only: bool = False) -> None:
                                  f"{f' (use 0..{n - 1})' if n else ''}.")
             child_schema = schema[1]
         else:
+            if schema[0] == "leaf" and done == ["sweep"]:
+                rest = path[len("sweep."):]
+                raise _PathError(
+                    f"the sweep's keys are dotted paths themselves, so a path cannot reach into it; set "
+                    f"the whole section, e.g. --set 'sweep={{{rest}: "
+                    f"{_yaml_value(value) if isinstance(value, list) else '[...]'}}}' (or --set sweep=null "
+                    f"to run the study once).")
             if schema[0] == "leaf":
                 raise _PathError(f"{shown} is a value, not a section: it has no key {tok!r}.")
             what, kids = _children(schema, node if isinstance(node, Mapping) else {})
@@ -1173,9 +1452,119 @@ def apply_overrides(raw: dict, overrides, *, source: str = "--set") -> dict:
     return raw
 
 
+def _raw_sweep_entries(raw) -> list[tuple[str, str, Any]]:
+    """``(path, location, values)`` of the swept paths of a raw study, as far as they can be read."""
+    sweep = raw.get("sweep") if isinstance(raw, Mapping) else None
+    if not isinstance(sweep, Mapping):
+        return []
+    out = []
+    for key, values in sweep.items():
+        if key != "zip":
+            out.append((str(key), f"$.sweep[{str(key)!r}]", values))
+            continue
+        groups = values if isinstance(values, list) else [values]
+        for gi, group in enumerate(groups):
+            if isinstance(group, Mapping):
+                where = f"$.sweep.zip[{gi}]" if isinstance(values, list) else "$.sweep.zip"
+                out += [(str(p), f"{where}[{str(p)!r}]", v) for p, v in group.items()]
+    return out
+
+
+def _reaches(value, tokens) -> bool:
+    """Whether the raw ``value`` has an entry at ``tokens`` (keys and list indices)."""
+    for t in tokens:
+        if isinstance(value, Mapping) and t in value:
+            value = value[t]
+        elif isinstance(value, list) and isinstance(t, int) and 0 <= t < len(value):
+            value = value[t]
+        else:
+            return False
+    return True
+
+
+def _override_conflicts(raw, overrides) -> list[tuple[str, str]]:
+    """Overrides (``--set``, ``--device``) of values that the study's sweep sets at every point.
+
+    A sweep point is the study with the swept values set after the
+    overrides, so an override of a swept path (or of a path inside a swept
+    section, or a section whose value gives a swept path) would be checked
+    but never run.
+
+    Parameters
+    ----------
+    raw : dict
+        The raw study, overrides applied.
+    overrides : sequence of (label, path, value)
+        ``label`` names the override in messages (``--set train.lr=0.1``).
+    """
+    entries = [(key, p, where, v) for p, where, v in _raw_sweep_entries(raw)
+               if (key := _path_key(p)) is not None]
+    problems = []
+    for label, path, value in overrides:
+        key = _path_key(path)
+        if key is None or key[0] == "sweep":
+            continue
+        for skey, spath, where, values in entries:
+            if not _overlap(key, skey):
+                continue
+            shown = ", ".join(map(_yaml_value, values)) if isinstance(values, list) else _yaml_value(values)
+            if key == skey:
+                why = f"every sweep point sets {spath} to its swept value ({shown}), replacing this one"
+            elif len(key) > len(skey):
+                why = (f"every sweep point replaces the whole {spath} section with its swept value, "
+                       f"{path} included")
+            elif _reaches(value, skey[len(key):]):
+                why = (f"its value gives {spath}, which every sweep point sets to its swept value ({shown}), "
+                       f"replacing the given one")
+            else:
+                continue
+            problems.append((where, (
+                f"{label} overrides a swept value: {why}. The override would be checked but never run; "
+                f"drop it, or change the swept values instead (--set 'sweep={{...}}', or --set sweep=null "
+                f"to run the study once with the override).")))
+    return problems
+
+
+def _follow_world_size(raw: dict, old_size, set_paths) -> dict:
+    """Let conv sizes equal to the old world size follow a new one (``raw`` is changed in place).
+
+    A resolved study (a sweep's, a Python study's) gives every conv area
+    its size explicitly, so ``_fill_sizes`` no longer tells a size the
+    file gave from one taken from the world. When overrides change the
+    world's size, the sizes equal to the old one are taken out (and filled
+    again from the new world), unless an override sets them itself.
+    """
+    new_size = _world_size(raw)
+    circuit = raw.get("circuit")
+    if new_size is None or old_size is None or new_size == old_size or not isinstance(circuit, dict):
+        return raw
+    given = [k for k in map(_path_key, set_paths) if k is not None]
+
+    def free(*key) -> bool:
+        return not any(key[:len(g)] == g for g in given)
+
+    def same(v) -> bool:
+        return type(v) is int and v == old_size
+
+    if circuit.get("preset") in PRESETS:
+        if same(circuit.get("size")) and free("circuit", "size"):
+            del circuit["size"]
+    elif isinstance(circuit.get("nodes"), dict):
+        for name, spec in circuit["nodes"].items():
+            cls = COMPONENTS.get(spec.get("kind")) if isinstance(spec, dict) else None
+            if cls is not None and "size" in attrs.fields_dict(cls) and same(spec.get("size")) \
+                    and free("circuit", "nodes", name, "size"):
+                del spec["size"]
+    return raw
+
+
 def with_values(study: Study, values: Mapping[str, Any], *, extra_kinds=None, source: str = "<sweep point>",
                 keep_sweep: bool = False) -> Study:
     """The study with dotted-path ``values`` set (a sweep point), checked.
+
+    Conv sizes equal to the study's world size follow a ``world.size`` (or
+    ``world``) that ``values`` change, as if the file had left them to the
+    world.
 
     Parameters
     ----------
@@ -1190,6 +1579,7 @@ def with_values(study: Study, values: Mapping[str, Any], *, extra_kinds=None, so
     if not keep_sweep:
         raw["sweep"] = None
     raw = apply_overrides(raw, list(values.items()), source="sweep")
+    raw = _follow_world_size(raw, study.world.size, list(values))
     return structure_study(raw, source=source, extra_kinds=kinds)
 
 
@@ -1275,21 +1665,29 @@ def load_study(path, overrides=(), *, device: str | None = None) -> Study:
     Raises
     ------
     StudyError
-        For a missing file, a YAML syntax error (with its line), or any
-        invalid value (with its path).
+        For a missing file, a YAML syntax error (with its line), any
+        invalid value (with its path), or an override of a value the
+        study's sweep sets at every point (located at the sweep's entry).
     """
     path = Path(path)
-    pairs = [parse_override(o) if isinstance(o, str) else tuple(o) for o in overrides]
+    labelled = []  # (label, path, value)
+    for o in overrides:
+        key, value = parse_override(o) if isinstance(o, str) else tuple(o)
+        labelled.append((f"--set {o}" if isinstance(o, str) else f"the override {key}={_yaml_value(value)}",
+                         key, value))
     if device is not None:
-        pairs.append(("device", device))
+        labelled.append((f"--device {device}", "device", device))
+    pairs = [(key, value) for _, key, value in labelled]
     if path.suffix == ".py":
         study = _load_python(path)
         kinds = _custom_kinds(study)
         if not pairs:
             check_study(study, source=str(path), extra_kinds=kinds)
             return study
-        raw = unstructure_study(study)
-        return structure_study(apply_overrides(raw, pairs), source=str(path), extra_kinds=kinds)
+        raw = apply_overrides(unstructure_study(study), pairs)
+        _refuse_conflicts(raw, labelled, path)
+        raw = _follow_world_size(raw, study.world.size, [key for key, _ in pairs])
+        return structure_study(raw, source=str(path), extra_kinds=kinds)
     raw = _read_yaml(path)
     if raw is None:
         raise StudyError(str(path), [("$", "the file is empty; a study needs at least name and circuit.")])
@@ -1297,5 +1695,12 @@ def load_study(path, overrides=(), *, device: str | None = None) -> Study:
         if not isinstance(raw, Mapping):
             raise StudyError(str(path), [("$", f"a study file is a mapping of sections, got {_show(raw)}.")])
         raw = apply_overrides(raw, pairs)
+        _refuse_conflicts(raw, labelled, path)
     return structure_study(raw, source=str(path))
+
+
+def _refuse_conflicts(raw, labelled, path) -> None:
+    problems = _override_conflicts(raw, labelled)
+    if problems:
+        raise StudyError(str(path), problems)
 

@@ -219,7 +219,7 @@ def test_sweep_paths_and_values_are_checked():
     (path, msg), = problems({**GRAPH, "sweep": {"circuit.nodes.z.gama": [0.1]}})
     assert "did you mean 'gamma'?" in msg and "gama" in path
     (path, msg), = problems({**GRAPH, "sweep": {"circuit.nodes.z.gamma": [0.5, 2.0]}})
-    assert path == "$.circuit.nodes.z.gamma" and "sweep point" in msg and "must be in [0, 1]" in msg
+    assert path == "$.sweep['circuit.nodes.z.gamma']" and "sweep point" in msg and "must be in [0, 1]" in msg
     (path, msg), = problems({**GRAPH, "sweep": {"zip": {"train.lr": [0.1, 0.2], "seed": [1]}}})
     assert "equal lengths" in msg
     (path, msg), = problems({**GRAPH, "sweep": {"train.lr": 0.1}})

@@ -9,7 +9,7 @@ Contents (``FORMAT``, version ``VERSION``)::
     format, version   "neurodelay-checkpoint", 1
     step              optimiser steps completed
     seed              the training seed
-    study_text        the study (YAML text) the run belongs to
+    study_text        the study (YAML text) of the run that wrote the checkpoint
     model             the module's state_dict
     optimizer         the optimiser's state_dict
     history           {"step": [int], <term>: [float], ...}
@@ -19,11 +19,19 @@ Contents (``FORMAT``, version ``VERSION``)::
 Training derives every batch and every noise draw from (seed, step), so the
 random states are not needed to resume; they are kept so that a resumed
 process is in the same state as the one that stopped.
+
+A checkpoint belongs to the training of its study, not to the whole study:
+resuming compares only :func:`training_text` of the two studies, which
+leaves out the sections that training does not read (``NOT_TRAINING``: the
+name, the device, ``evaluate``, ``analyses``, ``sweep`` and ``executor``).
+So a run can be resumed, or finished training re-evaluated and re-analysed,
+after those sections change. The whole text is still stored (it is the
+study of the last run that wrote the file), and checkpoints written before
+this rule, which store the same whole text, are reduced the same way.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import random
 import tempfile
@@ -32,17 +40,61 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from ._files import give_default_mode
 from .errors import CheckpointError
 
-__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "capture_rng_state",
-           "restore_rng_state", "remove_stale_temporaries"]
+__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "training_text", "save_checkpoint", "load_checkpoint",
+           "capture_rng_state", "restore_rng_state", "remove_stale_temporaries"]
 
 FORMAT = "neurodelay-checkpoint"
 VERSION = 1
 _KEYS = ("format", "version", "step", "seed", "study_text", "model", "optimizer", "history", "rng")
 _FIX = "delete it to start afresh, or run without --resume (resume=False)"
+
+#: Top-level study sections that training does not read: a checkpoint resumes across changes to them.
+#: ``device`` is among them (as for a sweep point's identity): a run may continue on another device,
+#: at the price of numbers that then match neither device's uninterrupted run bit for bit.
+NOT_TRAINING = ("name", "device", "evaluate", "analyses", "sweep", "executor")
+
+
+def _training_part(study_text: str):
+    """The study text parsed, without the ``NOT_TRAINING`` sections (the text itself if it is no mapping)."""
+    try:
+        raw = yaml.safe_load(study_text) if study_text else None
+    except yaml.YAMLError:
+        return study_text
+    if not isinstance(raw, dict):
+        return study_text
+    return {k: v for k, v in raw.items() if k not in NOT_TRAINING}
+
+
+def training_text(study_text: str) -> str:
+    """The part of a study that training depends on, as canonical YAML text.
+
+    It is what identifies the training a checkpoint holds: the study
+    (``neurodelay.study.study_to_yaml``) without its ``NOT_TRAINING``
+    sections (name, device, evaluate, analyses, sweep, executor), mapping
+    keys sorted, so that two studies that train alike give the same text
+    whatever the order of their keys.
+
+    Parameters
+    ----------
+    study_text : str
+        A study as YAML text: the whole study, or already reduced (the
+        function is idempotent).
+
+    Returns
+    -------
+    str
+        The reduced text; ``study_text`` itself when it is not a YAML
+        mapping (e.g. ``""``, the text of a bare :func:`~neurodelay.train.train` call).
+    """
+    part = _training_part(study_text)
+    if not isinstance(part, dict):
+        return study_text
+    return yaml.safe_dump(part, sort_keys=True, default_flow_style=None, width=100)
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -125,11 +177,43 @@ def remove_stale_temporaries(path: str | os.PathLike) -> None:
                 pass
 
 
-def _first_difference(a: str, b: str) -> str:
-    diff = list(difflib.unified_diff(a.splitlines(), b.splitlines(), "checkpoint", "this run",
-                                     lineterm="", n=0))
-    lines = [d for d in diff[2:] if not d.startswith("@@")][:4]
-    return "; first differences: " + " | ".join(lines) if lines else ""
+def _short(value) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+    text = text.removesuffix("\n...").strip()  # the document end YAML writes after a bare scalar
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_ABSENT = object()
+
+
+def _first_changed(a, b, path: str = ""):
+    """(dotted path, old, new) of the first place where ``a`` and ``b`` differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = _first_changed(a.get(key, _ABSENT), b.get(key, _ABSENT),
+                                   f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_changed(x, y, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return None if a == b else (path or "the study", a, b)
+
+
+def _changed_field(a, b) -> str:
+    found = _first_changed(a, b)
+    if found is None:
+        return ""
+    where, old, new = found
+
+    def show(value) -> str:
+        return "absent" if value is _ABSENT else _short(value)
+
+    return f" at {where} ({show(old)} in the checkpoint, {show(new)} in this run)"
 
 
 def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
@@ -140,7 +224,10 @@ def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
     ----------
     path : str or path-like
     study_text : str, optional
-        When given, the checkpoint's study text must equal it.
+        When given, the checkpoint's study must train alike: its
+        :func:`training_text` must equal that of ``study_text`` (the other
+        sections, ``NOT_TRAINING``, may differ). Checkpoints that store the
+        whole study text, old ones included, are compared this way.
     seed : int, optional
         When given, the checkpoint's seed must equal it.
 
@@ -153,7 +240,8 @@ def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
     ------
     CheckpointError
         Missing, truncated or corrupt file, not a neurodelay checkpoint, or
-        one written by another study or seed.
+        one written by a study that trains differently (the message names
+        the first differing field), or with another seed.
     """
     path = Path(path)
     if not path.is_file():
@@ -174,11 +262,15 @@ def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
     missing = [k for k in _KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}; {_FIX}.")
-    if study_text is not None and ckpt["study_text"] != study_text:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} belongs to another study: its study text differs from this "
-            f"run's{_first_difference(ckpt['study_text'], study_text)}. Resume only with the study "
-            f"that wrote it; otherwise {_FIX}, or use another output folder.")
+    if study_text is not None:
+        stored = str(ckpt["study_text"])
+        old, new = _training_part(stored), _training_part(study_text)
+        if old != new:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} belongs to another study: the part of its study that "
+                f"training depends on differs from this run's{_changed_field(old, new)}. Only "
+                f"{', '.join(NOT_TRAINING[:-1])} and {NOT_TRAINING[-1]} may change on resume: change "
+                f"the rest back to resume; otherwise {_FIX}, or use another output folder.")
     if seed is not None and ckpt["seed"] != seed:
         raise CheckpointError(f"checkpoint {str(path)!r} was written with seed {ckpt['seed']!r}, this "
                               f"run has seed {seed!r}; resume with the same seed, or {_FIX}.")

@@ -202,7 +202,13 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
         The run's folder; created if needed. Nothing is written before the
         study and device are checked.
     resume : bool
-        Continue training from ``out_dir/checkpoint.pt`` if it exists.
+        Continue training from ``out_dir/checkpoint.pt`` if it exists (a
+        finished one is not trained further), then evaluate, analyse and
+        report this study afresh. The checkpoint's study may differ from
+        this one only outside training (its name, device, ``evaluate``,
+        ``analyses``, ``executor``: see
+        :func:`neurodelay.checkpoint.training_text`); the outputs record
+        this study.
     device : str, optional
         Replaces the study's device (``cpu``, ``cuda``, ``cuda:N``).
     quiet : bool
@@ -218,7 +224,8 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
     ConfigError
         Invalid study, or a device that is not available (nothing written).
     CheckpointError
-        ``resume`` with a truncated or foreign checkpoint.
+        ``resume`` with a truncated checkpoint, or one whose study trains
+        differently (the message names the first differing field).
     TrainingError
         The loss became NaN or infinite.
     AnalysisError

@@ -8,11 +8,14 @@ Each point runs in its own subfolder ``<out>/<name>/<point>/`` (named from the
 point's values, e.g. ``gamma=0.5``) through :func:`run_point`, a pure function
 of (study, point, output folder): the engine that runs points (sequentially
 here, see :func:`run_sweep`) can be swapped for one that spreads them over
-processes or machines. A rerun skips points whose ``results.nc`` exists; a
-point that fails is recorded with its error in the sweep report while the
-others run. :func:`combine` gathers the points' results into ``sweep.nc``
-with one dimension per swept parameter (one per zip group), failed points
-filled with NaN.
+processes or machines. A rerun skips points finished for the study as it
+stands (see :func:`_stale`): a point whose study changed only outside
+training (evaluate, analyses) resumes from its checkpoint and is evaluated
+again, one whose training changed runs afresh. A point that fails is
+recorded with its error in the sweep report while the others run.
+:func:`combine` gathers the points' results into ``sweep.nc`` with one
+dimension per swept parameter (one per zip group), failed points filled
+with NaN.
 """
 
 from __future__ import annotations
@@ -306,12 +309,17 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
     """None if ``folder`` holds this point's finished results; else why it must run ("" if never run).
 
     Finished means: ``results.nc`` of this point's study as it stands now
-    (device and executor aside), a ``report.md``, and no failed analysis. A
-    point whose results came from an edited study is cleared, its checkpoint
-    included (it belongs to the run that wrote those results), so that it
-    runs afresh; one whose analyses failed or that stopped before its
-    report loses its results and report and resumes from its checkpoint.
+    (device and executor aside), a ``report.md``, and no failed analysis.
+    A point whose results came from a study that trains differently
+    (:func:`~neurodelay.checkpoint.training_text` differs) is cleared, its
+    checkpoint included (it holds the old training), so that it runs
+    afresh. One whose study changed only outside training (name,
+    ``evaluate``, ``analyses``), whose analyses failed, or that stopped
+    before its report loses its results and report and resumes from its
+    checkpoint: training is not redone, evaluation, analyses and report are.
     """
+    from .checkpoint import NOT_TRAINING, training_text
+
     results = folder / "results.nc"
     if not results.exists():
         return ""
@@ -323,17 +331,24 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
     ps = point_study(study, point)
     if device is not None:
         ps = attrs.evolve(ps, device=device)
+    stored, now = str(attrs_.get("study", "")), study_to_yaml(ps)
 
-    def essentials(text):
-        d = yaml.safe_load(text) if text else None
-        return {k: v for k, v in d.items() if k not in ("device", "executor")} if isinstance(d, dict) else d
-
-    if essentials(attrs_.get("study", "")) != essentials(study_to_yaml(ps)):
+    if training_text(stored) != training_text(now):
         for name in ("results.nc", "report.md", "checkpoint.pt"):
             (folder / name).unlink(missing_ok=True)
         return "its results come from a different version of the study"
+
+    def section(text, key):
+        d = yaml.safe_load(text) if text else None
+        return d.get(key) if isinstance(d, dict) else None
+
+    changed = [k for k in NOT_TRAINING if k not in ("device", "executor")
+               and section(stored, k) != section(now, k)]
     why = None
-    if attrs_.get("failed_analyses"):
+    if changed:
+        why = (f"its study changed outside training ({', '.join(changed)}): training is kept, "
+               f"the rest is redone")
+    elif attrs_.get("failed_analyses"):
         why = "analyses failed in its last run (" + attrs_["failed_analyses"].splitlines()[0] + ")"
     elif not (folder / "report.md").exists():
         why = "its last run stopped before the report"

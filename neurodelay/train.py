@@ -237,7 +237,9 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
         does not, as for a run stopped before its first checkpoint).
     study_text : str
         The study as text, stored in checkpoints; resuming requires the
-        checkpoint's to be identical.
+        checkpoint's to train alike: equal
+        :func:`~neurodelay.checkpoint.training_text` (name, device,
+        evaluate, analyses, sweep and executor may differ).
     progress : bool or None
         Progress bar: None shows it only on a terminal, True always, False never.
     on_log : callable, optional

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,10 @@ import yaml
 import neurodelay.runner as runner_module
 import neurodelay.train as train_module
 from neurodelay.analysis import registry
+from neurodelay.errors import CheckpointError
 from neurodelay.run import main
+from neurodelay.runner import run_study
+from neurodelay.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -385,3 +389,63 @@ def test_foreign_checkpoint_on_resume(reference, tmp_path, capsys):
     code, _, err = run_cli(capsys, other, "--out", tmp_path, "--resume", "--quiet")
     assert code == 2 and "belongs to another study" in err and "gamma" in err
     assert sorted(p.name for p in run.iterdir()) == ["checkpoint.pt"]
+
+
+def finished_copy(reference, tmp_path) -> Path:
+    """A copy of the reference run's folder (checkpoint at its last step, results, report, figures)."""
+    out, _, _ = reference
+    run = tmp_path / "tiny"
+    shutil.copytree(out, run)
+    return run
+
+
+def test_resume_after_changing_evaluate_re_evaluates_without_training(reference, tmp_path, capsys):
+    out, _, _ = reference
+    run = finished_copy(reference, tmp_path)
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    new = write_study(tmp_path, {**TINY, "evaluate": {"n_sequences": 5, "batch_size": 3, "seed": 11}})
+    code, _, err = run_cli(capsys, new, "--out", tmp_path, "--resume", "--quiet")
+    assert code == 0, err
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint  # no training step ran
+    ds = xr.load_dataset(run / "results.nc")
+    ref = xr.load_dataset(out / "results.nc")
+    assert ds.sizes["sample"] == 5 and ref.sizes["sample"] == 3
+    assert ds.attrs["trained_steps"] == 3 and ds.attrs["evaluate_seed"] == 11
+    xr.testing.assert_identical(ds["loss_total"], ref["loss_total"])  # the checkpoint's training history
+    text = (run / "study.resolved.yaml").read_text()
+    assert ds.attrs["study"] == text and "n_sequences: 5" in text and "seed: 11" in text
+    report = (run / "report.md").read_text()
+    assert "n_sequences: 5" in report and "n_sequences: 3" not in report and "resumed" in report
+
+
+def test_resume_after_changing_analyses_runs_the_new_ones(reference, tmp_path, monkeypatch):
+    def mean_latent(results, ctx):
+        return xr.Dataset({"mean_latent": results["z"].mean(("sample", "latent"))})
+
+    monkeypatch.setattr(registry, "ANALYSES", {"mean_latent": mean_latent})
+    monkeypatch.setattr(registry, "available", lambda: dict(registry.ANALYSES))
+    run = finished_copy(reference, tmp_path)
+    checkpoint = (run / "checkpoint.pt").read_bytes()
+    study = load_study(write_study(tmp_path, {**TINY, "name": "renamed", "analyses": ["mean_latent"]}))
+    run_study(study, run, resume=True, quiet=True)
+    assert (run / "checkpoint.pt").read_bytes() == checkpoint
+    ds = xr.load_dataset(run / "results.nc")
+    assert "mean_latent" in ds and ds.attrs["study_name"] == "renamed"
+    assert "analyses: [mean_latent]" in ds.attrs["study"] and "name: renamed" in ds.attrs["study"]
+    assert ds.attrs["study"] == (run / "study.resolved.yaml").read_text()
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"train": {**TINY["train"], "lr": 0.01}}, "train.lr (0.001 in the checkpoint, 0.01 in this run)"),
+    ({"world": {**TINY["world"], "n_frames": 5}}, "world.n_frames (4 in the checkpoint, 5 in this run)"),
+])
+def test_resume_after_changing_training_is_refused_naming_the_field(reference, tmp_path, capsys, changes, field):
+    run = finished_copy(reference, tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    study = write_study(tmp_path, {**TINY, **changes})
+    with pytest.raises(CheckpointError, match="belongs to another study") as caught:
+        run_study(load_study(study), run, resume=True, quiet=True)
+    assert field in str(caught.value)
+    code, _, err = run_cli(capsys, study, "--out", tmp_path, "--resume", "--quiet")
+    assert code == 2 and field in err
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before  # the old run is untouched

@@ -230,6 +230,49 @@ def test_rerun_redoes_points_from_an_edited_study_or_with_failed_analyses(tmp_pa
     assert [c[0] for c in calls] == ["gamma=0.0"]
 
 
+def test_rerun_with_a_changed_evaluation_keeps_the_training(tmp_path, capsys, monkeypatch):
+    """A study edited only outside training (evaluate, analyses) keeps every point's checkpoint: the
+    points resume (no training step runs) and are evaluated, analysed and reported anew."""
+    raw = {**BASE, "train": {"steps": 2, "batch_size": 2, "log_every": 1}, "sweep": {"circuit.gamma": [0.0, 0.5]}}
+    study = _write(tmp_path, raw)
+    runs = tmp_path / "runs"
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    out = runs / "sw"
+    names = ["gamma=0.0", "gamma=0.5"]
+    checkpoints = {n: (out / n / "checkpoint.pt").read_bytes() for n in names}
+    losses = {n: xr.load_dataset(out / n / "results.nc")["loss_total"] for n in names}
+    real = sweep_module.run_point
+    calls = []
+
+    def count(study, point, folder, **kw):
+        calls.append((point.name, kw["resume"]))
+        return real(study, point, folder, **kw)
+
+    monkeypatch.setattr(sweep_module, "run_point", count)
+    capsys.readouterr()
+    assert main([str(study), "--out", str(runs), "--set", "evaluate.n_sequences=3"]) == 0
+    printed = capsys.readouterr().out
+    assert "changed outside training (evaluate): training is kept" in printed
+    assert "different version" not in printed
+    assert calls == [(n, True) for n in names]  # resumed from their checkpoints
+    for n in names:
+        assert (out / n / "checkpoint.pt").read_bytes() == checkpoints[n]  # no training step ran
+        ds = xr.load_dataset(out / n / "results.nc")
+        assert ds.sizes["sample"] == 3 and ds.attrs["trained_steps"] == 2
+        assert "n_sequences: 3" in ds.attrs["study"] and "n_sequences: 3" in (out / n / "report.md").read_text()
+        xr.testing.assert_identical(ds["loss_total"], losses[n])
+    assert xr.load_dataset(out / "sweep.nc").sizes["sample"] == 3
+    # the same edited study again: every point is finished
+    calls.clear()
+    assert main([str(study), "--out", str(runs), "--quiet", "--set", "evaluate.n_sequences=3"]) == 0
+    assert calls == []
+    # a change to training still clears the checkpoints: the points train afresh
+    assert main([str(study), "--out", str(runs), "--quiet", "--set", "evaluate.n_sequences=3",
+                 "--set", "train.lr=0.5"]) == 0
+    assert calls == [(n, False) for n in names]
+    assert all((out / n / "checkpoint.pt").read_bytes() != checkpoints[n] for n in names)
+
+
 def test_one_point_sweeps_and_numeric_coordinates(tmp_path, capsys):
     """A one-point sweep (or one whose metric is equal at every point) still gets its metrics over
     the sweep dimension, its report and its figures; mixed ints and floats, and zipped values that

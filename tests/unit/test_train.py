@@ -254,10 +254,13 @@ def test_foreign_checkpoint(tmp_path):
     path = tmp_path / "ck.pt"
     settings = TrainSettings(steps=2, batch_size=2, log_every=1)
     run_training(path, settings=settings)
-    other = STUDY.replace("tiny", "other")
-    with pytest.raises(CheckpointError, match=r"belongs to another study.*-name: tiny \| \+name: other.*"
+    other = STUDY.replace("steps: 8", "steps: 9")
+    with pytest.raises(CheckpointError, match=r"belongs to another study.* at train.steps \(8 in the checkpoint, "
+                                              r"9 in this run\)\. Only name, device, .*"
                                               r"delete it to start afresh, or run without --resume"):
         run_training(path, resume=True, settings=settings, study_text=other)
+    # the name is not part of training: a renamed study resumes
+    run_training(path, resume=True, settings=settings, study_text=STUDY.replace("tiny", "other"))
     with pytest.raises(CheckpointError, match=r"written with seed 7, this run has seed 8"):
         run_training(path, resume=True, settings=settings, seed=8)
     save_checkpoint(path, {"hello": torch.zeros(1)})

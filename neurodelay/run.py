@@ -20,15 +20,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 
 __all__ = ["main"]
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, without breaking lines at hyphens (a path such as docs/study-schema.md stays whole)."""
+
+    def _split_lines(self, text, width):
+        text = self._whitespace_matcher.sub(" ", text).strip()
+        return textwrap.wrap(text, width, break_on_hyphens=False)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m neurodelay.run",
+        prog="python -m neurodelay.run", formatter_class=_HelpFormatter,
         description="Run a neurodelay study: train the circuit, record results.nc, figures and a report.")
     p.add_argument("study", help="study file: YAML, or a Python script defining study()")
     p.add_argument("--out", default="runs", metavar="DIR", help="output folder; the run goes to DIR/<name>/ "
@@ -36,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
                    help="override a study value (VALUE read as YAML), e.g. --set train.steps=100; repeatable")
     p.add_argument("--device", choices=("cpu", "cuda"), help="run on this device (replaces the study's)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in the output folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in the output folder; the study may differ from the one that "
+                        "wrote it only outside training (name, device, evaluate, analyses, executor) "
+                        "or in train.steps (to train longer), log_every and checkpoint_every; see "
+                        "docs/study-schema.md#resuming")
     p.add_argument("--dry-run", action="store_true",
                    help="check the study, print it resolved and the circuit's schedule; run and write nothing")
     p.add_argument("--quiet", action="store_true", help="no progress output")

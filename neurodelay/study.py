@@ -865,7 +865,7 @@ def structure_study(raw, *, source: str = "<study>", extra_kinds: Mapping[str, t
     if not isinstance(raw, Mapping):
         raise StudyError(source, [("$", f"a study file is a mapping of sections (name: ..., world: ..., "
                                         f"circuit: ...), got {_show(raw)}.")])
-    raw, filled = _fill_sizes(dict(raw))
+    raw, filled = _fill_sizes(dict(raw), extra_kinds)
     world_given = isinstance(raw.get("world"), Mapping) and "size" in raw["world"]
     conv = _converter(extra_kinds)
     try:
@@ -891,8 +891,11 @@ def _world_size(raw: Mapping):
     return size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
-def _fill_sizes(raw: dict) -> tuple[dict, dict[str, int]]:
+def _fill_sizes(raw: dict, extra_kinds: Mapping[str, type] | None = None) -> tuple[dict, dict[str, int]]:
     """Give conv areas and presets the world's image size unless the file sets one.
+
+    ``extra_kinds``: component kinds besides the built-in ones (a Python
+    study's own); those with a ``size`` field are conv areas too.
 
     Returns
     -------
@@ -908,6 +911,7 @@ def _fill_sizes(raw: dict) -> tuple[dict, dict[str, int]]:
     if size is None or not isinstance(circuit, Mapping):
         return raw, {}
     circuit, filled = dict(circuit), {}
+    kinds = {**COMPONENTS, **(extra_kinds or {})}
     if circuit.get("preset") in PRESETS:
         if "size" in inspect.signature(PRESETS[circuit["preset"]]).parameters and "size" not in circuit:
             circuit["size"] = size
@@ -915,7 +919,7 @@ def _fill_sizes(raw: dict) -> tuple[dict, dict[str, int]]:
     elif isinstance(circuit.get("nodes"), Mapping):
         nodes = {}
         for name, spec in circuit["nodes"].items():
-            cls = COMPONENTS.get(spec.get("kind")) if isinstance(spec, Mapping) else None
+            cls = kinds.get(spec.get("kind")) if isinstance(spec, Mapping) else None
             if cls is not None and "size" in attrs.fields_dict(cls) and "size" not in spec:
                 spec = {**spec, "size": size}
                 filled[f"$.circuit.nodes{_key_path(name)}.size"] = size
@@ -1088,7 +1092,7 @@ def _check_study(study: Study, extra_kinds, filled: Mapping[str, int], world_giv
     """The problems of a structured study; ``filled``: the sizes :func:`_fill_sizes` took from the world."""
     problems = _at_world_size(_check_point(study), filled, world_given)
     if study.sweep is not None:
-        problems += _check_sweep_paths(study)
+        problems += _check_sweep_paths(study, extra_kinds)
         if not problems:
             problems += _check_sweep_points(study, extra_kinds)
     return problems
@@ -1223,9 +1227,10 @@ def _overlap(a: tuple, b: tuple) -> bool:
     return a[:n] == b[:n]
 
 
-def _check_sweep_paths(study: Study) -> list[tuple[str, str]]:
+def _check_sweep_paths(study: Study, extra_kinds=None) -> list[tuple[str, str]]:
     """Problems of the sweep's definition: unknown paths, paths swept twice or inside one another, repeats."""
     sweep = study.sweep
+    kinds = {**_custom_kinds(study), **(extra_kinds or {})}
     if not sweep.paths:
         return [("$.sweep", "the sweep names no path, so it would run no point; give at least one path with its "
                             "values, or no sweep to run the study once.")]
@@ -1248,7 +1253,7 @@ def _check_sweep_paths(study: Study) -> list[tuple[str, str]]:
     seen: list[tuple[tuple, str, str]] = []
     for path, where, _ in _sweep_entries(sweep):
         try:
-            _set_path(raw, path, None, check_only=True)
+            _set_path(raw, path, None, check_only=True, extra_kinds=kinds)
         except _PathError as e:
             problems.append((where, str(e)))
             continue
@@ -1346,8 +1351,13 @@ def _schema_of(tp):
     return ("leaf",)
 
 
-def _children(schema, raw) -> tuple[str, dict]:
-    """(description, {key: child schema}) of a schema node, given its raw value."""
+def _children(schema, raw, kinds: Mapping[str, type] | None = None) -> tuple[str, dict]:
+    """(description, {key: child schema}) of a schema node, given its raw value.
+
+    ``kinds``: the component classes by kind (default: the built-in
+    :data:`~neurodelay.components.COMPONENTS`; :func:`_set_path` adds a
+    Python study's own).
+    """
     kind = schema[0]
     if kind == "attrs":
         cls = schema[1]
@@ -1366,15 +1376,22 @@ def _children(schema, raw) -> tuple[str, dict]:
         names = list(raw) if isinstance(raw, Mapping) else []
         return "the circuit's nodes", {n: ("component",) for n in names}
     if kind == "component":
-        cls = COMPONENTS.get(raw.get("kind")) if isinstance(raw, Mapping) else None
+        registry = COMPONENTS if kinds is None else kinds
+        cls = registry.get(raw.get("kind")) if isinstance(raw, Mapping) else None
         fields = [f.name for f in attrs.fields(cls)] if cls is not None else []
         return f"a {cls.kind if cls else 'component'}", {"kind": ("leaf",), **{f: ("leaf",) for f in fields}}
     return "a value", {}
 
 
-def _set_path(raw: dict, path: str, value, *, check_only: bool = False) -> None:
-    """Set ``path`` in a raw study dict, checking it against the schema."""
+def _set_path(raw: dict, path: str, value, *, check_only: bool = False,
+              extra_kinds: Mapping[str, type] | None = None) -> None:
+    """Set ``path`` in a raw study dict, checking it against the schema.
+
+    ``extra_kinds``: component kinds besides the built-in ones (a Python
+    study's own), whose fields a path may reach.
+    """
     tokens = _tokens(path)
+    kinds = {**COMPONENTS, **(extra_kinds or {})}
     schema, node, done = ("attrs", Study), raw, []
     for i, tok in enumerate(tokens):
         last = i == len(tokens) - 1
@@ -1397,7 +1414,7 @@ def _set_path(raw: dict, path: str, value, *, check_only: bool = False) -> None:
                     f"to run the study once).")
             if schema[0] == "leaf":
                 raise _PathError(f"{shown} is a value, not a section: it has no key {tok!r}.")
-            what, kids = _children(schema, node if isinstance(node, Mapping) else {})
+            what, kids = _children(schema, node if isinstance(node, Mapping) else {}, kinds)
             if tok not in kids:
                 raise _PathError(f"{what} has no key {tok!r} (in {path!r}); {_suggest(tok, list(kids))}")
             child_schema = kids[tok]
@@ -1432,8 +1449,13 @@ def parse_override(text: str) -> tuple[str, Any]:
     return path.strip(), value
 
 
-def apply_overrides(raw: dict, overrides, *, source: str = "--set") -> dict:
+def apply_overrides(raw: dict, overrides, *, source: str = "--set",
+                    extra_kinds: Mapping[str, type] | None = None) -> dict:
     """Apply ``(path, value)`` overrides to a raw study dict (a copy); paths are checked.
+
+    ``extra_kinds``: component kinds besides the built-in ones (a Python
+    study's own, as for :func:`structure_study`), so that a path can reach
+    their fields (``circuit.nodes.smooth.rate``).
 
     Raises
     ------
@@ -1444,7 +1466,7 @@ def apply_overrides(raw: dict, overrides, *, source: str = "--set") -> dict:
     problems = []
     for path, value in overrides:
         try:
-            _set_path(raw, path, value)
+            _set_path(raw, path, value, extra_kinds=extra_kinds)
         except _PathError as e:
             problems.append(("", f"{source} {path}: {e}"))
     if problems:
@@ -1525,7 +1547,7 @@ def _override_conflicts(raw, overrides) -> list[tuple[str, str]]:
     return problems
 
 
-def _follow_world_size(raw: dict, old_size, set_paths) -> dict:
+def _follow_world_size(raw: dict, old_size, set_paths, extra_kinds: Mapping[str, type] | None = None) -> dict:
     """Let conv sizes equal to the old world size follow a new one (``raw`` is changed in place).
 
     A resolved study (a sweep's, a Python study's) gives every conv area
@@ -1533,12 +1555,16 @@ def _follow_world_size(raw: dict, old_size, set_paths) -> dict:
     file gave from one taken from the world. When overrides change the
     world's size, the sizes equal to the old one are taken out (and filled
     again from the new world), unless an override sets them itself.
+
+    ``extra_kinds``: a Python study's own component kinds (those with a
+    ``size`` field follow too).
     """
     new_size = _world_size(raw)
     circuit = raw.get("circuit")
     if new_size is None or old_size is None or new_size == old_size or not isinstance(circuit, dict):
         return raw
     given = [k for k in map(_path_key, set_paths) if k is not None]
+    kinds = {**COMPONENTS, **(extra_kinds or {})}
 
     def free(*key) -> bool:
         return not any(key[:len(g)] == g for g in given)
@@ -1551,7 +1577,7 @@ def _follow_world_size(raw: dict, old_size, set_paths) -> dict:
             del circuit["size"]
     elif isinstance(circuit.get("nodes"), dict):
         for name, spec in circuit["nodes"].items():
-            cls = COMPONENTS.get(spec.get("kind")) if isinstance(spec, dict) else None
+            cls = kinds.get(spec.get("kind")) if isinstance(spec, dict) else None
             if cls is not None and "size" in attrs.fields_dict(cls) and same(spec.get("size")) \
                     and free("circuit", "nodes", name, "size"):
                 del spec["size"]
@@ -1578,8 +1604,8 @@ def with_values(study: Study, values: Mapping[str, Any], *, extra_kinds=None, so
     raw = unstructure_study(study)
     if not keep_sweep:
         raw["sweep"] = None
-    raw = apply_overrides(raw, list(values.items()), source="sweep")
-    raw = _follow_world_size(raw, study.world.size, list(values))
+    raw = apply_overrides(raw, list(values.items()), source="sweep", extra_kinds=kinds)
+    raw = _follow_world_size(raw, study.world.size, list(values), kinds)
     return structure_study(raw, source=source, extra_kinds=kinds)
 
 
@@ -1684,9 +1710,9 @@ def load_study(path, overrides=(), *, device: str | None = None) -> Study:
         if not pairs:
             check_study(study, source=str(path), extra_kinds=kinds)
             return study
-        raw = apply_overrides(unstructure_study(study), pairs)
+        raw = apply_overrides(unstructure_study(study), pairs, extra_kinds=kinds)
         _refuse_conflicts(raw, labelled, path)
-        raw = _follow_world_size(raw, study.world.size, [key for key, _ in pairs])
+        raw = _follow_world_size(raw, study.world.size, [key for key, _ in pairs], kinds)
         return structure_study(raw, source=str(path), extra_kinds=kinds)
     raw = _read_yaml(path)
     if raw is None:

@@ -23,9 +23,12 @@ process is in the same state as the one that stopped.
 A checkpoint belongs to the training of its study, not to the whole study:
 resuming compares only :func:`training_text` of the two studies, which
 leaves out the sections that training does not read (``NOT_TRAINING``: the
-name, the device, ``evaluate``, ``analyses``, ``sweep`` and ``executor``).
-So a run can be resumed, or finished training re-evaluated and re-analysed,
-after those sections change. The whole text is still stored (it is the
+name, the device, ``evaluate``, ``analyses``, ``sweep`` and ``executor``)
+and the keys of ``train`` that say how long to train and how often to log
+and save (``RESUMABLE_TRAIN``: ``steps``, ``log_every``,
+``checkpoint_every``), which do not change the parameters at any step. So a
+run can be resumed, finished training re-evaluated and re-analysed, or
+trained for longer, after those change. The whole text is still stored (it is the
 study of the last run that wrote the file), and checkpoints written before
 this rule, which store the same whole text, are reduced the same way.
 """
@@ -45,7 +48,7 @@ import yaml
 from ._files import give_default_mode
 from .errors import CheckpointError
 
-__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "training_text", "save_checkpoint", "load_checkpoint",
+__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "training_text", "save_checkpoint", "load_checkpoint",
            "capture_rng_state", "restore_rng_state", "remove_stale_temporaries"]
 
 FORMAT = "neurodelay-checkpoint"
@@ -57,6 +60,10 @@ _FIX = "delete it to start afresh, or run without --resume (resume=False)"
 #: ``device`` is among them (as for a sweep point's identity): a run may continue on another device,
 #: at the price of numbers that then match neither device's uninterrupted run bit for bit.
 NOT_TRAINING = ("name", "device", "evaluate", "analyses", "sweep", "executor")
+#: Keys of ``train`` a resume may change: every batch and noise draw comes from (seed, step) and the
+#: learning rate has no schedule, so the parameters after step s do not depend on them. A larger
+#: ``steps`` trains on from the checkpoint (to the same parameters as an uninterrupted run that long).
+RESUMABLE_TRAIN = ("steps", "log_every", "checkpoint_every")
 
 
 def _training_part(study_text: str):
@@ -67,7 +74,10 @@ def _training_part(study_text: str):
         return study_text
     if not isinstance(raw, dict):
         return study_text
-    return {k: v for k, v in raw.items() if k not in NOT_TRAINING}
+    part = {k: v for k, v in raw.items() if k not in NOT_TRAINING}
+    if isinstance(part.get("train"), dict):
+        part["train"] = {k: v for k, v in part["train"].items() if k not in RESUMABLE_TRAIN}
+    return part
 
 
 def training_text(study_text: str) -> str:
@@ -75,9 +85,11 @@ def training_text(study_text: str) -> str:
 
     It is what identifies the training a checkpoint holds: the study
     (``neurodelay.study.study_to_yaml``) without its ``NOT_TRAINING``
-    sections (name, device, evaluate, analyses, sweep, executor), mapping
-    keys sorted, so that two studies that train alike give the same text
-    whatever the order of their keys.
+    sections (name, device, evaluate, analyses, sweep, executor) and without
+    the ``RESUMABLE_TRAIN`` keys of ``train`` (steps, log_every,
+    checkpoint_every), mapping keys sorted, so that two studies whose
+    parameters follow the same path give the same text whatever the order
+    of their keys and however long they train.
 
     Parameters
     ----------
@@ -225,8 +237,10 @@ def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
     path : str or path-like
     study_text : str, optional
         When given, the checkpoint's study must train alike: its
-        :func:`training_text` must equal that of ``study_text`` (the other
-        sections, ``NOT_TRAINING``, may differ). Checkpoints that store the
+        :func:`training_text` must equal that of ``study_text`` (the
+        ``NOT_TRAINING`` sections and the ``RESUMABLE_TRAIN`` keys may
+        differ; the caller checks that the checkpoint's step is within
+        ``train.steps``). Checkpoints that store the
         whole study text, old ones included, are compared this way.
     seed : int, optional
         When given, the checkpoint's seed must equal it.
@@ -269,8 +283,8 @@ def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
             raise CheckpointError(
                 f"checkpoint {str(path)!r} belongs to another study: the part of its study that "
                 f"training depends on differs from this run's{_changed_field(old, new)}. Only "
-                f"{', '.join(NOT_TRAINING[:-1])} and {NOT_TRAINING[-1]} may change on resume: change "
-                f"the rest back to resume; otherwise {_FIX}, or use another output folder.")
+                f"{', '.join(NOT_TRAINING)} and train.{', train.'.join(RESUMABLE_TRAIN)} may change on "
+                f"resume: change the rest back to resume; otherwise {_FIX}, or use another output folder.")
     if seed is not None and ckpt["seed"] != seed:
         raise CheckpointError(f"checkpoint {str(path)!r} was written with seed {ckpt['seed']!r}, this "
                               f"run has seed {seed!r}; resume with the same seed, or {_FIX}.")

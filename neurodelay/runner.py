@@ -34,9 +34,10 @@ import torch
 import xarray as xr
 import yaml
 
+from .checkpoint import load_checkpoint
 from .circuit import world_shapes
 from .components.base import RunContext
-from .errors import ConfigError, NeurodelayError
+from .errors import CheckpointError, ConfigError, NeurodelayError
 from .record import RESERVED_NAMES, module_dataset, variable_name, write_netcdf
 from .simulation import build_seeded
 from .study import GraphCircuit, Study, check_study, study_to_yaml
@@ -206,8 +207,10 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
         finished one is not trained further), then evaluate, analyse and
         report this study afresh. The checkpoint's study may differ from
         this one only outside training (its name, device, ``evaluate``,
-        ``analyses``, ``executor``: see
-        :func:`neurodelay.checkpoint.training_text`); the outputs record
+        ``analyses``, ``executor``) and in how long it trains and how often
+        it logs and saves (``train.steps``, at least the checkpoint's step,
+        ``log_every``, ``checkpoint_every``): see
+        :func:`neurodelay.checkpoint.training_text`. The outputs record
         this study.
     device : str, optional
         Replaces the study's device (``cpu``, ``cuda``, ``cuda:N``).
@@ -234,7 +237,7 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
     from .analysis.registry import AnalysisContext, available
     from .plots import plot_run
     from .report import write_report
-    from .train import train
+    from .train import steps_below_checkpoint, train
 
     if not isinstance(study, Study):
         raise TypeError(f"study must be a neurodelay.study.Study, got {type(study).__name__}.")
@@ -261,6 +264,11 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
         out.mkdir(parents=True, exist_ok=True)
         _clear_outputs(out)
         _write_text(out / "study.resolved.yaml", study_text)
+
+    if resuming and not (study.train.steps > 0 and n_params > 0):  # train() would not read the checkpoint
+        held = load_checkpoint(ckpt, study_text=study_text, seed=study.seed)["step"]
+        if held > study.train.steps:
+            raise CheckpointError(steps_below_checkpoint(ckpt, held, study.train.steps))
 
     result = None
     if study.train.steps > 0 and n_params > 0:

@@ -239,7 +239,9 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
         The study as text, stored in checkpoints; resuming requires the
         checkpoint's to train alike: equal
         :func:`~neurodelay.checkpoint.training_text` (name, device,
-        evaluate, analyses, sweep and executor may differ).
+        evaluate, analyses, sweep and executor may differ, and so may
+        ``settings.steps``, ``log_every`` and ``checkpoint_every``: a
+        larger ``steps`` trains on from the checkpoint's step).
     progress : bool or None
         Progress bar: None shows it only on a terminal, True always, False never.
     on_log : callable, optional
@@ -403,13 +405,22 @@ def _raise_if_bad(first_bad, keys, checkpoint_path, saved_step) -> None:
         f"Lower train.lr, set train.grad_clip, or check the world's frames for NaN.")
 
 
+def steps_below_checkpoint(path, step: int, steps: int) -> str:
+    """The message for resuming a checkpoint at ``step`` with ``train.steps = steps`` below it."""
+    return (f"checkpoint {str(path)!r} is at step {step}, beyond this run's train.steps = {steps}: a resume "
+            f"can train on, not back. Set train.steps to {step} or more to use it (to {step} to evaluate it "
+            f"as it is), or delete it or run without --resume to train {steps} steps afresh.")
+
+
 def _restore(path: Path, module, optimizer, settings, study_text, seed, history, logged_steps,
              prior: dict | None = None) -> int:
     ckpt = load_checkpoint(path, study_text=study_text, seed=seed)
     step = ckpt["step"]
-    if not isinstance(step, int) or not 0 <= step <= settings.steps:
-        raise CheckpointError(f"checkpoint {str(path)!r} is at step {step!r}, beyond this run's "
-                              f"train.steps = {settings.steps}; delete it or run without --resume.")
+    if not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds step {step!r}, not a step count; "
+                              f"delete it or run without --resume.")
+    if step > settings.steps:
+        raise CheckpointError(steps_below_checkpoint(path, step, settings.steps))
     try:
         module.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])

@@ -449,3 +449,35 @@ def test_resume_after_changing_training_is_refused_naming_the_field(reference, t
     code, _, err = run_cli(capsys, study, "--out", tmp_path, "--resume", "--quiet")
     assert code == 2 and field in err
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before  # the old run is untouched
+
+
+def test_resume_with_more_steps_trains_on_to_the_uninterrupted_runs_numbers(reference, tmp_path, capsys):
+    run = finished_copy(reference, tmp_path)  # trained 3 steps
+    longer = {**TINY, "train": {**TINY["train"], "steps": 5, "log_every": 2, "checkpoint_every": 4}}
+    code, _, err = run_cli(capsys, write_study(tmp_path, longer), "--out", tmp_path, "--resume", "--quiet")
+    assert code == 0, err
+    fresh = tmp_path / "fresh"
+    code, _, err = run_cli(capsys, write_study(fresh.parent, longer, "fresh.yaml"), "--out", fresh, "--quiet")
+    assert code == 0, err
+    resumed, uninterrupted = xr.load_dataset(run / "results.nc"), xr.load_dataset(fresh / "tiny" / "results.nc")
+    assert resumed.attrs["trained_steps"] == uninterrupted.attrs["trained_steps"] == 5
+    for name, var in uninterrupted.data_vars.items():
+        if "step" not in var.dims:  # the loss history: logged at other steps (below)
+            xr.testing.assert_identical(resumed[name], var)
+    # the first 3 steps were logged every step, the rest every 2 steps and at the end
+    assert resumed["step"].values.tolist() == [1, 2, 3, 4, 5]
+    assert uninterrupted["step"].values.tolist() == [1, 2, 4, 5]
+    xr.testing.assert_identical(resumed["loss_total"].sel(step=[1, 2, 4, 5]), uninterrupted["loss_total"])
+    assert resumed.attrs["study"] == (run / "study.resolved.yaml").read_text() and "steps: 5" in resumed.attrs["study"]
+
+
+@pytest.mark.parametrize("steps", [2, 0])
+def test_resume_with_fewer_steps_than_the_checkpoint_is_refused(reference, tmp_path, capsys, steps):
+    run = finished_copy(reference, tmp_path)  # trained 3 steps
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    shorter = write_study(tmp_path, {**TINY, "train": {**TINY["train"], "steps": steps}})
+    code, _, err = run_cli(capsys, shorter, "--out", tmp_path, "--resume", "--quiet")
+    assert code == 2
+    assert f"is at step 3, beyond this run's train.steps = {steps}: a resume can train on, not back" in err
+    assert "Set train.steps to 3 or more" in err
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before

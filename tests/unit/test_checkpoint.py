@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from neurodelay.checkpoint import FORMAT, NOT_TRAINING, load_checkpoint, training_text
+from neurodelay.checkpoint import FORMAT, NOT_TRAINING, RESUMABLE_TRAIN, load_checkpoint, training_text
 from neurodelay.errors import CheckpointError
 from neurodelay.study import structure_study, study_to_yaml
 
@@ -45,6 +45,11 @@ def test_training_text_keeps_only_what_training_reads():
     same = text(name="renamed", device="cuda", evaluate={"n_sequences": 9, "seed": 1, "batch_size": 4},
                 analyses=None, executor={"name": "processes:2"})
     assert same != full and training_text(same) == training_text(full)
+    # how long to train, and how often to log and save, do not change the parameters at any step
+    assert set(RESUMABLE_TRAIN) == {"steps", "log_every", "checkpoint_every"}
+    assert not set(RESUMABLE_TRAIN) & set(reduced["train"]) and "lr" in reduced["train"]
+    longer = text(train={**RAW["train"], "steps": 30, "log_every": 7, "checkpoint_every": 9})
+    assert longer != full and training_text(longer) == training_text(full)
     for changed in (text(seed=4), text(train={**RAW["train"], "lr": 0.01}), text(dt_ms=5.0),
                     text(world={**RAW["world"], "n_frames": 5}),
                     text(circuit={**RAW["circuit"], "gamma": 0.25}),
@@ -83,7 +88,8 @@ def test_checkpoint_of_a_study_that_trains_differently_is_refused_naming_the_fie
     old_checkpoint(path, text())
     with pytest.raises(CheckpointError, match=rf"belongs to another study: the part of its study that training "
                                               rf"depends on differs from this run's at {field}\. "
-                                              rf"Only name, device, evaluate, analyses, sweep and executor may "
+                                              rf"Only name, device, evaluate, analyses, sweep, executor and "
+                                              rf"train\.steps, train\.log_every, train\.checkpoint_every may "
                                               rf"change on resume.*delete it to start afresh"):
         load_checkpoint(path, study_text=text(**changes))
 

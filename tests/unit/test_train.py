@@ -224,6 +224,28 @@ def test_resume_midway_adds_the_time_of_both_parts(tmp_path):
     assert r2.total_seconds == pytest.approx(recorded + r2.seconds)
 
 
+def test_resume_with_more_steps_reaches_the_uninterrupted_parameters(reference, tmp_path):
+    path = tmp_path / "ck.pt"
+    short = attrs.evolve(SETTINGS, steps=3, log_every=2, checkpoint_every=5)
+    run_training(path, settings=short, study_text=STUDY.replace("steps: 8", "steps: 3, log_every: 2"))
+    assert load_checkpoint(path)["step"] == 3
+    # the study text says 8 steps, logging every step: both may differ from the checkpoint's
+    resumed, result = run_training(path, resume=True)
+    uninterrupted, full, _ = reference
+    assert_same_parameters(resumed, uninterrupted)
+    assert result.final_step == 8 and result.steps.tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
+    np.testing.assert_array_equal(result.history["total"][2:], full.history["total"][2:])
+
+
+def test_resume_with_fewer_steps_than_the_checkpoint_is_refused(reference, tmp_path):
+    path = tmp_path / "ck.pt"
+    path.write_bytes(reference[2].read_bytes())  # at step 8
+    with pytest.raises(CheckpointError, match=r"is at step 8, beyond this run's train.steps = 5: a resume can "
+                                              r"train on, not back\. Set train.steps to 8 or more"):
+        run_training(path, resume=True, settings=attrs.evolve(SETTINGS, steps=5),
+                     study_text=STUDY.replace("steps: 8", "steps: 5"))
+
+
 def test_resume_without_checkpoint_starts_afresh(tmp_path):
     short = TrainSettings(steps=2, batch_size=2, checkpoint_every=5)
     stale = tmp_path / ".missing.pt.abc123.tmp"  # left by a writer killed mid-write
@@ -254,9 +276,10 @@ def test_foreign_checkpoint(tmp_path):
     path = tmp_path / "ck.pt"
     settings = TrainSettings(steps=2, batch_size=2, log_every=1)
     run_training(path, settings=settings)
-    other = STUDY.replace("steps: 8", "steps: 9")
-    with pytest.raises(CheckpointError, match=r"belongs to another study.* at train.steps \(8 in the checkpoint, "
-                                              r"9 in this run\)\. Only name, device, .*"
+    other = STUDY.replace("steps: 8", "steps: 8, lr: 0.01")
+    with pytest.raises(CheckpointError, match=r"belongs to another study.* at train.lr \(absent in the checkpoint, "
+                                              r"0.01 in this run\)\. Only name, device, .*executor and "
+                                              r"train.steps, train.log_every, train.checkpoint_every may change.*"
                                               r"delete it to start afresh, or run without --resume"):
         run_training(path, resume=True, settings=settings, study_text=other)
     # the name is not part of training: a renamed study resumes

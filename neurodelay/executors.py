@@ -378,8 +378,8 @@ def execute_point(job: PointJob) -> JobResult:
         run_point(job.study, job.point, folder, resume=job.resume or _has_checkpoint(folder),
                   device=job.device, quiet=True)
     except Exception as exc:  # noqa: BLE001 - reported, the other points go on
-        detail = traceback.format_exc(limit=3)
-        return JobResult("failed", f"{type(exc).__name__}: {exc}\n{detail}", time.perf_counter() - t0)
+        return JobResult("failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                         time.perf_counter() - t0)
     finally:
         torch.set_num_threads(threads)  # when run in the calling process, leave its setting as it was
     return JobResult("ok", "", time.perf_counter() - t0)
@@ -421,7 +421,18 @@ def parse_executor(name: str) -> tuple[str, str]:
 
 
 class LocalExecutor:
-    """One point after another in this process."""
+    """One point after another in this process.
+
+    Every executor has ``check(jobs)``, which raises
+    :class:`ExecutorUnavailable` where it cannot run ``jobs`` here (no Slurm,
+    no Dask scheduler, a study script gone, classes of a notebook for
+    worker processes) and writes nothing: :func:`neurodelay.sweep.run_sweep`
+    calls it before it touches the sweep's folder. ``map`` and ``submit``
+    check again.
+    """
+
+    def check(self, jobs: list[PointJob]) -> None:
+        """Nothing to check: the points run in this process."""
 
     def map(self, jobs: list[PointJob], *, on_result=None) -> list[JobResult]:
         out = []
@@ -439,12 +450,17 @@ class ProcessExecutor:
     def __init__(self, n_workers: int):
         self.n_workers = n_workers
 
+    def check(self, jobs) -> None:
+        """Refuse a study script that is gone, or classes of an interactive session
+        (:func:`_check_main_rerunnable`)."""
+        _check_scripts_here(jobs, f"processes:{self.n_workers}")
+        _check_main_rerunnable(jobs, f"processes:{self.n_workers}")
+
     def map(self, jobs, *, on_result=None):
         import concurrent.futures as cf
         import multiprocessing as mp
 
-        _check_scripts_here(jobs, f"processes:{self.n_workers}")
-        _check_main_rerunnable(jobs, f"processes:{self.n_workers}")
+        self.check(jobs)
         threads = max(1, (os.cpu_count() or 1) // self.n_workers)
         jobs = [attrs_evolve_threads(j, threads) for j in jobs]
         results: dict[int, JobResult] = {}
@@ -507,6 +523,14 @@ class DaskExecutor:
                 f"every worker loads by path, and not every worker has it ({where}). Put the script at the same "
                 f"path on a file system the workers share, or run the sweep here (processes:N or dask:local:N).")
 
+    def check(self, jobs) -> None:
+        """Refuse a study script that is gone; for ``dask:ADDRESS``, a scheduler that does not answer, or
+        workers that lack the script. A ``dask:local:N`` cluster is not started here."""
+        _check_scripts_here(jobs, f"dask:{self.address}")
+        if not self.address.startswith("local"):
+            with self._client() as client:
+                self._check_scripts_on_workers(client, jobs)
+
     def map(self, jobs, *, on_result=None):
         from distributed import as_completed
 
@@ -558,15 +582,23 @@ class SlurmExecutor:
         self.folder = Path(folder)
         self.cluster = cluster
 
-    def submit(self, jobs):
+    def check(self, jobs) -> None:
+        """Refuse a study script that is gone, or ``slurm`` where there is no Slurm (writes nothing)."""
+        _check_scripts_here(jobs, "slurm:local" if self.cluster == "local" else "slurm")
+        self._executor()
+
+    def _executor(self):
         import submitit
 
-        _check_scripts_here(jobs, "slurm:local" if self.cluster == "local" else "slurm")
-        try:
-            ex = submitit.AutoExecutor(folder=str(self.folder / ".submitit" / "%j"), cluster=self.cluster)
+        try:  # creating it writes nothing (submitit makes its folder at submission)
+            return submitit.AutoExecutor(folder=str(self.folder / ".submitit" / "%j"), cluster=self.cluster)
         except RuntimeError as exc:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
             raise ExecutorUnavailable(f"--executor slurm: Slurm is not available here ({exc}); use slurm:local to "
                                       f"try the jobs as local processes, or processes:N.") from exc
+
+    def submit(self, jobs):
+        _check_scripts_here(jobs, "slurm:local" if self.cluster == "local" else "slurm")
+        ex = self._executor()
         s = self.settings
         params = dict(timeout_min=s.time_min, cpus_per_task=s.cpus_per_point or None)
         if self.cluster != "local":

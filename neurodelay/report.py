@@ -122,7 +122,12 @@ _SWEEP_METRICS = ("reconstruction_mse", "final_loss_total", "mig", "dci_disentan
 
 
 def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | None) -> Path:
-    """Write the sweep's ``report.md``: every point with its status, metric and error; a figure."""
+    """Write the sweep's ``report.md``: every point with its status, metric and error; a figure.
+
+    The table gives each failed point's error on one line (``po.error``);
+    the Failures section gives the whole of it (``po.detail``, when there
+    is more).
+    """
     from .plots import plot_sweep
 
     out_dir = Path(out_dir)
@@ -168,8 +173,8 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
         lines += [f"![{m} across the sweep](figures/{fig.name})" for m, fig in figures] + [""]
     if outcome.failed:
         lines += ["## Failures", ""]
-        for po in outcome.failed:
-            lines += [f"### {po.point.name}", "", "```text", po.error, "```", ""]
+        for po in outcome.failed:  # the whole error (traceback, a Slurm job's error stream), not only its summary
+            lines += [f"### {po.point.name}", "", "```text", po.detail or po.error, "```", ""]
     path = out_dir / "report.md"
     _atomic_write(path, "\n".join(lines))
     return path

@@ -11,8 +11,12 @@ here, see :func:`run_sweep`) can be swapped for one that spreads them over
 processes or machines. A rerun skips points finished for the study as it
 stands (see :func:`_stale`): a point whose study changed only outside
 training (evaluate, analyses) resumes from its checkpoint and is evaluated
-again, one whose training changed runs afresh. A point that fails is
-recorded with its error in the sweep report while the others run.
+again, one given a larger ``train.steps`` trains on from its checkpoint, one
+whose training changed runs afresh (an unfinished one too: its
+checkpoint is cleared rather than resumed). A point that fails is recorded
+while the others run: the lines of its error that say what went wrong in
+the report's table (see :func:`error_summary`), the whole text, traceback
+included, under the report's Failures.
 :func:`combine` gathers the points' results into ``sweep.nc`` with one
 dimension per swept parameter (one per zip group), failed points filled
 with NaN.
@@ -40,7 +44,7 @@ from .record import write_netcdf
 from .study import Study, study_to_yaml, with_values
 
 __all__ = ["SweepDim", "Point", "PointOutcome", "SweepOutcome", "sweep_dims", "expand", "point_study",
-           "run_point", "run_sweep", "combine", "combined_dims"]
+           "run_point", "run_sweep", "combine", "combined_dims", "error_summary"]
 
 #: Names a sweep dimension may not take (result dims and variables).
 _RESERVED = {"sample", "time", "latent", "factor", "y", "x", "step", "frames", "factors",
@@ -197,12 +201,85 @@ def run_point(study: Study, point: Point, out_dir, *, resume: bool = False, devi
 
 @dataclass
 class PointOutcome:
-    """What happened to one point: ``status`` is ``ok``, ``skipped`` or ``failed``."""
+    """What happened to one point: ``status`` is ``ok``, ``skipped``, ``failed`` or ``missing``.
+
+    ``error`` is one line saying what went wrong (:func:`error_summary`),
+    ``detail`` the whole error as reported (traceback, a Slurm job's error
+    stream), empty when ``error`` is all there is.
+    """
 
     point: Point
     status: str
     error: str = ""
     seconds: float = 0.0
+    detail: str = ""
+
+
+def _failure(point: Point, text: str, seconds: float = 0.0) -> PointOutcome:
+    summary = error_summary(text)
+    return PointOutcome(point, "failed", summary, seconds, text.strip() if text.strip() != summary else "")
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+_SEPARATOR = re.compile(r"^\s*[-=]{4,}\s*$")
+_QUALIFIED = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)")  # "neurodelay.errors." of "neurodelay.errors.X: ..."
+
+
+def error_summary(text: str, limit: int = 600) -> str:
+    """The part of a failed point's error that says what went wrong, as one line.
+
+    A one-line error is kept as it is. A longer one keeps its first line
+    and the exception that ended the last Python traceback in it (its
+    message on one line); without a traceback, the text after its last
+    separator line (``-----``) when that is at most three lines, else its
+    last line. A Slurm job's error (``FailedJobError: Job (task=0) failed
+    during processing with trace:``, ``UncompletedJobError: Job 123 (task:
+    0) with path ...``) is then followed by the exception, or the error
+    stream, that says why. The result is cut to ``limit`` characters.
+
+    Parameters
+    ----------
+    text : str
+        The error as reported by the point's runner or executor.
+    limit : int
+        Most characters kept.
+    """
+    lines = [line.rstrip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    head = lines[0].strip()
+    tail = _final_exception(lines[1:])
+    if tail is None:  # the block after the last separator (a Slurm job's error stream) when short, else the last line
+        cut = max([0] + [i + 1 for i, line in enumerate(lines) if _SEPARATOR.match(line)])
+        block = [line.strip() for line in lines[max(cut, 1):]]
+        tail = " ".join(block) if cut and len(block) <= 3 else (block[-1] if block else "")
+    tail = _QUALIFIED.sub("", tail)
+    if not tail or tail == head or tail in head:
+        summary = head
+    elif tail.startswith(head):  # the same exception, its message longer than the first line
+        summary = tail
+    else:
+        summary = f"{head} ... {tail}"
+    return summary if len(summary) <= limit else summary[:limit - 3] + "..."
+
+
+def _final_exception(lines: list[str]) -> str | None:
+    """The exception line(s), joined, that end the last Python traceback in ``lines``; None if there is none.
+
+    After ``Traceback (most recent call last):`` come the frames (indented);
+    the first line that is not indented starts the exception, whose message
+    runs on to the end or to a separator line (``-----``).
+    """
+    starts = [i for i, line in enumerate(lines) if line.strip() == _TRACEBACK]
+    if not starts:
+        return None
+    block: list[str] = []
+    for line in lines[starts[-1] + 1:]:
+        if block and _SEPARATOR.match(line):
+            break
+        if block or not line[:1].isspace():
+            block.append(line.strip())
+    return " ".join(block) or None
 
 
 @dataclass
@@ -251,6 +328,15 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
     -------
     SweepOutcome
         Failed points are listed, not raised.
+
+    Raises
+    ------
+    ExecutorUnavailable
+        The executor cannot run here (no Slurm, no Dask scheduler at the
+        address, a study script gone...): raised before anything is
+        written, so ``out_dir`` is left as it was.
+    SweepLockedError
+        Another sweep is writing ``out_dir``.
     """
     from .executors import ExecutorSettings, PointJob, make_executor, parse_executor, sweep_lock
 
@@ -266,6 +352,12 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
                           f"the points in this command.")
     out_dir = Path(out_dir)
     points = expand(study)
+    engine = None
+    if runner is None and kind != "local":
+        engine = make_executor(settings, out_dir)
+        # Refused here (no Slurm, no Dask scheduler, a study script gone...), the sweep writes nothing:
+        # not the folder, its lock or study.resolved.yaml, and no point is cleared.
+        engine.check([PointJob(study, p, str(out_dir / p.name), resume, device) for p in points])
     with sweep_lock(out_dir):
         (out_dir / "study.resolved.yaml").write_text(study_to_yaml(study), encoding="utf-8")
         outcome = SweepOutcome(out_dir)
@@ -279,11 +371,10 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
                 if redo:
                     _say(quiet, f"[{k}/{len(points)}] {point.name}: {redo}; running it again")
                 pending.append(point)
-        if runner is not None or kind == "local":
+        if engine is None:
             _run_here(study, pending, out_dir, outcome, runner or run_point, resume, device, quiet, len(points))
         else:
             jobs = [PointJob(study, p, str(out_dir / p.name), resume, device) for p in pending]
-            engine = make_executor(settings, out_dir)
             if detach:
                 submitted = engine.submit(jobs)
                 ids = {p.name: str(j.job_id) for p, j in zip(pending, submitted)}
@@ -295,12 +386,15 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
 
             def report(job, result):
                 _say(quiet, f"{job.point.name}: {result.status}"
-                            + (f" ({result.error.splitlines()[0]})" if result.error else ""))
+                            + (f" ({error_summary(result.error)})" if result.error else ""))
 
             for job, result in zip(jobs, engine.map(jobs, on_result=report)):
-                status = "ok" if result.status == "ok" else result.status
-                outcome.points.append(PointOutcome(by_name[job.point.name], status, result.error.split("\n")[0],
-                                                   result.seconds))
+                point = by_name[job.point.name]
+                if result.status == "failed":
+                    outcome.points.append(_failure(point, result.error, result.seconds))
+                else:
+                    outcome.points.append(PointOutcome(point, result.status, error_summary(result.error),
+                                                       result.seconds))
         outcome.points.sort(key=lambda po: po.point.index)
         return _finish(study, out_dir, points, outcome, quiet)
 
@@ -311,41 +405,58 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
     Finished means: ``results.nc`` of this point's study as it stands now
     (device and executor aside), a ``report.md``, and no failed analysis.
     A point whose results came from a study that trains differently
-    (:func:`~neurodelay.checkpoint.training_text` differs) is cleared, its
-    checkpoint included (it holds the old training), so that it runs
-    afresh. One whose study changed only outside training (name,
-    ``evaluate``, ``analyses``), whose analyses failed, or that stopped
-    before its report loses its results and report and resumes from its
-    checkpoint: training is not redone, evaluation, analyses and report are.
+    (:func:`_trains_differently`) is cleared, its checkpoint included (it
+    holds the old training), so that it runs afresh; so is a point without
+    results whose checkpoint (a run that did not finish) was trained by such
+    a study, which would otherwise fail to resume. One whose study changed
+    only outside training (name, ``evaluate``, ``analyses``) or in how long
+    it trains (a larger ``train.steps``: it trains on) and how often it logs
+    and saves, whose analyses failed, or that stopped before its report
+    loses its results and report and resumes from its checkpoint: training
+    is not redone, evaluation, analyses and report are. A point trained for
+    more steps than ``train.steps`` now asks runs afresh.
     """
-    from .checkpoint import NOT_TRAINING, training_text
+    from .checkpoint import NOT_TRAINING, RESUMABLE_TRAIN
+
+    ps = point_study(study, point)
+    if device is not None:
+        ps = attrs.evolve(ps, device=device)
+    now = study_to_yaml(ps)
 
     results = folder / "results.nc"
     if not results.exists():
-        return ""
+        return _unfinished(folder, now)
     try:
         with xr.open_dataset(results) as ds:
             attrs_ = dict(ds.attrs)
     except Exception:  # noqa: BLE001 - unreadable results are redone
-        return "its results.nc cannot be read"
-    ps = point_study(study, point)
-    if device is not None:
-        ps = attrs.evolve(ps, device=device)
-    stored, now = str(attrs_.get("study", "")), study_to_yaml(ps)
+        _clear(folder, "results.nc", "report.md")
+        return _unfinished(folder, now) or "its results.nc cannot be read"
+    stored = str(attrs_.get("study", ""))
 
-    if training_text(stored) != training_text(now):
-        for name in ("results.nc", "report.md", "checkpoint.pt"):
-            (folder / name).unlink(missing_ok=True)
+    if _trains_differently(stored, now):
+        _clear(folder, "results.nc", "report.md", "checkpoint.pt")
         return "its results come from a different version of the study"
+    trained = attrs_.get("trained_steps")
+    if isinstance(trained, (int, np.integer)) and trained > ps.train.steps:
+        _clear(folder, "results.nc", "report.md", "checkpoint.pt")
+        return f"it was trained for {int(trained)} steps and the study now trains {ps.train.steps}"
 
     def section(text, key):
         d = yaml.safe_load(text) if text else None
         return d.get(key) if isinstance(d, dict) else None
 
+    def train_key(text, key):
+        t = section(text, "train")
+        return t.get(key) if isinstance(t, dict) else None
+
     changed = [k for k in NOT_TRAINING if k not in ("device", "executor")
                and section(stored, k) != section(now, k)]
+    changed += [f"train.{k}" for k in RESUMABLE_TRAIN if train_key(stored, k) != train_key(now, k)]
     why = None
-    if changed:
+    if isinstance(trained, (int, np.integer)) and trained < ps.train.steps:
+        why = f"train.steps rose from {int(trained)} to {ps.train.steps}: it trains on from its checkpoint"
+    elif changed:
         why = (f"its study changed outside training ({', '.join(changed)}): training is kept, "
                f"the rest is redone")
     elif attrs_.get("failed_analyses"):
@@ -353,9 +464,67 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
     elif not (folder / "report.md").exists():
         why = "its last run stopped before the report"
     if why is not None:  # cleared, so that every executor runs it (its checkpoint is kept: it resumes)
-        for name in ("results.nc", "report.md"):
-            (folder / name).unlink(missing_ok=True)
+        _clear(folder, "results.nc", "report.md")
     return why
+
+
+def _unfinished(folder: Path, now: str) -> str:
+    """For a point without results: "" (it runs, resuming its checkpoint if it has one), or why its
+    checkpoint is cleared first (it was trained by a study that trains differently from ``now``)."""
+    trained, step = _checkpoint_study(folder)
+    if trained is not None and _trains_differently(trained, now):
+        _clear(folder, "report.md", "checkpoint.pt")
+        return ("its checkpoint (from a run that did not finish) was trained by a different version of the "
+                "study, so it is cleared")
+    steps = _train_steps(now)
+    if step is not None and steps is not None and step > steps:
+        _clear(folder, "report.md", "checkpoint.pt")
+        return (f"its checkpoint (from a run that did not finish) is at step {step}, beyond the study's "
+                f"train.steps = {steps}, so it is cleared")
+    return ""
+
+
+def _train_steps(study_text: str) -> int | None:
+    d = yaml.safe_load(study_text) if study_text else None
+    t = d.get("train") if isinstance(d, dict) else None
+    steps = t.get("steps") if isinstance(t, dict) else None
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+
+def _trains_differently(stored: str, now: str) -> bool:
+    """Whether training under study text ``stored`` is not training under ``now``: its results and
+    checkpoint cannot serve ``now`` (:func:`~neurodelay.checkpoint.training_text` differs)."""
+    from .checkpoint import training_text
+
+    return training_text(stored) != training_text(now)
+
+
+def _checkpoint_study(folder: Path) -> tuple[str | None, int | None]:
+    """The study text that trained ``folder/checkpoint.pt``, and the checkpoint's step.
+
+    The checkpoint's own ``study_text`` (what resuming compares); when the
+    file cannot be read, the point's ``study.resolved.yaml`` (the runner
+    writes it before it trains afresh, and again once a resume is
+    accepted) and no step; (None, None) if there is no checkpoint.
+    """
+    from .checkpoint import load_checkpoint
+    from .errors import CheckpointError
+
+    ckpt = folder / "checkpoint.pt"
+    if not ckpt.exists():
+        return None, None
+    try:
+        held = load_checkpoint(ckpt)
+    except CheckpointError:  # truncated or foreign: resuming it would say so
+        resolved = folder / "study.resolved.yaml"
+        return (resolved.read_text(encoding="utf-8") if resolved.exists() else None), None
+    step = held.get("step")
+    return str(held["study_text"]), (step if isinstance(step, int) else None)
+
+
+def _clear(folder: Path, *names: str) -> None:
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
 
 
 def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:
@@ -390,9 +559,10 @@ def _run_here(study, pending, out_dir, outcome, runner, resume, device, quiet, n
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded, the other points run
-            text = f"{type(exc).__name__}: {exc}"
-            outcome.points.append(PointOutcome(point, "failed", text, time.perf_counter() - t0))
-            _say(quiet, f"    failed: {text}")
+            failure = _failure(point, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                               time.perf_counter() - t0)
+            outcome.points.append(failure)
+            _say(quiet, f"    failed: {failure.error}")
             if not quiet:
                 traceback.print_exc()
             continue

@@ -211,6 +211,42 @@ def test_unavailable_executors_and_a_file_as_out_exit_2_with_the_reason(tmp_path
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
+def _files(folder: Path) -> dict:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_a_refused_executor_writes_nothing(tmp_path, capsys, monkeypatch):
+    """An executor refused up front (no Slurm here, no Dask scheduler at the address) leaves the output
+    folder as it was: absent if it was, and an existing sweep's files (study.resolved.yaml, points that
+    the edited study would clear) untouched, no lock left behind."""
+    import distributed
+
+    path = study_file(tmp_path)
+
+    def refuse(address, *a, **kw):
+        raise OSError(f"Timed out trying to connect to {address}")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    fresh = tmp_path / "fresh"
+    assert main([str(path), "--out", str(fresh), "--executor", "dask:tcp://127.0.0.1:1", "--quiet"]) == 2
+    assert "no Dask scheduler answered" in capsys.readouterr().err
+    assert not fresh.exists()
+    if not _have_srun():
+        assert main([str(path), "--out", str(fresh), "--executor", "slurm", "--quiet"]) == 2
+        assert "Slurm is not available here" in capsys.readouterr().err
+        assert not fresh.exists()
+
+    runs = tmp_path / "runs"
+    assert main([str(path), "--out", str(runs), "--quiet"]) == 0
+    before = _files(runs)
+    assert "tinyx/gamma=0.0,seed=0/results.nc" in before
+    # an edited training would clear every point (and rewrite study.resolved.yaml) if the sweep went ahead
+    assert main([str(path), "--out", str(runs), "--executor", "dask:tcp://127.0.0.1:1", "--set", "train.lr=0.5",
+                 "--quiet"]) == 2
+    assert "no Dask scheduler answered" in capsys.readouterr().err
+    assert _files(runs) == before
+
+
 def test_a_local_dask_cluster_leaves_the_callers_environment_alone():
     from neurodelay.executors import DaskExecutor
 

@@ -219,7 +219,7 @@ def test_a_missing_script_is_refused_before_any_point_runs(script, tmp_path):
     with pytest.raises(ExecutorUnavailable, match=r"--executor processes:2: the study script .*pystudy\.py no "
                                                   r"longer exists"):
         run_sweep(study, tmp_path / "runs", quiet=True, executor="processes:2")
-    assert not list((tmp_path / "runs").glob("seed=*"))
+    assert not (tmp_path / "runs").exists()  # refused before anything is written
 
 
 def test_remote_dask_workers_without_the_script_are_refused_up_front(script, tmp_path, monkeypatch, environ_kept):
@@ -232,7 +232,7 @@ def test_remote_dask_workers_without_the_script_are_refused_up_front(script, tmp
         with pytest.raises(ExecutorUnavailable, match=r"--executor dask:tcp://.*not every worker has it .* lacks "
                                                       r".*pystudy\.py.*file system the workers share"):
             run_sweep(study, tmp_path / "runs", quiet=True, executor=f"dask:{cluster.scheduler_address}")
-    assert not list((tmp_path / "runs").glob("seed=*/results.nc"))
+    assert not (tmp_path / "runs").exists()
 
 
 
@@ -247,4 +247,27 @@ def test_classes_of_a_notebook_are_refused_by_processes_up_front(tmp_path, monke
     with pytest.raises(ExecutorUnavailable, match=r"--executor processes:2: the study uses Leaky defined in this "
                                                   r"interactive session .* Move them to a \.py file .* dask:local:N"):
         run_sweep(study, tmp_path / "runs", quiet=True, executor="processes:2")
-    assert not list((tmp_path / "runs").glob("seed=*"))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_slurm_job_that_dies_says_why_in_the_report(tmp_path, monkeypatch, capsys):
+    """A point whose Slurm job ends without a result (here the study's own component calls sys.exit)
+    is reported with what went wrong, not only with submitit's first line (the job's result path);
+    the whole error, with the job's error stream, is in the report's Failures."""
+    path = tmp_path / "dying.py"
+    path.write_text(SCRIPT.replace(
+        '        x = inputs["in"]\n        y, out = x[:, 0], [x[:, 0]]',
+        '        x = inputs["in"]\n        if self.rate < 0.3:\n'
+        '            raise SystemExit(f"leaky: rate {self.rate} is below 0.3")\n'
+        '        y, out = x[:, 0], [x[:, 0]]').replace(
+        'sweep=Sweep(grid=(("seed", (0, 1)),))', 'sweep=Sweep(grid=(("circuit.nodes.smooth.rate", (0.25,)),))'))
+    monkeypatch.delitem(sys.modules, "neurodelay_study_dying", raising=False)
+    assert main([str(path), "--out", str(tmp_path / "runs"), "--executor", "slurm:local"]) == 1
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if x.startswith("rate=0.25: failed"))
+    assert line.startswith("rate=0.25: failed (UncompletedJobError: Job ") and line.endswith(
+        "... leaky: rate 0.25 is below 0.3)"), line
+    report = (tmp_path / "runs" / "pystudy" / "report.md").read_text()
+    table, failures = report.split("## Failures")
+    assert "leaky: rate 0.25 is below 0.3 |" in table
+    assert "has not produced any output" in failures and "leaky: rate 0.25 is below 0.3" in failures

@@ -273,6 +273,43 @@ def test_rerun_with_a_changed_evaluation_keeps_the_training(tmp_path, capsys, mo
     assert all((out / n / "checkpoint.pt").read_bytes() != checkpoints[n] for n in names)
 
 
+def test_rerun_with_more_train_steps_trains_on_and_with_fewer_runs_afresh(tmp_path, capsys, monkeypatch):
+    """A larger train.steps resumes each point from its checkpoint and reaches the numbers of a sweep
+    run that long from the start; a smaller one (finished or unfinished points) runs afresh."""
+    raw = {**BASE, "train": {"steps": 2, "batch_size": 2, "log_every": 1}, "sweep": {"circuit.gamma": [0.0, 0.5]}}
+    study = _write(tmp_path, raw)
+    runs, fresh = tmp_path / "runs", tmp_path / "fresh"
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    assert main([str(study), "--out", str(fresh), "--quiet", "--set", "train.steps=3"]) == 0
+    out, names = runs / "sw", ["gamma=0.0", "gamma=0.5"]
+    real = sweep_module.run_point
+    calls = []
+
+    def count(study, point, folder, **kw):
+        calls.append((point.name, kw["resume"]))
+        return real(study, point, folder, **kw)
+
+    monkeypatch.setattr(sweep_module, "run_point", count)
+    capsys.readouterr()
+    assert main([str(study), "--out", str(runs), "--set", "train.steps=3"]) == 0
+    assert "train.steps rose from 2 to 3: it trains on from its checkpoint" in capsys.readouterr().out
+    assert calls == [(n, True) for n in names]
+    for n in names:
+        ds, ref = xr.load_dataset(out / n / "results.nc"), xr.load_dataset(fresh / "sw" / n / "results.nc")
+        assert ds.attrs["trained_steps"] == 3
+        for name, var in ref.data_vars.items():
+            xr.testing.assert_identical(ds[name], var)
+    # fewer steps than trained: the points run afresh, their checkpoints cleared
+    calls.clear()
+    (out / names[1] / "results.nc").unlink()  # an unfinished point: a checkpoint (at step 3), no results
+    assert main([str(study), "--out", str(runs), "--set", "train.steps=1"]) == 0
+    printed = capsys.readouterr().out
+    assert "it was trained for 3 steps and the study now trains 1" in printed
+    assert "is at step 3, beyond the study's train.steps = 1, so it is cleared" in printed
+    assert calls == [(names[0], False), (names[1], False)]
+    assert all(xr.load_dataset(out / n / "results.nc").attrs["trained_steps"] == 1 for n in names)
+
+
 def test_one_point_sweeps_and_numeric_coordinates(tmp_path, capsys):
     """A one-point sweep (or one whose metric is equal at every point) still gets its metrics over
     the sweep dimension, its report and its figures; mixed ints and floats, and zipped values that
@@ -291,3 +328,135 @@ def test_one_point_sweeps_and_numeric_coordinates(tmp_path, capsys):
     assert ds["lr"].dtype == np.float64 and ds["seed"].dtype == np.int64
     assert float(ds["reconstruction_mse"].sel(gamma=0.5, zip=1)) == float(
         xr.load_dataset(runs / "mixed" / "gamma=0.5,lr=0.001,seed=2" / "results.nc")["reconstruction_mse"])
+
+
+def test_rerun_clears_an_unfinished_point_whose_training_changed(tmp_path, capsys, monkeypatch):
+    """A point interrupted mid-training (checkpoint, no results) whose study then changed in what
+    training reads is cleared and trains afresh, instead of failing to resume ("belongs to another
+    study"); one whose training did not change resumes as before. The checkpoint says which study
+    trained it; when it cannot be read, the point's study.resolved.yaml does."""
+    from neurodelay.checkpoint import load_checkpoint
+
+    raw = {**BASE, "train": {"steps": 2, "batch_size": 2, "checkpoint_every": 1},
+           "sweep": {"circuit.gamma": [0.0, 0.5]}}
+    study = _write(tmp_path, raw)
+    runs = tmp_path / "runs"
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    out = runs / "sw"
+
+    def interrupt(name: str, *, unreadable: bool = False) -> None:
+        """Leave the point as a run stopped mid-training does: its checkpoint, study.resolved.yaml, no results."""
+        for f in ("results.nc", "report.md"):
+            (out / name / f).unlink()
+        if unreadable:
+            (out / name / "checkpoint.pt").write_bytes(b"truncated")
+
+    real = sweep_module.run_point
+    calls = []
+
+    def count(study, point, folder, **kw):
+        calls.append((point.name, kw["resume"]))
+        return real(study, point, folder, **kw)
+
+    monkeypatch.setattr(sweep_module, "run_point", count)
+    interrupt("gamma=0.0")
+    interrupt("gamma=0.5", unreadable=True)
+    capsys.readouterr()
+    assert main([str(study), "--out", str(runs), "--set", "train.lr=0.5"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("gamma=0.0", "gamma=0.5"):
+        assert (f"{name}: its checkpoint (from a run that did not finish) was trained by a different version of "
+                f"the study, so it is cleared; running it again") in printed
+        ckpt = load_checkpoint(out / name / "checkpoint.pt")
+        assert ckpt["step"] == 2 and "lr: 0.5" in ckpt["study_text"]
+        assert "lr: 0.5" in xr.load_dataset(out / name / "results.nc").attrs["study"]
+    assert calls == [("gamma=0.0", False), ("gamma=0.5", False)]  # afresh
+
+    # interrupted again, the study unchanged: it resumes from its checkpoint, nothing is cleared
+    calls.clear()
+    interrupt("gamma=0.5")
+    kept = (out / "gamma=0.5" / "checkpoint.pt").read_bytes()
+    assert main([str(study), "--out", str(runs), "--set", "train.lr=0.5"]) == 0
+    assert "so it is cleared" not in capsys.readouterr().out
+    assert calls == [("gamma=0.5", True)]
+    assert (out / "gamma=0.5" / "checkpoint.pt").read_bytes() == kept
+
+
+def test_a_failed_points_report_keeps_the_error_that_says_why(tmp_path, capsys, monkeypatch):
+    """An engine's error for a point (a Slurm job's, whose first line only says that the job failed)
+    keeps the line that names the exception in the report's table and on the console; the report's
+    Failures section has the whole text."""
+    import neurodelay.executors as executors
+    from neurodelay.executors import JobResult
+
+    failed_job = (  # as submitit words a job whose function raised
+        "FailedJobError: Job (task=0) failed during processing with trace:\n"
+        "----------------------\n"
+        "Traceback (most recent call last):\n"
+        '  File "/site-packages/submitit/core/submission.py", line 55, in process_job\n'
+        "    result = delayed.result()\n"
+        "             ^^^^^^^^^^^^^^^^\n"
+        '  File "/neurodelay/executors.py", line 360, in execute_point\n'
+        '    if (folder / "results.nc").exists():\n'
+        "PermissionError: [Errno 13] Permission denied: 'gamma=0.0/results.nc'\n"
+        "----------------------\n"
+        "You can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
+        "  - /runs/.submitit/7_0/7_0_0_log.err\n"
+        "  - /runs/.submitit/7_0/7_0_0_log.out")
+    died = (  # as submitit words a job that exited without a result (here: sys.exit in the study's code)
+        "UncompletedJobError: Job 8_1 (task: 0) with path /runs/.submitit/8_1/8_1_0_result.pkl\n"
+        "has not produced any output (state: FINISHED)\n"
+        "Error stream produced:\n"
+        "----------------------------------------\n"
+        "leaky: rate 0.25 is below 0.3\n")
+
+    class Engine:
+        def __init__(self, *args):
+            pass
+
+        def check(self, jobs):
+            pass
+
+        def map(self, jobs, *, on_result=None):
+            results = [JobResult("failed", failed_job), JobResult("failed", died)]
+            for job, result in zip(jobs, results):
+                on_result(job, result)
+            return results
+
+    monkeypatch.setattr(executors, "make_executor", Engine)
+    study = _write(tmp_path, {**BASE, "sweep": {"circuit.gamma": [0.0, 0.5]}})
+    assert main([str(study), "--out", str(tmp_path / "runs"), "--executor", "slurm:local"]) == 1
+    printed = capsys.readouterr().out
+    why = ("FailedJobError: Job (task=0) failed during processing with trace: ... PermissionError: [Errno 13] "
+           "Permission denied: 'gamma=0.0/results.nc'")
+    why2 = ("UncompletedJobError: Job 8_1 (task: 0) with path /runs/.submitit/8_1/8_1_0_result.pkl ... "
+            "leaky: rate 0.25 is below 0.3")
+    assert f"gamma=0.0: failed ({why})" in printed and f"gamma=0.5: failed ({why2})" in printed
+    report = (tmp_path / "runs" / "sw" / "report.md").read_text()
+    table, failures = report.split("## Failures")
+    assert f"| {why} |" in table and f"| {why2} |" in table
+    assert failed_job in failures and died.strip() in failures
+
+
+@pytest.mark.parametrize("text, summary", [
+    ("RuntimeError: boom", "RuntimeError: boom"),
+    # execute_point's form: the exception, then its traceback (whose last line repeats it, qualified)
+    ("TrainingError: diverged at step 3\nTraceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+     "    g()\nneurodelay.errors.TrainingError: diverged at step 3\n", "TrainingError: diverged at step 3"),
+    # a message of several lines: all of it, on one line
+    ("ConfigError: the study is invalid:\n  world.size must be > 0\nTraceback (most recent call last):\n"
+     "  File \"x.py\", line 1, in f\n    g()\nneurodelay.errors.ConfigError: the study is invalid:\n"
+     "  world.size must be > 0\n", "ConfigError: the study is invalid: world.size must be > 0"),
+    # chained: the exception that ended the last traceback
+    ("FailedJobError: Job (task=0) failed during processing with trace:\n-----\nTraceback (most recent call last):\n"
+     "  File \"a.py\", line 1, in f\nKeyError: 'x'\n\nDuring handling of the above exception, another exception "
+     "occurred:\n\nTraceback (most recent call last):\n  File \"b.py\", line 2, in g\nValueError: no x\n-----\n"
+     "You can check full logs with ...\n  - a.err",
+     "FailedJobError: Job (task=0) failed during processing with trace: ... ValueError: no x"),
+    # no traceback and no separator: the first and the last line
+    ("worker process died\nsome detail\nBrokenProcessPool: gone", "worker process died ... BrokenProcessPool: gone"),
+    ("x" * 1000, "x" * 597 + "..."),
+    ("", ""),
+])
+def test_error_summary(text, summary):
+    assert sweep_module.error_summary(text) == summary

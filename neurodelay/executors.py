@@ -377,7 +377,8 @@ def execute_point(job: PointJob) -> JobResult:
     try:
         run_point(job.study, job.point, folder, resume=job.resume or _has_checkpoint(folder),
                   device=job.device, quiet=True)
-    except Exception as exc:  # noqa: BLE001 - reported, the other points go on
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, the other points go on (a worker
+        # process that let SystemExit out would end: under processes:N the pool breaks, and every point with it)
         return JobResult("failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
                          time.perf_counter() - t0)
     finally:

@@ -558,7 +558,7 @@ def _run_here(study, pending, out_dir, outcome, runner, resume, device, quiet, n
                    device=device, quiet=quiet)
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # noqa: BLE001 - recorded, the other points run
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded, the other points run
             failure = _failure(point, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
                                time.perf_counter() - t0)
             outcome.points.append(failure)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import sys
 import threading
 from pathlib import Path
@@ -250,10 +251,11 @@ def test_classes_of_a_notebook_are_refused_by_processes_up_front(tmp_path, monke
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_slurm_job_that_dies_says_why_in_the_report(tmp_path, monkeypatch, capsys):
-    """A point whose Slurm job ends without a result (here the study's own component calls sys.exit)
-    is reported with what went wrong, not only with submitit's first line (the job's result path);
-    the whole error, with the job's error stream, is in the report's Failures."""
+@pytest.mark.parametrize("executor", ["slurm:local", "processes:1", "local"])
+def test_a_point_that_exits_fails_alone_and_says_why(tmp_path, monkeypatch, capsys, executor):
+    """A point whose study's own component calls sys.exit fails with that message, on every engine
+    (a worker used to die with it: a broken process pool, or a Slurm job with no result), and the
+    report's Failures section has the whole error with its traceback."""
     path = tmp_path / "dying.py"
     path.write_text(SCRIPT.replace(
         '        x = inputs["in"]\n        y, out = x[:, 0], [x[:, 0]]',
@@ -262,12 +264,10 @@ def test_a_slurm_job_that_dies_says_why_in_the_report(tmp_path, monkeypatch, cap
         '        y, out = x[:, 0], [x[:, 0]]').replace(
         'sweep=Sweep(grid=(("seed", (0, 1)),))', 'sweep=Sweep(grid=(("circuit.nodes.smooth.rate", (0.25,)),))'))
     monkeypatch.delitem(sys.modules, "neurodelay_study_dying", raising=False)
-    assert main([str(path), "--out", str(tmp_path / "runs"), "--executor", "slurm:local"]) == 1
+    assert main([str(path), "--out", str(tmp_path / "runs"), "--executor", executor]) == 1
     printed = capsys.readouterr().out
-    line = next(x for x in printed.splitlines() if x.startswith("rate=0.25: failed"))
-    assert line.startswith("rate=0.25: failed (UncompletedJobError: Job ") and line.endswith(
-        "... leaky: rate 0.25 is below 0.3)"), line
+    assert re.search(r"failed:? \(?SystemExit: leaky: rate 0\.25 is below 0\.3", printed), printed
     report = (tmp_path / "runs" / "pystudy" / "report.md").read_text()
     table, failures = report.split("## Failures")
-    assert "leaky: rate 0.25 is below 0.3 |" in table
-    assert "has not produced any output" in failures and "leaky: rate 0.25 is below 0.3" in failures
+    assert "SystemExit: leaky: rate 0.25 is below 0.3 |" in table
+    assert "Traceback" in failures and "raise SystemExit" in failures

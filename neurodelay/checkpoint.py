@@ -21,8 +21,9 @@ random states are not needed to resume; they are kept so that a resumed
 process is in the same state as the one that stopped.
 
 A checkpoint belongs to the training of its study, not to the whole study:
-resuming compares only :func:`training_text` of the two studies, which
-leaves out the sections that training does not read (``NOT_TRAINING``: the
+resuming compares only the training parts of the two studies
+(:func:`trains_alike`; :func:`training_text` gives that part as text), which
+leave out the sections that training does not read (``NOT_TRAINING``: the
 name, the device, ``evaluate``, ``analyses``, ``sweep`` and ``executor``)
 and the keys of ``train`` that say how long to train and how often to log
 and save (``RESUMABLE_TRAIN``: ``steps``, ``log_every``,
@@ -48,7 +49,7 @@ import yaml
 from ._files import give_default_mode
 from .errors import CheckpointError
 
-__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "training_text", "save_checkpoint", "load_checkpoint",
+__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "training_text", "trains_alike", "save_checkpoint", "load_checkpoint",
            "capture_rng_state", "restore_rng_state", "remove_stale_temporaries"]
 
 FORMAT = "neurodelay-checkpoint"
@@ -107,6 +108,16 @@ def training_text(study_text: str) -> str:
     if not isinstance(part, dict):
         return study_text
     return yaml.safe_dump(part, sort_keys=True, default_flow_style=None, width=100)
+
+
+def trains_alike(a: str, b: str) -> bool:
+    """Whether studies ``a`` and ``b`` (YAML text) train alike: equal :func:`training_text` parts.
+
+    The one comparison behind resuming (:func:`load_checkpoint`) and a
+    sweep rerun's choice of points to keep: the parsed parts are compared,
+    so key order and YAML spelling do not matter.
+    """
+    return _training_part(a) == _training_part(b)
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -278,8 +289,8 @@ def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
         raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}; {_FIX}.")
     if study_text is not None:
         stored = str(ckpt["study_text"])
-        old, new = _training_part(stored), _training_part(study_text)
-        if old != new:
+        if not trains_alike(stored, study_text):
+            old, new = _training_part(stored), _training_part(study_text)
             raise CheckpointError(
                 f"checkpoint {str(path)!r} belongs to another study: the part of its study that "
                 f"training depends on differs from this run's{_changed_field(old, new)}. Only "

@@ -32,10 +32,12 @@ system).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import io
 import os
 import pickle
+import shutil
 import socket
 import sys
 import time
@@ -329,10 +331,14 @@ def _check_main_rerunnable(jobs, executor: str) -> None:
         f"script), or use dask:local:N, which sends them to its workers by value.")
 
 
+def _script_paths(jobs) -> list[str]:
+    """Paths of the study scripts the jobs need (every job of a sweep has the same study)."""
+    return sorted({path for job in jobs[:1] for _, path in study_scripts(job.study)})
+
+
 def _missing_scripts(jobs) -> list[str]:
     """Study scripts the jobs need that do not exist on this host."""
-    paths = {path for job in jobs[:1] for _, path in study_scripts(job.study)}
-    return sorted(p for p in paths if not os.path.isfile(p))
+    return [p for p in _script_paths(jobs) if not os.path.isfile(p)]
 
 
 def _check_scripts_here(jobs, executor: str) -> None:
@@ -384,6 +390,16 @@ def execute_point(job: PointJob) -> JobResult:
     finally:
         torch.set_num_threads(threads)  # when run in the calling process, leave its setting as it was
     return JobResult("ok", "", time.perf_counter() - t0)
+
+
+def _require(module: str, extra: str, executor: str) -> None:
+    """Raise :class:`ExecutorUnavailable` if ``module``, which ``executor`` needs, is not installed."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ExecutorUnavailable(f"--executor {executor} needs the Python package {module}, which is not "
+                                  f"installed here ({exc}); pip install 'neurodelay[{extra}]', or use "
+                                  f"processes:N.") from None
 
 
 def _has_checkpoint(folder: Path) -> bool:
@@ -513,7 +529,7 @@ class DaskExecutor:
                 yield client
 
     def _check_scripts_on_workers(self, client, jobs) -> None:
-        paths = sorted({path for job in jobs[:1] for _, path in study_scripts(job.study)})
+        paths = _script_paths(jobs)
         if not paths:
             return
         missing = {w: m for w, m in client.run(_absent_files, paths).items() if m}
@@ -528,6 +544,7 @@ class DaskExecutor:
         """Refuse a study script that is gone; for ``dask:ADDRESS``, a scheduler that does not answer, or
         workers that lack the script. A ``dask:local:N`` cluster is not started here."""
         _check_scripts_here(jobs, f"dask:{self.address}")
+        _require("distributed", "dask", f"dask:{self.address}")
         if not self.address.startswith("local"):
             with self._client() as client:
                 self._check_scripts_on_workers(client, jobs)
@@ -584,14 +601,20 @@ class SlurmExecutor:
         self.cluster = cluster
 
     def check(self, jobs) -> None:
-        """Refuse a study script that is gone, or ``slurm`` where there is no Slurm (writes nothing)."""
-        _check_scripts_here(jobs, "slurm:local" if self.cluster == "local" else "slurm")
-        self._executor()
+        """Refuse a study script that is gone, submitit not installed, or ``slurm`` where there is no
+        Slurm. Writes nothing (submitit's executor, which makes its folder when created, is not made)."""
+        name = "slurm:local" if self.cluster == "local" else "slurm"
+        _check_scripts_here(jobs, name)
+        _require("submitit", "slurm", name)
+        if self.cluster != "local" and shutil.which("srun") is None:
+            raise ExecutorUnavailable("--executor slurm: Slurm is not available here (no srun on PATH); use "
+                                      "slurm:local to try the jobs as local processes, or processes:N.")
 
     def _executor(self):
+        _require("submitit", "slurm", "slurm:local" if self.cluster == "local" else "slurm")
         import submitit
 
-        try:  # creating it writes nothing (submitit makes its folder at submission)
+        try:  # submitit creates its folder here
             return submitit.AutoExecutor(folder=str(self.folder / ".submitit" / "%j"), cluster=self.cluster)
         except RuntimeError as exc:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
             raise ExecutorUnavailable(f"--executor slurm: Slurm is not available here ({exc}); use slurm:local to "

@@ -267,7 +267,7 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
 
     if resuming and not (study.train.steps > 0 and n_params > 0):  # train() would not read the checkpoint
         held = load_checkpoint(ckpt, study_text=study_text, seed=study.seed)["step"]
-        if held > study.train.steps:
+        if not isinstance(held, int) or held > study.train.steps:
             raise CheckpointError(steps_below_checkpoint(ckpt, held, study.train.steps))
 
     result = None

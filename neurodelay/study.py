@@ -53,6 +53,7 @@ from cattrs.gen import make_dict_structure_fn
 
 from .circuit import Circuit, Edge, world_shapes
 from .components import COMPONENTS
+from .components._validators import is_real
 from .components.base import AbstractComponent
 from .errors import ConfigError
 from .executors import ExecutorSettings
@@ -719,9 +720,7 @@ class _StudyConverter:
                 else:
                     grid.append((str(key), p))
         if not problems and not grid and not groups:
-            problems.append(("", "the sweep names no path, so it would run no point; give at least one path "
-                                 "with its values (e.g. sweep: {seed: [0, 1]}), or sweep: null to run the study "
-                                 "once."))
+            problems.append(("", _EMPTY_SWEEP))
         if problems:
             raise _Located(problems)
         return Sweep(grid=tuple(grid), zip=tuple(groups))
@@ -740,6 +739,9 @@ class _StudyConverter:
     def unstructure(self, value):
         return self.c.unstructure(value, type(value))
 
+
+_EMPTY_SWEEP = ("the sweep names no path, so it would run no point; give at least one path with its values "
+                "(e.g. sweep: {seed: [0, 1]}), or no sweep (sweep: null) to run the study once.")
 
 #: Top-level keys a sweep cannot vary, with the reason.
 _NOT_SWEPT = {
@@ -891,11 +893,17 @@ def _world_size(raw: Mapping):
     return size if isinstance(size, int) and not isinstance(size, bool) else None
 
 
+def _image_sized(cls) -> bool:
+    """Whether component class ``cls`` takes the world's image size as its ``size`` (``size_is_image``)."""
+    return (cls is not None and getattr(cls, "size_is_image", False) is True
+            and attrs.has(cls) and "size" in attrs.fields_dict(cls))
+
+
 def _fill_sizes(raw: dict, extra_kinds: Mapping[str, type] | None = None) -> tuple[dict, dict[str, int]]:
     """Give conv areas and presets the world's image size unless the file sets one.
 
     ``extra_kinds``: component kinds besides the built-in ones (a Python
-    study's own); those with a ``size`` field are conv areas too.
+    study's own); those that set ``size_is_image`` take it too.
 
     Returns
     -------
@@ -920,7 +928,7 @@ def _fill_sizes(raw: dict, extra_kinds: Mapping[str, type] | None = None) -> tup
         nodes = {}
         for name, spec in circuit["nodes"].items():
             cls = kinds.get(spec.get("kind")) if isinstance(spec, Mapping) else None
-            if cls is not None and "size" in attrs.fields_dict(cls) and "size" not in spec:
+            if _image_sized(cls) and "size" not in spec:
                 spec = {**spec, "size": size}
                 filled[f"$.circuit.nodes{_key_path(name)}.size"] = size
             nodes[name] = spec
@@ -1050,8 +1058,12 @@ def _preset_problem(study: Study, message: str, fails) -> tuple[str, str]:
         key = min(named)[1] if named else None
     delay = re.search(r"\bdelay_ms=([-+0-9.eE]+)", message)
     if key is None and delay:
-        key = next((k for k, v in params.items() if k.endswith("delay_ms") and _is_number(v)
-                    and float(v) == float(delay.group(1))), None)
+        try:
+            said = float(delay.group(1))
+        except ValueError:  # e.g. "delay_ms=-." in some message: no number to match
+            said = None
+        key = next((k for k, v in params.items() if k.endswith("delay_ms") and is_real(v)
+                    and float(v) == said), None)
     message = re.sub(r" \(or set fractional: true[^)]*\)", "", message)  # not a preset parameter
     if key is None:
         if delay and "dt_ms=" in message:
@@ -1063,10 +1075,6 @@ def _preset_problem(study: Study, message: str, fails) -> tuple[str, str]:
             and signature[key].default is not inspect.Parameter.empty:
         message = f"{message.rstrip('.')}; use e.g. {key}: {_yaml_value(signature[key].default)} (the default)."
     return f"$.circuit.{key}", message
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_study(study: Study, *, source: str = "<study>",
@@ -1232,8 +1240,7 @@ def _check_sweep_paths(study: Study, extra_kinds=None) -> list[tuple[str, str]]:
     sweep = study.sweep
     kinds = {**_custom_kinds(study), **(extra_kinds or {})}
     if not sweep.paths:
-        return [("$.sweep", "the sweep names no path, so it would run no point; give at least one path with its "
-                            "values, or no sweep to run the study once.")]
+        return [("$.sweep", _EMPTY_SWEEP)]
     raw = unstructure_study(study)
     problems = []
     for path, values in sweep.grid:
@@ -1556,8 +1563,8 @@ def _follow_world_size(raw: dict, old_size, set_paths, extra_kinds: Mapping[str,
     world's size, the sizes equal to the old one are taken out (and filled
     again from the new world), unless an override sets them itself.
 
-    ``extra_kinds``: a Python study's own component kinds (those with a
-    ``size`` field follow too).
+    ``extra_kinds``: a Python study's own component kinds (those that set
+    ``size_is_image`` follow too).
     """
     new_size = _world_size(raw)
     circuit = raw.get("circuit")
@@ -1578,7 +1585,7 @@ def _follow_world_size(raw: dict, old_size, set_paths, extra_kinds: Mapping[str,
     elif isinstance(circuit.get("nodes"), dict):
         for name, spec in circuit["nodes"].items():
             cls = kinds.get(spec.get("kind")) if isinstance(spec, dict) else None
-            if cls is not None and "size" in attrs.fields_dict(cls) and same(spec.get("size")) \
+            if _image_sized(cls) and same(spec.get("size")) \
                     and free("circuit", "nodes", name, "size"):
                 del spec["size"]
     return raw

@@ -438,27 +438,25 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
         _clear(folder, "results.nc", "report.md", "checkpoint.pt")
         return "its results come from a different version of the study"
     trained = attrs_.get("trained_steps")
-    if isinstance(trained, (int, np.integer)) and trained > ps.train.steps:
+    trains = (isinstance(trained, (int, np.integer)) and int(attrs_.get("n_parameters", 0)) > 0
+              and ps.train.steps > 0)  # a point that trains nothing has no step count to compare
+    if trains and trained > ps.train.steps:
         _clear(folder, "results.nc", "report.md", "checkpoint.pt")
         return f"it was trained for {int(trained)} steps and the study now trains {ps.train.steps}"
 
-    def section(text, key):
-        d = yaml.safe_load(text) if text else None
-        return d.get(key) if isinstance(d, dict) else None
-
-    def train_key(text, key):
-        t = section(text, "train")
-        return t.get(key) if isinstance(t, dict) else None
-
-    changed = [k for k in NOT_TRAINING if k not in ("device", "executor")
-               and section(stored, k) != section(now, k)]
-    changed += [f"train.{k}" for k in RESUMABLE_TRAIN if train_key(stored, k) != train_key(now, k)]
+    old_raw, new_raw = _mapping(stored), _mapping(now)
+    old_train, new_train = _mapping(old_raw.get("train")), _mapping(new_raw.get("train"))
+    changed = [k for k in NOT_TRAINING if k not in ("device", "executor") and old_raw.get(k) != new_raw.get(k)]
+    if trains and trained < ps.train.steps:  # logging settings matter only if it trains on
+        changed += [f"train.{k}" for k in RESUMABLE_TRAIN if old_train.get(k) != new_train.get(k)]
+    kept = "its checkpoint" if (folder / "checkpoint.pt").exists() else "the start (its checkpoint is gone)"
     why = None
-    if isinstance(trained, (int, np.integer)) and trained < ps.train.steps:
-        why = f"train.steps rose from {int(trained)} to {ps.train.steps}: it trains on from its checkpoint"
+    if trains and trained < ps.train.steps:
+        why = f"train.steps rose from {int(trained)} to {ps.train.steps}: it trains on from {kept}"
     elif changed:
-        why = (f"its study changed outside training ({', '.join(changed)}): training is kept, "
-               f"the rest is redone")
+        why = (f"its study changed outside training ({', '.join(changed)}): "
+               + ("training is kept, the rest is redone" if (folder / "checkpoint.pt").exists() or not trains
+                  else "its checkpoint is gone, so it trains again"))
     elif attrs_.get("failed_analyses"):
         why = "analyses failed in its last run (" + attrs_["failed_analyses"].splitlines()[0] + ")"
     elif not (folder / "report.md").exists():
@@ -466,6 +464,16 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
     if why is not None:  # cleared, so that every executor runs it (its checkpoint is kept: it resumes)
         _clear(folder, "results.nc", "report.md")
     return why
+
+
+def _mapping(value) -> dict:
+    """``value`` as a dict: parsed if it is YAML text, {} if it is no mapping."""
+    if isinstance(value, str):
+        try:
+            value = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            value = None
+    return value if isinstance(value, dict) else {}
 
 
 def _unfinished(folder: Path, now: str) -> str:
@@ -485,18 +493,16 @@ def _unfinished(folder: Path, now: str) -> str:
 
 
 def _train_steps(study_text: str) -> int | None:
-    d = yaml.safe_load(study_text) if study_text else None
-    t = d.get("train") if isinstance(d, dict) else None
-    steps = t.get("steps") if isinstance(t, dict) else None
+    steps = _mapping(_mapping(study_text).get("train")).get("steps")
     return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
 
 def _trains_differently(stored: str, now: str) -> bool:
     """Whether training under study text ``stored`` is not training under ``now``: its results and
-    checkpoint cannot serve ``now`` (:func:`~neurodelay.checkpoint.training_text` differs)."""
-    from .checkpoint import training_text
+    checkpoint cannot serve ``now`` (:func:`~neurodelay.checkpoint.trains_alike`)."""
+    from .checkpoint import trains_alike
 
-    return training_text(stored) != training_text(now)
+    return not trains_alike(stored, now)
 
 
 def _checkpoint_study(folder: Path) -> tuple[str | None, int | None]:

@@ -54,6 +54,7 @@ class ConvEncoder(AbstractComponent):
     """
 
     kind = "conv_encoder"
+    size_is_image = True
     n_latents: int = attrs.field(default=4, validator=positive_int)
     size: int = attrs.field(default=32, validator=image_size)
     in_channels: int = attrs.field(default=1, validator=positive_int)
@@ -130,6 +131,7 @@ class ConvDecoder(AbstractComponent):
     """
 
     kind = "conv_decoder"
+    size_is_image = True
     n_latents: int = attrs.field(default=4, validator=positive_int)
     size: int = attrs.field(default=32, validator=image_size)
     out_channels: int = attrs.field(default=1, validator=positive_int)

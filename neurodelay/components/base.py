@@ -67,6 +67,9 @@ class AbstractComponent(abc.ABC):
 
     kind: ClassVar[str]
     ports: ClassVar[tuple[str, ...]] = ("in",)
+    #: Whether the component's ``size`` field is the world's image size: a study file may leave it
+    #: out (it is taken from ``world.size``), and it follows ``--set world.size`` and swept sizes.
+    size_is_image: ClassVar[bool] = False
 
     @abc.abstractmethod
     def build(self) -> "NodeModule":

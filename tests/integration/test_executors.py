@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -245,6 +246,19 @@ def test_a_refused_executor_writes_nothing(tmp_path, capsys, monkeypatch):
                  "--quiet"]) == 2
     assert "no Dask scheduler answered" in capsys.readouterr().err
     assert _files(runs) == before
+
+
+@pytest.mark.parametrize("executor, package, extra", [("dask:local:2", "distributed", "dask"),
+                                                       ("slurm:local", "submitit", "slurm")])
+def test_an_executor_whose_package_is_missing_is_refused_writing_nothing(tmp_path, capsys, monkeypatch,
+                                                                          executor, package, extra):
+    monkeypatch.setitem(sys.modules, package, None)  # import fails as if not installed
+    out = tmp_path / "runs"
+    assert main([str(study_file(tmp_path)), "--out", str(out), "--executor", executor, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--executor {executor} needs the Python package {package}" in err
+    assert f"pip install 'neurodelay[{extra}]'" in err and "Traceback" not in err
+    assert not out.exists()
 
 
 def test_a_local_dask_cluster_leaves_the_callers_environment_alone():

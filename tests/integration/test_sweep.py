@@ -460,3 +460,19 @@ def test_a_failed_points_report_keeps_the_error_that_says_why(tmp_path, capsys, 
 ])
 def test_error_summary(text, summary):
     assert sweep_module.error_summary(text) == summary
+
+
+def test_rerun_of_a_sweep_that_trains_nothing_skips_its_points(tmp_path, capsys, monkeypatch):
+    """A circuit without parameters records trained_steps 0 under train.steps 1000: the rerun must
+    not read that as a rise in train.steps (it re-simulated every point on every rerun)."""
+    raw = {"name": "np", "world": {"kind": "moving_circle", "size": 16, "n_frames": 4},
+           "circuit": {"nodes": {"r": {"kind": "relay"}}, "edges": [{"source": "world.factors", "target": "r"}]},
+           "evaluate": {"n_sequences": 2}, "analyses": [], "sweep": {"seed": [0, 1]}}
+    study, runs = _write(tmp_path, raw), tmp_path / "runs"
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    assert xr.load_dataset(runs / "np" / "seed=0" / "results.nc").attrs["n_parameters"] == 0
+    calls = []
+    monkeypatch.setattr(sweep_module, "run_point", lambda *a, **kw: calls.append(a[1].name))
+    capsys.readouterr()
+    assert main([str(study), "--out", str(runs)]) == 0
+    assert calls == [] and "rose" not in capsys.readouterr().out

@@ -11,11 +11,13 @@ from __future__ import annotations
 import copy
 import textwrap
 from pathlib import Path
+from typing import ClassVar
 
 import attrs
 import pytest
 
 from neurodelay import Circuit, ConvDecoder, ConvEncoder, Edge, MovingCircle
+from neurodelay.components import AbstractComponent
 from neurodelay.objectives import Objective
 from neurodelay.study import (
     Study,
@@ -185,3 +187,31 @@ def test_a_python_study_with_a_custom_conv_area_takes_set_world_size(tmp_path):
     assert study.circuit.nodes["enc"].size == study.circuit.nodes["dec"].size == 16
     kept = load_study(script, ["world.size=16", "circuit.nodes.enc.size=16"])
     assert kept.circuit.nodes["enc"].size == 16
+
+
+
+@attrs.frozen
+class Window(AbstractComponent):
+    """A custom component whose ``size`` is not an image size (a window of steps)."""
+
+    kind: ClassVar[str] = "window"
+    size: int = 32
+
+    def build(self):
+        raise NotImplementedError  # never built: only the size rules are checked
+
+
+def test_a_custom_size_that_is_not_an_image_size_stays_put():
+    from neurodelay.study import _fill_sizes, _follow_world_size
+
+    kinds = {"wide_encoder": WideEncoder, "window": Window}
+    assert not Window.size_is_image and WideEncoder.size_is_image
+    raw = copy.deepcopy(unstructure_study(_sized_study(32)))
+    raw["circuit"]["nodes"]["w"] = {"kind": "window", "size": 32}
+    raw["world"]["size"] = 16
+    nodes = _follow_world_size(raw, 32, ["world.size"], kinds)["circuit"]["nodes"]
+    assert "size" not in nodes["enc"] and nodes["w"]["size"] == 32  # enc takes the new world's size below
+    filled, _ = _fill_sizes(raw, kinds)
+    assert filled["circuit"]["nodes"]["enc"]["size"] == 16 and filled["circuit"]["nodes"]["w"]["size"] == 32
+    del raw["circuit"]["nodes"]["w"]["size"]
+    assert "size" not in _fill_sizes(raw, kinds)[0]["circuit"]["nodes"]["w"]  # left to its own default

@@ -211,7 +211,7 @@ def study_scripts(study) -> tuple[tuple[str, str], ...]:
     tuple of (str, str)
         ``(module name, absolute path)`` of each module that the study's
         classes or functions come from and that a new process cannot import
-        by name (e.g. ``neurodelay_study_custom_circuit``, loaded from
+        by name (e.g. ``neurodelay_study_custom_circuit_<hash>``, loaded from
         ``studies/custom_circuit.py``); empty for a YAML study.
     """
     try:
@@ -236,7 +236,7 @@ def load_script(name: str, path: str, digest: str = "") -> types.ModuleType:
     Parameters
     ----------
     name : str
-        Module name (``neurodelay_study_<stem>``, as given by
+        Module name (``neurodelay_study_<stem>_<hash>``, as given by
         :func:`neurodelay.study.load_study`).
     path : str
         Absolute path of the script.

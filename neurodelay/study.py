@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import importlib.util
 import inspect
 import math
@@ -1653,10 +1654,22 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def script_module_name(path) -> str:
+    """The module name a Python study script is loaded under: ``neurodelay_study_<stem>_<hash>``.
+
+    The hash (of the absolute path) keeps two scripts of the same file name
+    in different folders apart, in this process and in the workers that
+    load them (:mod:`neurodelay.executors`).
+    """
+    path = Path(path).resolve()
+    digest = hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:8]
+    return f"neurodelay_study_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
+
+
 def _load_python(path: Path) -> Study:
     if not path.is_file():
         raise StudyError(str(path), [("", f"file not found: {path}")])
-    name = f"neurodelay_study_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}"
+    name = script_module_name(path)
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

@@ -1,6 +1,6 @@
 """Python studies that define their own components, run on every executor.
 
-A Python study is loaded by path under a module name (``neurodelay_study_<stem>``)
+A Python study is loaded by path under a module name (``neurodelay_study_<stem>_<hash>``)
 that no other process can import, so a worker must load the script before it
 can unpickle the study's own classes.
 """
@@ -22,7 +22,7 @@ from neurodelay import executors
 from neurodelay.executors import (DaskExecutor, ExecutorSettings, ExecutorUnavailable, PointJob, ProcessExecutor,
                                   SlurmExecutor, UnloadableJob, execute_point, study_scripts)
 from neurodelay.run import main
-from neurodelay.study import load_study
+from neurodelay.study import load_study, script_module_name
 from neurodelay.sweep import expand, run_sweep
 
 SCRIPT = '''\
@@ -88,15 +88,12 @@ def study():
     )
 '''
 
-MODULE = "neurodelay_study_pystudy"
-
-
 @pytest.fixture
 def script(tmp_path, monkeypatch):
     """The study script, its module removed from sys.modules again afterwards."""
     path = tmp_path / "pystudy.py"
     path.write_text(SCRIPT)
-    monkeypatch.delitem(sys.modules, MODULE, raising=False)
+    monkeypatch.delitem(sys.modules, script_module_name(path), raising=False)
     return path
 
 
@@ -131,10 +128,27 @@ def in_thread(fn, timeout: float = 180):
 
 def test_the_script_travels_with_the_job(script):
     study = load_study(script)
-    assert study_scripts(study) == ((MODULE, str(script.resolve())),)
+    assert study_scripts(study) == ((script_module_name(script), str(script.resolve())),)
     job = PointJob(study, expand(study)[0], "f")
     back = pickle.loads(pickle.dumps(job))  # in this process: the loaded module is reused, not run again
     assert back == job and type(back.study.circuit.nodes["smooth"]) is type(study.circuit.nodes["smooth"])
+
+
+def test_two_scripts_of_one_name_in_different_folders_stay_apart(tmp_path, monkeypatch):
+    paths = []
+    for folder, rate in (("a", "0.5"), ("b", "0.25")):
+        (tmp_path / folder).mkdir()
+        path = tmp_path / folder / "pystudy.py"
+        path.write_text(SCRIPT.replace('"smooth": Leaky(rate=0.5)', f'"smooth": Leaky(rate={rate})'))
+        monkeypatch.delitem(sys.modules, script_module_name(path), raising=False)
+        paths.append(path)
+    assert script_module_name(paths[0]) != script_module_name(paths[1])
+    studies = [load_study(p) for p in paths]  # the second no longer replaces the first's module
+    for study, path in zip(studies, paths):
+        assert study_scripts(study) == ((script_module_name(path), str(path.resolve())),)
+        back = pickle.loads(pickle.dumps(PointJob(study, expand(study)[0], "f")))
+        assert back.study == study
+    assert [s.circuit.nodes["smooth"].rate for s in studies] == [0.5, 0.25]
 
 
 def test_a_yaml_study_pickles_as_before(tmp_path):
@@ -196,7 +210,7 @@ def test_a_worker_without_the_script_reports_why(script, monkeypatch):
     study = load_study(script)
     data = pickle.dumps(PointJob(study, expand(study)[0], "f"))
     script.rename(script.with_suffix(".moved"))
-    monkeypatch.delitem(sys.modules, MODULE)  # as in a fresh worker
+    monkeypatch.delitem(sys.modules, script_module_name(script))  # as in a fresh worker
     job = pickle.loads(data)
     assert isinstance(job, UnloadableJob)
     result = execute_point(job)
@@ -209,7 +223,7 @@ def test_an_edited_script_is_not_run_with_the_old_study(script, monkeypatch):
     study = load_study(script)
     data = pickle.dumps(PointJob(study, expand(study)[0], "f"))
     script.write_text(SCRIPT.replace("rate: float = 0.5", "rate: float = 0.25"))
-    monkeypatch.delitem(sys.modules, MODULE)
+    monkeypatch.delitem(sys.modules, script_module_name(script))
     job = pickle.loads(data)
     assert isinstance(job, UnloadableJob) and "changed after the sweep was started" in job.error
 
@@ -263,7 +277,7 @@ def test_a_point_that_exits_fails_alone_and_says_why(tmp_path, monkeypatch, caps
         '            raise SystemExit(f"leaky: rate {self.rate} is below 0.3")\n'
         '        y, out = x[:, 0], [x[:, 0]]').replace(
         'sweep=Sweep(grid=(("seed", (0, 1)),))', 'sweep=Sweep(grid=(("circuit.nodes.smooth.rate", (0.25,)),))'))
-    monkeypatch.delitem(sys.modules, "neurodelay_study_dying", raising=False)
+    monkeypatch.delitem(sys.modules, script_module_name(path), raising=False)
     assert main([str(path), "--out", str(tmp_path / "runs"), "--executor", executor]) == 1
     printed = capsys.readouterr().out
     assert re.search(r"failed:? \(?SystemExit: leaky: rate 0\.25 is below 0\.3", printed), printed

@@ -58,6 +58,18 @@ def test_dimension_names_stay_unambiguous():
     assert [d.name for d in sweep_dims(study)] == ["a_gamma", "b_gamma", "seed"]
 
 
+def _count_points(monkeypatch) -> list:
+    """Record (point name, resume) of every point the sweep runs from now on; the points still run."""
+    real, calls = sweep_module.run_point, []
+
+    def count(study, point, folder, **kw):
+        calls.append((point.name, kw["resume"]))
+        return real(study, point, folder, **kw)
+
+    monkeypatch.setattr(sweep_module, "run_point", count)
+    return calls
+
+
 def _write(folder: Path, raw: dict) -> Path:
     path = folder / "sweep.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -203,14 +215,7 @@ def test_rerun_redoes_points_from_an_edited_study_or_with_failed_analyses(tmp_pa
     assert main([str(study), "--out", str(runs), "--quiet"]) == 0
     out = runs / "sw"
     first = xr.load_dataset(out / "sweep.nc")
-    real = sweep_module.run_point
-    calls = []
-
-    def count(study, point, folder, **kw):
-        calls.append((point.name, kw["resume"]))
-        return real(study, point, folder, **kw)
-
-    monkeypatch.setattr(sweep_module, "run_point", count)
+    calls = _count_points(monkeypatch)
     # the same study: every point is kept
     assert main([str(study), "--out", str(runs), "--quiet"]) == 0 and calls == []
     # an edited study (or --set) must not reuse the old points' numbers
@@ -241,14 +246,7 @@ def test_rerun_with_a_changed_evaluation_keeps_the_training(tmp_path, capsys, mo
     names = ["gamma=0.0", "gamma=0.5"]
     checkpoints = {n: (out / n / "checkpoint.pt").read_bytes() for n in names}
     losses = {n: xr.load_dataset(out / n / "results.nc")["loss_total"] for n in names}
-    real = sweep_module.run_point
-    calls = []
-
-    def count(study, point, folder, **kw):
-        calls.append((point.name, kw["resume"]))
-        return real(study, point, folder, **kw)
-
-    monkeypatch.setattr(sweep_module, "run_point", count)
+    calls = _count_points(monkeypatch)
     capsys.readouterr()
     assert main([str(study), "--out", str(runs), "--set", "evaluate.n_sequences=3"]) == 0
     printed = capsys.readouterr().out
@@ -282,14 +280,7 @@ def test_rerun_with_more_train_steps_trains_on_and_with_fewer_runs_afresh(tmp_pa
     assert main([str(study), "--out", str(runs), "--quiet"]) == 0
     assert main([str(study), "--out", str(fresh), "--quiet", "--set", "train.steps=3"]) == 0
     out, names = runs / "sw", ["gamma=0.0", "gamma=0.5"]
-    real = sweep_module.run_point
-    calls = []
-
-    def count(study, point, folder, **kw):
-        calls.append((point.name, kw["resume"]))
-        return real(study, point, folder, **kw)
-
-    monkeypatch.setattr(sweep_module, "run_point", count)
+    calls = _count_points(monkeypatch)
     capsys.readouterr()
     assert main([str(study), "--out", str(runs), "--set", "train.steps=3"]) == 0
     assert "train.steps rose from 2 to 3: it trains on from its checkpoint" in capsys.readouterr().out
@@ -351,14 +342,7 @@ def test_rerun_clears_an_unfinished_point_whose_training_changed(tmp_path, capsy
         if unreadable:
             (out / name / "checkpoint.pt").write_bytes(b"truncated")
 
-    real = sweep_module.run_point
-    calls = []
-
-    def count(study, point, folder, **kw):
-        calls.append((point.name, kw["resume"]))
-        return real(study, point, folder, **kw)
-
-    monkeypatch.setattr(sweep_module, "run_point", count)
+    calls = _count_points(monkeypatch)
     interrupt("gamma=0.0")
     interrupt("gamma=0.5", unreadable=True)
     capsys.readouterr()

@@ -365,15 +365,19 @@ def execute_point(job: PointJob) -> JobResult:
 
     A point whose ``results.nc`` exists is skipped. Results are written
     atomically by the runner, so a worker killed mid-point leaves no
-    half-written ``results.nc`` and the point can simply run again.
+    half-written ``results.nc`` and the point can simply run again. A
+    failing point's whole error is also written to its folder's
+    ``error.txt`` (:func:`neurodelay.sweep.record_error`), for ``--collect``.
     """
-    from .sweep import run_point
+    from .sweep import record_error, run_point
 
     if isinstance(job, UnloadableJob):
+        record_error(job.folder, job.error)
         return JobResult("failed", job.error)
     folder = Path(job.folder)
     if (folder / "results.nc").exists():
         return JobResult("skipped")
+    record_error(folder, None)
     import torch
 
     threads = torch.get_num_threads()
@@ -385,8 +389,9 @@ def execute_point(job: PointJob) -> JobResult:
                   device=job.device, quiet=True)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, the other points go on (a worker
         # process that let SystemExit out would end: under processes:N the pool breaks, and every point with it)
-        return JobResult("failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
-                         time.perf_counter() - t0)
+        text = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        record_error(folder, text)  # where the point ran: --collect reads it for a detached sweep
+        return JobResult("failed", text, time.perf_counter() - t0)
     finally:
         torch.set_num_threads(threads)  # when run in the calling process, leave its setting as it was
     return JobResult("ok", "", time.perf_counter() - t0)

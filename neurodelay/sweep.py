@@ -215,6 +215,29 @@ class PointOutcome:
     detail: str = ""
 
 
+#: In a point's folder: the whole error of its last run, when that run failed (removed when it runs again).
+ERROR_FILE = "error.txt"
+
+
+def record_error(folder, text: str | None) -> None:
+    """Write a failed point's whole error to ``folder/error.txt``; ``None`` removes an old one.
+
+    Written where the point ran (a worker, a Slurm job), so that
+    :func:`collect` can report why a detached point failed. Best effort: a
+    folder that cannot be written (a worker without the shared file system)
+    is left as it is; the error still reaches the sweep through the engine.
+    """
+    path = Path(folder) / ERROR_FILE
+    try:
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text.rstrip() + "\n", encoding="utf-8")
+    except OSError:
+        pass
+
+
 def _failure(point: Point, text: str, seconds: float = 0.0) -> PointOutcome:
     summary = error_summary(text)
     return PointOutcome(point, "failed", summary, seconds, text.strip() if text.strip() != summary else "")
@@ -536,8 +559,10 @@ def _clear(folder: Path, *names: str) -> None:
 def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:
     """Combine the points that have results into ``sweep.nc`` and the report, running nothing.
 
-    Points without results are listed as ``missing``. Use it after
-    ``--detach``; run it again as more points finish.
+    Points without results are listed as ``failed`` with their error
+    when their last run left one (``error.txt``, see :func:`record_error`),
+    else as ``missing``. Use it after ``--detach``; run it again as more
+    points finish.
     """
     from .executors import sweep_lock
 
@@ -548,9 +573,13 @@ def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:
     with sweep_lock(out_dir):
         outcome = SweepOutcome(out_dir)
         for point in points:
-            done = (out_dir / point.name / "results.nc").exists()
-            outcome.points.append(PointOutcome(point, "ok" if done else "missing",
-                                               "" if done else "no results yet"))
+            folder = out_dir / point.name
+            if (folder / "results.nc").exists():
+                outcome.points.append(PointOutcome(point, "ok"))
+            elif (folder / ERROR_FILE).exists():
+                outcome.points.append(_failure(point, (folder / ERROR_FILE).read_text(encoding="utf-8")))
+            else:
+                outcome.points.append(PointOutcome(point, "missing", "no results yet"))
         return _finish(study, out_dir, points, outcome, quiet)
 
 
@@ -559,14 +588,16 @@ def _run_here(study, pending, out_dir, outcome, runner, resume, device, quiet, n
         folder = out_dir / point.name
         _say(quiet, f"[{point.index + 1}/{n_points}] {point.name}")
         t0 = time.perf_counter()
+        record_error(folder, None)
         try:
             runner(study, point, folder, resume=resume or (folder / "checkpoint.pt").exists(),
                    device=device, quiet=quiet)
         except KeyboardInterrupt:
             raise
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded, the other points run
-            failure = _failure(point, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
-                               time.perf_counter() - t0)
+            text = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            record_error(folder, text)
+            failure = _failure(point, text, time.perf_counter() - t0)
             outcome.points.append(failure)
             _say(quiet, f"    failed: {failure.error}")
             if not quiet:

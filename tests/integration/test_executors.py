@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurodelay.executors import ExecutorSettings, SweepLockedError, parse_executor, sweep_lock
+from neurodelay.executors import (ExecutorSettings, PointJob, SweepLockedError, execute_point, parse_executor,
+                                  sweep_lock)
 from neurodelay.run import main
 from neurodelay.study import load_study
-from neurodelay.sweep import collect, run_sweep
+from neurodelay.sweep import collect, expand, run_sweep
 
 STUDY = """\
 name: tinyx
@@ -168,6 +169,25 @@ def test_collect_reports_missing_points(tmp_path):
     outcome = collect(study, out, quiet=True)
     assert [p.point.name for p in outcome.failed] == ["gamma=0.5,seed=1"]
     assert "missing" in (out / "report.md").read_text()
+
+
+def test_a_failed_points_error_is_written_where_it_ran_and_collect_reports_it(tmp_path):
+    study = load_study(study_file(tmp_path), [])
+    out = tmp_path / "runs" / "tinyx"
+    point = expand(study)[1]
+    job = PointJob(study, point, str(out / point.name), device="cuda:7")  # fails at once: no such device
+    result = execute_point(job)
+    assert result.status == "failed"
+    written = (out / point.name / "error.txt").read_text()
+    assert written.startswith("ConfigError: ") and "Traceback" in written and "cuda:7" in written
+    outcome = collect(study, out, quiet=True)
+    by_name = {p.point.name: p for p in outcome.points}
+    assert by_name[point.name].status == "failed" and by_name[point.name].error.startswith("ConfigError: ")
+    assert {p.status for n, p in by_name.items() if n != point.name} == {"missing"}
+    assert "cuda:7" in (out / "report.md").read_text()
+    # the point runs again: its old error goes
+    execute_point(PointJob(study, point, str(out / point.name)))
+    assert (out / point.name / "results.nc").exists() and not (out / point.name / "error.txt").exists()
 
 
 @pytest.mark.parametrize("name, message", [

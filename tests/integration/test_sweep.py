@@ -94,6 +94,7 @@ def test_sweep_runs_points_combines_skips_and_records_failures(tmp_path, capsys,
     assert done == ["gamma=0.0,seed=0", "gamma=0.0,seed=1", "gamma=0.5,seed=0"]
     report = (out / "report.md").read_text()
     assert "boom at this point" in report and "| failed |" in report
+    assert (out / "gamma=0.5,seed=1" / "error.txt").read_text().startswith("RuntimeError: boom at this point")
     assert "figures/sweep_reconstruction_mse.png" in report and (out / "figures" / "sweep_reconstruction_mse.png").is_file()
 
     ds = xr.load_dataset(out / "sweep.nc")
@@ -119,6 +120,7 @@ def test_sweep_runs_points_combines_skips_and_records_failures(tmp_path, capsys,
     before = (out / "gamma=0.0,seed=0" / "results.nc").stat().st_mtime_ns
     assert main([str(study), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
     assert calls == ["gamma=0.5,seed=1"]
+    assert not (out / "gamma=0.5,seed=1" / "error.txt").exists()  # it ran again and succeeded
     assert (out / "gamma=0.0,seed=0" / "results.nc").stat().st_mtime_ns == before
     ds = xr.load_dataset(out / "sweep.nc")
     assert np.isfinite(ds["reconstruction_mse"].values).all()

@@ -1414,7 +1414,12 @@ def _set_path(raw: dict, path: str, value, *, check_only: bool = False,
             child_schema = schema[1]
         else:
             if schema[0] == "leaf" and done == ["sweep"]:
-                rest = path[len("sweep."):]
+                if isinstance(tok, int):
+                    raise _PathError(
+                        "the sweep is a mapping from dotted paths to lists of values, not a list, so it "
+                        "cannot be indexed; set the whole section, e.g. --set 'sweep={train.lr: "
+                        "[0.001, 0.0001]}' (or --set sweep=null to run the study once).")
+                rest = ".".join(str(t) for t in tokens[i:])
                 raise _PathError(
                     f"the sweep's keys are dotted paths themselves, so a path cannot reach into it; set "
                     f"the whole section, e.g. --set 'sweep={{{rest}: "

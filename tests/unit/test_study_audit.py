@@ -133,6 +133,15 @@ def test_set_into_the_sweep_says_how_to_set_it():
     assert "--set 'sweep={circuit.gamma: [0.0, 1.0]}'" in msg and "sweep=null" in msg
 
 
+def test_an_index_into_the_sweep_says_it_is_a_mapping():
+    (path, msg), = _problems(STUDIES / S, ["sweep[0]=x"])
+    assert "not a list" in msg and "--set 'sweep={train.lr: [0.001, 0.0001]}'" in msg, msg
+    assert "{0]" not in msg, msg
+    # The example the message gives is itself a valid --set.
+    study = load_study(STUDIES / S, ["sweep={train.lr: [0.001, 0.0001]}"])
+    assert [p.train.lr for p in (point_study(study, pt) for pt in expand(study))] == [0.001, 0.0001]
+
+
 def test_a_swept_world_size_reaches_the_conv_sizes():
     study = load_study(STUDIES / Q, ["sweep={world.size: [16, 64]}"])
     points = [point_study(study, point) for point in expand(study)]

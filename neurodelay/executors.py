@@ -52,7 +52,7 @@ import attrs
 from .errors import ConfigError
 
 __all__ = ["ExecutorSettings", "PointJob", "UnloadableJob", "execute_point", "parse_executor", "make_executor",
-           "sweep_lock", "SweepLockedError", "study_scripts", "load_script"]
+           "sweep_lock", "SweepLockedError", "study_scripts", "load_script", "detached_job_fate", "slurm_job_state"]
 
 
 def _non_negative_int(inst, attr, value):
@@ -650,6 +650,84 @@ class SlurmExecutor:
             if on_result:
                 on_result(job, result)
         return out
+
+
+# Slurm job states (sacct) after which a job runs no more, and what each says about the point.
+_SLURM_ENDED = {
+    "TIMEOUT": "it reached its time limit: raise executor.time_min",
+    "OUT_OF_MEMORY": "it ran out of memory: raise executor.mem_gb",
+    "CANCELLED": "it was cancelled (scancel, or by the administrators)",
+    "NODE_FAIL": "its node failed",
+    "BOOT_FAIL": "its node failed to start",
+    "PREEMPTED": "it was preempted and not requeued",
+    "DEADLINE": "it reached its deadline",
+    "FAILED": "it exited with an error outside the point's run",
+    "COMPLETED": "it completed without writing the point's results",
+}
+
+
+def slurm_job_state(job_id: str) -> str | None:
+    """The state ``sacct`` gives a Slurm job (``RUNNING``, ``TIMEOUT``, ...), or None if it cannot say."""
+    import subprocess
+
+    if shutil.which("sacct") is None:
+        return None
+    try:
+        done = subprocess.run(["sacct", "-j", str(job_id), "-X", "-n", "-P", "-o", "State"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
+    return lines[0].rstrip("+").upper() if done.returncode == 0 and lines else None
+
+
+def detached_job_fate(out_dir: Path, job_id: str) -> tuple[str, str]:
+    """What a detached Slurm job whose point has neither results nor ``error.txt`` tells about it.
+
+    A point's own errors are written to its folder (:func:`execute_point`);
+    a job killed from outside (time limit, memory, ``scancel``, a failed
+    node) writes nothing there. This looks at submitit's result file in
+    ``OUT/.submitit`` and asks ``sacct`` for the job's state. Returns
+    ``("failed", why)`` for a job that is over, with the end of its log, and
+    ``("missing", what is known)`` for one that is pending, running, or
+    whose state cannot be read (no ``sacct`` here).
+    """
+    paths = _job_paths(Path(out_dir), job_id)
+    rerun = ("Run the sweep again (the same command without --collect): points with results are kept, "
+             "the others run again.")
+    if paths is not None and paths.result_pickle.exists():
+        try:
+            with open(paths.result_pickle, "rb") as f:
+                tag, value = pickle.load(f)
+        except Exception:  # noqa: BLE001 - unreadable or half-written: fall back to sacct
+            tag, value = None, None
+        if tag == "error":
+            return "failed", f"Slurm job {job_id} failed outside the point's run. {rerun}\n{value}"
+    state = slurm_job_state(job_id)
+    log = f"its log: {paths.stderr}" if paths is not None else "no submitit log folder"
+    if state in _SLURM_ENDED:
+        tail = _tail(paths.stderr) if paths is not None else ""
+        return "failed", (f"Slurm job {job_id} ended {state} without the point's results or error: "
+                          f"{_SLURM_ENDED[state]}. {rerun} ({log})" + (f"\n{tail}" if tail else ""))
+    if state:
+        return "missing", f"no results yet: Slurm job {job_id} is {state} ({log})"
+    return "missing", f"no results yet (Slurm job {job_id}; its state is unknown here; {log})"
+
+
+def _job_paths(out_dir: Path, job_id: str):
+    try:
+        from submitit.core.utils import JobPaths
+    except ImportError:
+        return None
+    return JobPaths(out_dir / ".submitit" / "%j", job_id=str(job_id))
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def make_executor(settings: ExecutorSettings, folder: Path):

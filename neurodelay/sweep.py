@@ -383,6 +383,8 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
         engine.check([PointJob(study, p, str(out_dir / p.name), resume, device) for p in points])
     with sweep_lock(out_dir):
         (out_dir / "study.resolved.yaml").write_text(study_to_yaml(study), encoding="utf-8")
+        if not detach:  # the job ids of an earlier detached run no longer say what became of the points
+            (out_dir / "jobs.yaml").unlink(missing_ok=True)
         outcome = SweepOutcome(out_dir)
         pending = []
         for k, point in enumerate(points, 1):
@@ -561,10 +563,12 @@ def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:
 
     Points without results are listed as ``failed`` with their error
     when their last run left one (``error.txt``, see :func:`record_error`),
-    else as ``missing``. Use it after ``--detach``; run it again as more
-    points finish.
+    or when the Slurm job of a detached sweep (``jobs.yaml``) ended without
+    one (killed for its time limit or memory, cancelled: see
+    :func:`neurodelay.executors.detached_job_fate`); else as ``missing``.
+    Use it after ``--detach``; run it again as more points finish.
     """
-    from .executors import sweep_lock
+    from .executors import detached_job_fate, sweep_lock
 
     if study.sweep is None:
         raise ValueError("collect needs a study with a sweep section.")
@@ -572,15 +576,29 @@ def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:
     points = expand(study)
     with sweep_lock(out_dir):
         outcome = SweepOutcome(out_dir)
+        job_ids = _job_ids(out_dir)
         for point in points:
             folder = out_dir / point.name
             if (folder / "results.nc").exists():
                 outcome.points.append(PointOutcome(point, "ok"))
             elif (folder / ERROR_FILE).exists():
                 outcome.points.append(_failure(point, (folder / ERROR_FILE).read_text(encoding="utf-8")))
+            elif point.name in job_ids:
+                status, text = detached_job_fate(out_dir, job_ids[point.name])
+                outcome.points.append(_failure(point, text) if status == "failed"
+                                      else PointOutcome(point, "missing", text))
             else:
                 outcome.points.append(PointOutcome(point, "missing", "no results yet"))
         return _finish(study, out_dir, points, outcome, quiet)
+
+
+def _job_ids(out_dir: Path) -> dict[str, str]:
+    """Point name -> Slurm job id, from the ``jobs.yaml`` a detached sweep wrote ({} if none or unreadable)."""
+    try:
+        ids = yaml.safe_load((out_dir / "jobs.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return {str(k): str(v) for k, v in ids.items()} if isinstance(ids, dict) else {}
 
 
 def _run_here(study, pending, out_dir, outcome, runner, resume, device, quiet, n_points) -> None:

@@ -190,6 +190,73 @@ def test_a_failed_points_error_is_written_where_it_ran_and_collect_reports_it(tm
     assert (out / point.name / "results.nc").exists() and not (out / point.name / "error.txt").exists()
 
 
+def _fake_sacct(tmp_path, monkeypatch, state: str | None) -> None:
+    """Put a ``sacct`` on PATH that reports ``state`` for every job (no sacct at all for None)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if state is not None:
+        script = bin_dir / "sacct"
+        script.write_text(f"#!/bin/sh\necho '{state}'\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))  # only the fake: no real sacct is found either
+
+
+@pytest.mark.parametrize("state, status, texts", [
+    ("TIMEOUT", "failed", ["Slurm job 4242_1 ended TIMEOUT", "raise executor.time_min", "without --collect",
+                           "slurmstepd: error: *** JOB 4242 CANCELLED DUE TO TIME LIMIT ***"]),
+    ("OUT_OF_MEMORY", "failed", ["ended OUT_OF_MEMORY", "raise executor.mem_gb"]),
+    ("CANCELLED by 1000", "failed", ["ended CANCELLED", "scancel"]),
+    ("RUNNING", "missing", ["no results yet: Slurm job 4242_1 is RUNNING", "4242_1_0_log.err"]),
+    (None, "missing", ["no results yet (Slurm job 4242_1; its state is unknown here"]),
+])
+def test_collect_says_what_became_of_a_detached_job_that_left_nothing(tmp_path, monkeypatch, state, status, texts):
+    """A Slurm job killed from outside (time limit, memory, scancel) writes no error.txt: --collect asks
+    sacct and shows the end of the job's log instead of calling the point missing."""
+    study = load_study(study_file(tmp_path), [])
+    out = tmp_path / "runs" / "tinyx"
+    point = expand(study)[1]
+    log = out / ".submitit" / "4242_1" / "4242_1_0_log.err"
+    log.parent.mkdir(parents=True)
+    log.write_text("starting\nslurmstepd: error: *** JOB 4242 CANCELLED DUE TO TIME LIMIT ***\n")
+    (out / "jobs.yaml").write_text(f"'{point.name}': '4242_1'\n")
+    _fake_sacct(tmp_path, monkeypatch, state)
+    outcome = collect(study, out, quiet=True)
+    by_name = {p.point.name: p for p in outcome.points}
+    got = by_name[point.name]
+    assert got.status == status, got
+    shown = got.error + "\n" + got.detail
+    for text in texts:
+        assert text in shown, (text, shown)
+    assert {p.status for n, p in by_name.items() if n != point.name} == {"missing"}
+    if status == "failed":
+        assert "ended" in (out / "report.md").read_text()
+
+
+def test_collect_reports_an_error_submitit_caught_outside_the_point(tmp_path, monkeypatch):
+    import pickle
+
+    study = load_study(study_file(tmp_path), [])
+    out = tmp_path / "runs" / "tinyx"
+    point = expand(study)[0]
+    folder = out / ".submitit" / "77_0"
+    folder.mkdir(parents=True)
+    with open(folder / "77_0_0_result.pkl", "wb") as f:
+        pickle.dump(("error", "Traceback ...\nModuleNotFoundError: No module named 'neurodelay'"), f)
+    (out / "jobs.yaml").write_text(f"'{point.name}': '77_0'\n")
+    _fake_sacct(tmp_path, monkeypatch, "FAILED")
+    got = {p.point.name: p for p in collect(study, out, quiet=True).points}[point.name]
+    assert got.status == "failed" and "ModuleNotFoundError: No module named 'neurodelay'" in got.error, got
+
+
+def test_a_sweep_run_here_forgets_the_job_ids_of_an_earlier_detached_run(tmp_path):
+    study = load_study(study_file(tmp_path), ["sweep={seed: [0]}"])
+    out = tmp_path / "runs" / "tinyx"
+    out.mkdir(parents=True)
+    (out / "jobs.yaml").write_text("'seed=0': '99_0'\n")
+    run_sweep(study, out, quiet=True, runner=lambda *a, **k: None)
+    assert not (out / "jobs.yaml").exists()
+
+
 @pytest.mark.parametrize("name, message", [
     ("processes:0", "worker count >= 1"),
     ("dask", "give a scheduler address"),

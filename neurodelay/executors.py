@@ -360,6 +360,9 @@ class JobResult:
     host: str = field(default_factory=socket.gethostname)
 
 
+_requeued = False  # set in a Slurm job's process once submitit has requeued it (SlurmPoint.checkpoint)
+
+
 def execute_point(job: PointJob) -> JobResult:
     """Run one point; never raises for a failing point (the error is returned).
 
@@ -389,7 +392,12 @@ def execute_point(job: PointJob) -> JobResult:
                   device=job.device, quiet=True)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, the other points go on (a worker
         # process that let SystemExit out would end: under processes:N the pool breaks, and every point with it)
+        if isinstance(exc, SystemExit) and _requeued:
+            raise  # submitit requeued this Slurm job (time limit, preemption) and ends it: the point resumes there
         text = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        if type(exc).__name__ == "UncompletedJobError":  # submitit: the job's time limit, and no more requeues
+            text = (f"{type(exc).__name__}: {exc} The point keeps its last checkpoint: run the sweep again to go "
+                    f"on from there, or raise executor.time_min.\n{traceback.format_exc()}")
         record_error(folder, text)  # where the point ran: --collect reads it for a detached sweep
         return JobResult("failed", text, time.perf_counter() - t0)
     finally:
@@ -636,7 +644,7 @@ class SlurmExecutor:
         ex.update_parameters(**{k: v for k, v in params.items() if v is not None})
         threads = s.cpus_per_point or None
         jobs = [attrs_evolve_threads(j, threads) if threads else j for j in jobs]
-        return ex.map_array(execute_point, jobs)
+        return ex.map_array(SlurmPoint(), jobs)
 
     def map(self, jobs, *, on_result=None):
         submitted = self.submit(jobs)
@@ -650,6 +658,30 @@ class SlurmExecutor:
             if on_result:
                 on_result(job, result)
         return out
+
+
+class SlurmPoint:
+    """:func:`execute_point` as a Slurm job that submitit requeues when it is preempted or reaches its time limit.
+
+    Shortly before a job's time limit (and when Slurm preempts it) submitit
+    signals the job, calls :meth:`checkpoint` and requeues the job, which
+    then starts again from the point's last checkpoint (``checkpoint.pt``,
+    written every ``train.checkpoint_every`` steps): only the steps since
+    that checkpoint are done twice. After three time limits in a row (or
+    when requeueing fails) the point fails with submitit's reason in its
+    ``error.txt``; run the sweep again to go on from the checkpoint.
+    """
+
+    def __call__(self, job: PointJob) -> JobResult:
+        return execute_point(job)
+
+    def checkpoint(self, job: PointJob):
+        """The submission the requeued job runs: the same point, which resumes from its checkpoint."""
+        global _requeued
+        from submitit.helpers import DelayedSubmission
+
+        _requeued = True  # the SystemExit that ends this process now is submitit's, not the point's
+        return DelayedSubmission(self, job)
 
 
 # Slurm job states (sacct) after which a job runs no more, and what each says about the point.

@@ -190,6 +190,78 @@ def test_a_failed_points_error_is_written_where_it_ran_and_collect_reports_it(tm
     assert (out / point.name / "results.nc").exists() and not (out / point.name / "error.txt").exists()
 
 
+def test_a_slurm_point_is_requeued_at_its_time_limit_and_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """submitit's time-limit signal arrives after the step-2 checkpoint: the job is requeued (no error.txt,
+    no failed result) and the requeued job resumes there and ends with the numbers of an uninterrupted run."""
+    from submitit.core import job_environment
+    from submitit.core import utils as subutils
+
+    import neurodelay.train
+    from neurodelay import executors
+
+    monkeypatch.setattr(executors, "_requeued", False)
+    study = load_study(study_file(tmp_path, steps=4), ["sweep={seed: [0]}"])  # checkpoint_every: 2
+    point = expand(study)[0]
+    folder = tmp_path / "runs" / point.name
+    paths = subutils.JobPaths(tmp_path / ".submitit" / "%j", job_id="5_0")
+    paths.folder.mkdir(parents=True)
+    delayed = subutils.DelayedSubmission(executors.SlurmPoint(), PointJob(study, point, str(folder)))
+    delayed.set_timeout(60, 3)
+    requeued = []
+
+    class Environment:  # the job's side of Slurm: requeue asks scontrol, here it is recorded
+        global_rank = 0
+
+        def _requeue(self, countdown):
+            requeued.append(countdown)
+
+    handler = job_environment.SignalHandler(Environment(), paths, delayed)
+    handler.has_timed_out = lambda: True
+    previous = signal.signal(signal.SIGUSR2, handler.checkpoint_and_try_requeue)
+    saved = neurodelay.train.save_checkpoint
+
+    def save_then_time_out(path, state):
+        saved(path, state)
+        os.kill(os.getpid(), signal.SIGUSR2)  # the time limit is near: the signal lands in the next step
+
+    monkeypatch.setattr(neurodelay.train, "save_checkpoint", save_then_time_out)
+    try:
+        with pytest.raises(SystemExit):
+            delayed.result()
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    assert requeued == [2]
+    assert (folder / "checkpoint.pt").exists()
+    assert not (folder / "results.nc").exists() and not (folder / "error.txt").exists()
+    monkeypatch.setattr(neurodelay.train, "save_checkpoint", saved)
+    again = subutils.DelayedSubmission.load(paths.submitted_pickle)  # what the requeued job runs
+    assert isinstance(again.function, executors.SlurmPoint) and again._timeout_countdown == 2
+    assert again.result().status == "ok"
+    straight = tmp_path / "straight" / point.name
+    assert execute_point(PointJob(study, point, str(straight))).status == "ok"
+    with xr.open_dataset(folder / "results.nc") as a, xr.open_dataset(straight / "results.nc") as b:
+        for name, values in numeric(b).items():
+            np.testing.assert_array_equal(numeric(a)[name], values, err_msg=name)
+
+
+def test_a_point_out_of_requeues_says_how_to_go_on(tmp_path, monkeypatch):
+    from submitit.core.utils import UncompletedJobError
+
+    import neurodelay.sweep
+
+    def times_out(*args, **kwargs):
+        raise UncompletedJobError("Job not requeued because: timed-out too many times.")
+
+    monkeypatch.setattr(neurodelay.sweep, "run_point", times_out)
+    study = load_study(study_file(tmp_path), [])
+    point = expand(study)[0]
+    result = execute_point(PointJob(study, point, str(tmp_path / point.name)))
+    first = result.error.splitlines()[0]
+    assert result.status == "failed" and "timed-out too many times" in first, first
+    assert "run the sweep again" in first and "executor.time_min" in first, first
+    assert (tmp_path / point.name / "error.txt").read_text().splitlines()[0] == first
+
+
 def _fake_sacct(tmp_path, monkeypatch, state: str | None) -> None:
     """Put a ``sacct`` on PATH that reports ``state`` for every job (no sacct at all for None)."""
     bin_dir = tmp_path / "bin"

@@ -648,8 +648,10 @@ class CircuitModule(nn.Module):
             every node (the same numbers, slower); ``"auto"`` (default) is
             ``"sequence"`` except that cycles linear in their state (relays,
             blends, extrapolators, fixed whole-step delays) are solved in
-            closed form (the same numbers up to float rounding, much faster
-            on long sequences).
+            closed form when at least 16 steps follow the cycle's start-up
+            and its recurrence does not grow too fast (the same numbers up
+            to float rounding, much faster on long sequences); shorter
+            sequences are stepped as in ``"sequence"``.
         skip_before : dict of str -> int, optional
             Steps that are not needed, per node: a memoryless node (an
             encoder, a decoder) that no other node reads and that is outside

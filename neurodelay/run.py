@@ -13,7 +13,7 @@ a Python script defining ``study()`` (see :func:`neurodelay.study.load_study`).
 
 Exit status: 0 on success; 2 for an invalid study or invocation (the message
 on stderr, no traceback; nothing is written); 1 when a run (or any sweep
-point) fails.
+point) fails; 130 when interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -54,10 +54,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="check the study, print it resolved and the circuit's schedule; run and write nothing")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--executor", metavar="NAME",
-                   help="where sweep points run: local, processes:N, dask:ADDRESS, dask:local:N, slurm "
-                        "(replaces the study's executor.name)")
+                   help="where sweep points run: local, processes:N, dask:ADDRESS, dask:local:N, slurm or "
+                        "slurm:local (replaces the study's executor.name)")
     p.add_argument("--detach", action="store_true",
-                   help="with the slurm executor: submit the points and return; combine later with --collect")
+                   help="with the slurm or slurm:local executor: submit the points and return; combine later "
+                        "with --collect")
     p.add_argument("--collect", action="store_true",
                    help="combine the sweep points that have results into sweep.nc and the report; run nothing")
     return p

@@ -26,6 +26,9 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
              mode: str = "auto") -> xr.Dataset:
     """Run ``circuit`` on ``episode`` without gradients and return its traces.
 
+    The module runs in evaluation mode: Gaussian latents give their means
+    (no noise is drawn).
+
     Parameters
     ----------
     circuit : Circuit or CircuitModule
@@ -37,7 +40,7 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
         Seed (>= 0) for parameter initialisation when ``circuit`` is a spec.
     device : str or torch.device, optional
         Where to run (default: the episode's device).
-    mode : {"auto", "step"}
+    mode : {"auto", "sequence", "step"}
         Execution mode (see :meth:`CircuitModule.forward`).
 
     Returns

@@ -64,10 +64,13 @@ from neurodelay.analysis.figures import (
     plot_traversals,
 )
 from neurodelay.analysis.flash_lag import flash_lag as _flash_lag
+from neurodelay.analysis._checks import check_seed
 from neurodelay.analysis.lag import (
     CIRCLE_FACTORS,
     POSITION_FACTORS,
+    _check_has_time,
     _lag_scores_core,
+    _score_inputs,
     fit_readout,
     lag_resolved_scores,
     representation_variable,
@@ -105,12 +108,15 @@ def disentanglement_scores(ds: xr.Dataset, node: str | None = None, *, from_step
         Representation node or variable (see
         :func:`neurodelay.analysis.lag.representation_variable`).
     from_step : int, optional
-    factors : sequence of str, optional
-        Factors scored by MIG, DCI, SAP and the mss (default: the four
-        position factors present).
+    factors : str or sequence of str, optional
+        Factors scored by MIG, DCI, SAP and the mss, distinct (default: the
+        four position factors present); the mss pairs latent ``i`` with the
+        ``i``-th of them, in the order given. A single name (a str) scores
+        that factor alone.
     max_rows : int
+        Rows at most, >= 3.
     seed : int
-        Seed of the subsample and of DCI's split.
+        Seed (>= 0) of the subsample and of DCI's split.
 
     Returns
     -------
@@ -119,25 +125,38 @@ def disentanglement_scores(ds: xr.Dataset, node: str | None = None, *, from_step
         scored factors, latent i ~ factor i), ``matched_correlation_score``,
         ``collapsed_latent`` (unit; 1 = constant), ``mig``,
         ``dci_disentanglement``, ``dci_completeness``,
-        ``dci_informativeness``, ``sap`` (scalars in [0, 1]).
+        ``dci_informativeness``, ``sap`` (scalars in [0, 1]; NaN, with a
+        ``nan_reason`` attribute, when every scored factor is constant over
+        the rows).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, fewer than 3 rows, or a NaN or infinite value in the
+        representation (from ``from_step``) or in the factors.
+    KeyError
+        Unknown node or factors.
     """
     var = representation_variable(ds, node)
+    seed = check_seed(seed)
+    _check_has_time(ds)
     n_t = ds.sizes["time"]
     if from_step is None:
         from_step = min(int(ds[var].attrs.get("first_valid_step", 0)), n_t - 1)
-    if isinstance(from_step, bool) or not isinstance(from_step, numbers.Integral) or not 0 <= from_step < n_t:
-        raise ValueError(f"from_step must be an integer step in [0, {n_t - 1}], got {from_step!r}.")
-    names = [str(n) for n in ds["factor"].values]
-    scored_names = [n for n in POSITION_FACTORS if n in names] if factors is None else list(factors)
-    unknown = [n for n in scored_names if n not in names]
-    if unknown or not scored_names:
-        raise KeyError(f"factors to score {scored_names} must be among the Dataset's factors {names}.")
-    scored = np.array([n in scored_names for n in names])
-    z = np.asarray(ds[var].values, dtype=np.float64)
-    f = np.asarray(ds["factors"].values, dtype=np.float64)
-    out = _lag_scores_core(z, f, np.array([0]), int(from_step), scored, int(max_rows), seed)
+    if isinstance(from_step, (bool, np.bool_)) or not isinstance(from_step, numbers.Integral) \
+            or not 0 <= from_step < n_t:
+        raise ValueError(f"from_step must be an integer step in [0, {n_t - 1}] (the sequence has {n_t} steps), "
+                         f"got {from_step!r}.")
+    from_step = int(from_step)
+    names, scored_names, scored, z, f = _score_inputs(ds, var, from_step, factors, max_rows)
+    n_rows = z.shape[0] * (n_t - from_step)
+    if n_rows < 3:
+        raise ValueError(f"disentanglement needs at least 3 rows (samples x steps from from_step={from_step}), "
+                         f"got {z.shape[0]} sample(s) x {n_t - from_step} step(s) = {n_rows}; evaluate more "
+                         f"samples or start earlier.")
+    out = _lag_scores_core(z, f, np.array([0]), from_step, scored, int(max_rows), seed)
     corr = out["correlation"][0]
-    sub = corr[:, scored]
+    sub = corr[:, [names.index(n) for n in scored_names]]  # in the order given: latent i ~ factor i
     rows = z[:, from_step:].reshape(-1, z.shape[-1])
     unit = ds[var].dims[2]
     common = {"node": var, "from_step": int(from_step)}
@@ -155,8 +174,10 @@ def disentanglement_scores(ds: xr.Dataset, node: str | None = None, *, from_step
     texts = {"mig": "mutual information gap", "dci_disentanglement": "DCI disentanglement",
              "dci_completeness": "DCI completeness", "dci_informativeness": "DCI informativeness (held-out R^2)",
              "sap": "separated attribute predictability"}
+    reason = out["nan_reason"][0]
     for key, label in texts.items():
-        data[key] = ((), float(out[key][0]), {"units": "1", "long_name": f"{label} {text}", **common})
+        data[key] = ((), float(out[key][0]), {"units": "1", "long_name": f"{label} {text}", **common,
+                                              **({"nan_reason": reason} if reason else {})})
     coords = {"factor": ds["factor"]}
     if unit in ds.coords:
         coords[unit] = ds[unit]

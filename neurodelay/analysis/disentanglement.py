@@ -155,7 +155,14 @@ def _check_n_bins(n_bins: Any) -> int:
 
 
 def _check_matrix(matrix: Any, name: str) -> np.ndarray:
-    array = np.asarray(_to_numpy(matrix), dtype=np.float64)
+    try:
+        array = np.asarray(_to_numpy(matrix), dtype=np.float64)
+    except (TypeError, ValueError) as error:  # strings, ragged lists, None
+        raise ValueError(
+            f"{name} must be a 2-D array of numbers of shape (n_latent, n_factor); "
+            f"{type(matrix).__name__} {matrix!r:.80} could not be read as one ({error}). "
+            "Pass the output of correlation_matrix."
+        ) from None
     if array.ndim != 2 or array.size == 0:
         raise ValueError(
             f"{name} must be a non-empty 2-D array of shape (n_latent, n_factor); "
@@ -166,6 +173,15 @@ def _check_matrix(matrix: Any, name: str) -> np.ndarray:
             f"{name} must contain only finite values; got "
             f"{int((~np.isfinite(array)).sum())} NaN or infinite entries. "
             "Compute it with correlation_matrix, which never returns NaN."
+        )
+    # Correlations lie in [-1, 1]; allow float rounding of a computed one.
+    outside = np.abs(array) > 1.0 + 1e-9
+    if outside.any():
+        i, k = np.argwhere(outside)[0]
+        raise ValueError(
+            f"{name} must hold correlations in [-1, 1]; got {int(outside.sum())} entries "
+            f"outside (first at row {i}, column {k}: {array[i, k]}). Pass the output "
+            "of correlation_matrix, not covariances or raw codes."
         )
     return array
 
@@ -686,7 +702,10 @@ def dci(
     - completeness: ``sum_k w_k (1 - H_M(P~_.k))`` with ``P~_jk = R_jk /
       sum_j R_jk``, base n_latent, ``w_k`` = factor k's share;
     - informativeness: mean over factors of the held-out R^2, clipped to
-      [0, 1].
+      [0, 1]. A factor whose held-out values are all equal (always so with
+      a single held-out sample, e.g. 3 or 4 samples at the default
+      ``test_fraction``) has no R^2 and counts as 0, so informativeness
+      is only meaningful with a few held-out samples per factor value.
 
     Collapsed latents get zero importance but still count as codes (the
     completeness entropy has base n_latent, collapsed codes included).

@@ -169,6 +169,18 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
         true flash position along the motion; ``flash_latency_steps`` and
         ``flash_latency_ms``: ``D``. Coordinates ``speed`` (px/s),
         ``speed_px_per_step``, ``speed_units_per_step`` (factor units).
+        With a readout that has no lag (``readout.lag_steps`` NaN: see
+        :func:`~neurodelay.analysis.lag.fit_readout`) the positions and
+        flash-lags are NaN, with the reason in their ``nan_reason``
+        attribute.
+
+    Raises
+    ------
+    TypeError
+        ``readout`` is not a LinearReadout, ``probe`` not a FlashLagProbe,
+        or ``show_flash`` not a bool.
+    ValueError
+        ``node`` is not the readout's node, or ``n_frames`` is too short.
     """
     from neurodelay.simulation import simulate
 
@@ -178,6 +190,11 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
         raise TypeError(f"readout must be a LinearReadout (from neurodelay.analysis.fit_readout), got "
                         f"{type(readout).__name__}.")
     probe = FlashLagProbe() if probe is None else probe
+    if not isinstance(probe, FlashLagProbe):
+        raise TypeError(f"probe must be a FlashLagProbe (or None for the default), got {type(probe).__name__} "
+                        f"{probe!r:.60}; pass e.g. FlashLagProbe(speeds=(0.02, 0.04)).")
+    if not isinstance(show_flash, (bool, np.bool_)):
+        raise TypeError(f"show_flash must be True or False, got {show_flash!r}.")
     if node is None:
         node = readout.node
     elif readout.node not in (node, variable_name(str(node))):
@@ -212,6 +229,12 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
     lag_px = along.mean(axis=-1)
     lag_ms = lag_px / (speeds * ppu)[None, :] * dt_ms
     flash_err = _flash_lag_core(flash, probe.flash_positions(), dirs) * ppu
+    nan_reason = {}
+    if not np.isfinite(readout.lag_steps):
+        # fit_readout found no lag: the readout decodes no position, so neither place means anything.
+        lag_px, lag_ms, along, flash_err = (np.full_like(a, np.nan) for a in (lag_px, lag_ms, along, flash_err))
+        nan_reason = {"nan_reason": f"the readout of {readout.node!r} has no lag (lag_steps is NaN: "
+                                    f"fit_readout found no decodable circle position), so it decodes no position"}
     coords = {
         "condition": ("condition", list(probe.conditions), {"long_name": "flash-lag condition"}),
         "speed": ("speed", speeds * ppu / dt_ms * 1000.0, {"units": "px/s", "long_name": "speed of the circle"}),
@@ -221,7 +244,7 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
         "direction": ("direction", list(probe.directions), {"long_name": "direction of motion"}),
     }
     attrs = {"node": node, "flash_step": int(probe.flash_step), "perceived_step": int(t_seen),
-             "show_flash": int(bool(show_flash)), "readout_lag_steps": float(readout.lag_steps)}
+             "show_flash": int(bool(show_flash)), "readout_lag_steps": float(readout.lag_steps), **nan_reason}
     text = ("moving circle's decoded position minus the flash's, along the motion, when the flash is "
             "first represented (positive: moving circle seen ahead)")
     return xr.Dataset(
@@ -231,9 +254,10 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
             "flash_lag_ms": (("condition", "speed"), lag_ms, {
                 "units": "ms", "long_name": "flash-lag as time: flash_lag_px divided by the speed", **attrs}),
             "flash_lag_px_by_direction": (("condition", "speed", "direction"), along, {
-                "units": "px", "long_name": f"flash-lag per direction of motion: {text}"}),
+                "units": "px", "long_name": f"flash-lag per direction of motion: {text}", **nan_reason}),
             "flash_position_error_px": ("direction", flash_err, {
-                "units": "px", "long_name": "decoded minus true flash position along the motion (readout bias)"}),
+                "units": "px", "long_name": "decoded minus true flash position along the motion (readout bias)",
+                **nan_reason}),
             "flash_latency_steps": ((), int(latency), {"units": "steps", "long_name": "steps from the world to "
                                                        "the representation (when a flash is first seen)"}),
             "flash_latency_ms": ((), latency * dt_ms, {"units": "ms", "long_name": "latency of the flash"}),

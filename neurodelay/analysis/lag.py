@@ -34,6 +34,9 @@ Representational lag of a linear readout (:func:`representational_lag`)
     latents to hold both) is ambiguous: its positions at several lags are
     all linearly decodable and the held-out error is flat in ``L``. The
     curve ``lag_readout_rmse_px`` shows it; the lag is then not meaningful.
+    Where no lag exists at all (a circle that does not move, a constant
+    representation, or one from which the readout decodes the position no
+    better than its mean) the lag is NaN and says why (``nan_reason``).
 
     The signed position error along the direction of motion (decoded minus
     true position at the same step, projected on the unit velocity, in
@@ -65,6 +68,9 @@ from scipy.optimize import minimize_scalar
 from neurodelay.analysis._checks import check_positive, check_seed, finite_report
 from neurodelay.components._validators import as_names
 from neurodelay.analysis.disentanglement import (
+    COLLAPSE_TOL,
+    _collapsed,
+    collapsed_latents,
     correlation_matrix,
     dci,
     mig,
@@ -218,7 +224,8 @@ def _shift(pos: np.ndarray, lag: float, steps: np.ndarray) -> np.ndarray:
 def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded half split of ``n`` samples: (train, test), train gets the extra one."""
     if n < 2:
-        raise ValueError(f"the readout needs at least 2 samples (one to fit, one to score), got {n}.")
+        raise ValueError(f"the readout needs at least 2 samples (one to fit, one to score), got {n}; "
+                         f"evaluate more samples.")
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
     order = rng.permutation(n)
     n_test = n // 2
@@ -274,8 +281,41 @@ def _readout_lag_core(z: np.ndarray, pos: np.ndarray, steps: np.ndarray, lags: n
         lag = float(lags[best])
     mse, (mean, scale, coef) = fit(lag)
     at_edge = len(lags) > 1 and (lag <= lags[0] + 1e-3 or lag >= lags[-1] - 1e-3)
+    # Held-out R^2 at the estimate: against predicting the training mean of the target.
+    target = _shift(pos, lag, steps)
+    baseline = float(np.mean((target[test].reshape(-1, 2) - target[train].reshape(-1, 2).mean(axis=0)) ** 2))
+    r2 = 1.0 - mse / baseline if baseline > 0 else float("nan")
     return {"lag": lag, "mse_curve": curve, "mse": mse, "mean": mean, "scale": scale, "coef": coef,
-            "at_edge": bool(at_edge)}
+            "at_edge": bool(at_edge), "r2": r2}
+
+
+def _undefined_lag_reason(z_rows: np.ndarray, pos_used: np.ndarray, r2: float, var: str, start: int) -> str | None:
+    """Why the readout lag is undefined, or None when it is defined.
+
+    Parameters
+    ----------
+    z_rows : numpy.ndarray, shape (rows, M)
+        The representation at the steps used.
+    pos_used : numpy.ndarray, shape (n, S, 2)
+        The circle position at the steps used.
+    r2 : float
+        Held-out R^2 of the readout at the estimated lag.
+    var : str
+        The representation variable (for the message).
+    start : int
+        First step used (for the message).
+    """
+    if float(np.ptp(pos_used, axis=1).max(initial=0.0)) <= 1e-12:
+        return (f"the circle does not move over the steps used (from step {start}): its position at every lag "
+                f"is the same, so no lag can be told")
+    if collapsed_latents(z_rows).all():
+        return (f"the representation {var!r} is constant over the steps used (from step {start}): it carries "
+                f"no position to read out")
+    if not r2 > 0:
+        return (f"the readout of {var!r} decodes the held-out circle position no better than its mean "
+                f"(R^2 = {r2:.3g} <= 0 at the best lag): the representation carries no linearly decodable "
+                f"position")
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -388,6 +428,43 @@ def _check_finite(name: str, values: np.ndarray, axes: tuple[str, ...], fix: str
         raise ValueError(f"{name} must contain only finite values; found {report}. {fix}")
 
 
+def _check_has_time(ds: xr.Dataset) -> None:
+    if ds.sizes.get("time", 0) < 1:
+        raise ValueError(f"the Dataset must have at least one time step, got time of length "
+                         f"{ds.sizes.get('time', 0)}; pass the results of a run or of simulate.")
+
+
+def _score_inputs(ds: xr.Dataset, var: str, start: int, factors, max_rows) -> tuple:
+    """Check the arguments of the Dataset-level scores; return (names, scored_names, scored, z, f).
+
+    ``scored_names`` defaults to the position factors present; ``z`` (sample,
+    time, unit) and ``f`` (sample, time, factor) are float64, checked finite
+    (``z`` from step ``start`` on).
+    """
+    names = [str(n) for n in ds["factor"].values]
+    scored_names = ([n for n in POSITION_FACTORS if n in names] if factors is None
+                    else list(as_names(factors, "factors", hint="; use e.g. factors=['circle_x', 'circle_y']")))
+    unknown = [n for n in scored_names if n not in names]
+    if unknown:
+        raise KeyError(f"factors {unknown} are not in the Dataset's factors {names}.")
+    if not scored_names:
+        raise ValueError(f"factors must name at least one factor to score; got {factors!r} (the Dataset's "
+                         f"factors: {names}). Use e.g. factors={names[:1]!r}, or None for the position factors.")
+    if len(set(scored_names)) != len(scored_names):
+        raise ValueError(f"factors must not repeat a name, got {scored_names}.")
+    if isinstance(max_rows, (bool, np.bool_)) or not isinstance(max_rows, numbers.Integral) or max_rows < 3:
+        raise ValueError(f"max_rows must be an integer >= 3, got {max_rows!r}; use e.g. max_rows=20000.")
+    z = np.asarray(ds[var].values, dtype=np.float64)
+    f = np.asarray(ds["factors"].values, dtype=np.float64)
+    _check_finite(f"the representation {var!r} (at the steps used, from step {start})", z[:, start:],
+                  ("sample", "step", "unit"), "Drop those samples (ds.isel(sample=...)) or start after them "
+                  "(from_step) before scoring.", offsets=(0, start, 0))
+    _check_finite("the factors", f, ("sample", "step", "factor"),
+                  "Drop those samples (ds.isel(sample=...)) before scoring.")
+    scored = np.array([n in scored_names for n in names], dtype=bool)
+    return names, scored_names, scored, z, f
+
+
 def _lag_coords(lags: np.ndarray, dt_ms: float) -> dict:
     return {
         "lag": ("lag", lags * float(dt_ms), {"units": "ms", "long_name": "lag of the factors behind the "
@@ -426,8 +503,17 @@ def fit_readout(ds: xr.Dataset, node: str | None = None, *, lags: int | Sequence
     (LinearReadout, dict)
         The readout, fitted on the training half at the estimated lag, and
         the details: ``lag`` (steps), ``mse_curve`` (per whole lag),
-        ``mse``, ``at_edge``, ``train``, ``test`` (sample indices),
-        ``steps`` (steps used), ``var``.
+        ``mse``, ``r2`` (held-out R^2 at the estimate), ``at_edge``,
+        ``train``, ``test`` (sample indices), ``steps`` (steps used),
+        ``var`` and ``undefined_reason``.
+
+        The lag is undefined, and ``lag`` and the readout's ``lag_steps``
+        are NaN (with the readout, and ``mse``, fitted at lag 0 and
+        ``undefined_reason`` saying why; None otherwise), when the circle
+        does not move over the steps used, when the representation is
+        constant there (e.g. a blend with gamma = 1), or when the readout
+        decodes the held-out position no better than its mean (held-out
+        R^2 <= 0): every candidate lag is then as good as any other.
 
     Raises
     ------
@@ -453,9 +539,16 @@ def fit_readout(ds: xr.Dataset, node: str | None = None, *, lags: int | Sequence
                   "Drop those samples (ds.isel(sample=...)) before fitting the readout.")
     train, test = _split(z.shape[0], seed)
     out = _readout_lag_core(z, pos, steps, lags, train, test)
-    if out["at_edge"]:
+    reason = _undefined_lag_reason(z[:, steps].reshape(-1, z.shape[-1]), pos[:, steps], out["r2"], var, start)
+    if reason is not None:
+        # No lag to estimate: report NaN, with the readout fitted at lag 0.
+        zero = _readout_lag_core(z, pos, steps, np.array([0]), train, test)
+        out.update(lag=float("nan"), mse=zero["mse"], at_edge=False, mean=zero["mean"], scale=zero["scale"],
+                   coef=zero["coef"])
+    elif out["at_edge"]:
         warnings.warn(f"the readout lag {out['lag']:.3g} steps lies at the edge of the searched range "
                       f"[{lags[0]}, {lags[-1]}]; widen lags.", stacklevel=2)
+    out["undefined_reason"] = reason
     readout = LinearReadout(node=var, lag_steps=out["lag"], dt_ms=_dt_ms(ds), mean=out["mean"],
                             scale=out["scale"], coef=out["coef"])
     out.update(train=train, test=test, steps=steps, var=var)
@@ -493,6 +586,13 @@ def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: int |
         decoded position along the direction of motion, mean over the
         held-out samples and used steps, px; negative = behind) and
         ``position_error_px_by_time`` (time; NaN at unused steps).
+        Where the lag is undefined (see :func:`fit_readout`: a circle that
+        does not move, a constant representation, or one from which no
+        position can be decoded) ``lag_steps``, ``lag_ms``,
+        ``readout_rmse_px`` and the position errors are NaN and carry the
+        reason in their ``nan_reason`` attribute. The attribute
+        ``readout_r2`` is the readout's held-out R^2 at the estimate (near
+        0: a lag read from noise).
     """
     if pixels_per_unit is not None:
         pixels_per_unit = check_positive("pixels_per_unit", pixels_per_unit, "pixels_per_unit=24 (32 px frames)")
@@ -509,7 +609,13 @@ def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: int |
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps (no motion) stay NaN
         by_time[used] = np.nanmean(along[:, used], axis=0)
         overall = float(np.nanmean(along[:, used]))
-    attrs_common = {"node": info["var"], "from_step": int(used[0]), "readout_at_range_edge": int(info["at_edge"])}
+    attrs_common = {"node": info["var"], "from_step": int(used[0]), "readout_at_range_edge": int(info["at_edge"]),
+                    "readout_r2": float(info["r2"])}
+    reason = info["undefined_reason"]
+    if reason is not None:  # no lag: the readout decodes nothing, so neither do its errors
+        by_time[:] = np.nan
+        overall = float("nan")
+        attrs_common["nan_reason"] = reason
     return xr.Dataset(
         {
             "lag_steps": ((), info["lag"], {"units": "steps", "long_name": "representational lag: lag of the "
@@ -520,15 +626,17 @@ def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: int |
             "lag_readout_rmse_px": ("lag", np.sqrt(info["mse_curve"]) * ppu, {
                 "units": "px", "long_name": "held-out RMS error of the circle-position readout fitted at each "
                                             "lag (per coordinate)"}),
-            "readout_rmse_px": ((), math.sqrt(info["mse"]) * ppu, {
+            "readout_rmse_px": ((), math.sqrt(info["mse"]) * ppu if reason is None else float("nan"), {
                 "units": "px", "long_name": "held-out RMS error of the circle-position readout at the "
-                                            "estimated lag (per coordinate)"}),
+                                            "estimated lag (per coordinate)",
+                **({"nan_reason": reason} if reason is not None else {})}),
             "position_error_px": ((), overall, {
                 "units": "px", "long_name": "signed error of the decoded circle position along the direction "
                                             "of motion (negative: behind)", **attrs_common}),
             "position_error_px_by_time": ("time", by_time, {
                 "units": "px", "long_name": "signed error of the decoded circle position along the direction "
-                                            "of motion, per step (NaN: unused step)"}),
+                                            "of motion, per step (NaN: unused step)",
+                **({"nan_reason": reason} if reason is not None else {})}),
         },
         coords={**_lag_coords(lags, dt), "time": ds["time"]},
     )
@@ -589,23 +697,30 @@ def _lag_scores_core(z: np.ndarray, f: np.ndarray, lags: np.ndarray, start: int,
     dict
         ``correlation`` (K, M, F); ``mig``, ``dci_disentanglement``,
         ``dci_completeness``, ``dci_informativeness``, ``sap`` (K,), NaN
-        where a lag leaves fewer than 3 rows.
+        where a lag leaves fewer than 3 rows or every scored factor is
+        constant over its rows (factors constant over the rows are left out
+        of the scores); ``nan_reason`` (K,) list of str, why a lag's scores
+        are NaN ("" where they are not).
     """
     n_k, m, n_f = len(lags), z.shape[-1], f.shape[-1]
-    out = {"correlation": np.full((n_k, m, n_f), np.nan)}
+    out = {"correlation": np.full((n_k, m, n_f), np.nan), "nan_reason": [""] * n_k}
     for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness", "sap"):
         out[key] = np.full(n_k, np.nan)
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))
     for i, k in enumerate(lags):
         zr, fr = _lag_rows(z, f, int(k), start)
         if zr.shape[0] < 3:
+            out["nan_reason"][i] = f"{zr.shape[0]} rows (samples x steps), fewer than 3"
             continue
         if zr.shape[0] > max_rows:
             keep = np.sort(rng.choice(zr.shape[0], max_rows, replace=False))
             zr, fr = zr[keep], fr[keep]
         out["correlation"][i] = correlation_matrix(zr, fr)
+        # Constant factors carry nothing to recover: score the others (as the metrics themselves do).
         fs = fr[:, scored]
-        if fs.shape[1] == 0 or np.all(fs.std(axis=0) == 0):
+        fs = fs[:, ~_collapsed(fs, COLLAPSE_TOL)] if fs.shape[1] else fs
+        if fs.shape[1] == 0:
+            out["nan_reason"][i] = "every scored factor is constant over the rows (samples x steps)"
             continue
         out["mig"][i] = mig(zr, fs)
         d = dci(zr, fs, seed=seed)
@@ -617,7 +732,7 @@ def _lag_scores_core(z: np.ndarray, f: np.ndarray, lags: np.ndarray, start: int,
 
 
 def _effective_lags(corr: np.ndarray, lags: np.ndarray, varying: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per latent: (lag of best |corr| with its best time-varying factor, that factor's index).
+    """Per latent: (lag of its best |corr| with the factor it follows best, that factor's index).
 
     Parameters
     ----------
@@ -629,22 +744,23 @@ def _effective_lags(corr: np.ndarray, lags: np.ndarray, varying: np.ndarray) -> 
     Returns
     -------
     (numpy.ndarray of float (M,), numpy.ndarray of int (M,))
-        Lag in steps (NaN for a latent that correlates with no varying
-        factor) and factor index (-1 then).
+        Lag in steps and factor index: the factor is the one with the
+        largest absolute correlation over every lag; the lag is NaN when
+        that factor does not change within a sequence (a lag of a constant
+        means nothing), and both are NaN / -1 for a latent that correlates
+        with no factor.
     """
     m = corr.shape[1]
     lag_out = np.full(m, np.nan)
     fac_out = np.full(m, -1, dtype=np.int64)
-    if not varying.any():
-        return lag_out, fac_out
-    a = np.abs(np.nan_to_num(corr[:, :, varying], nan=0.0))  # (K, M, Fv)
-    idx = np.flatnonzero(varying)
+    a = np.abs(np.nan_to_num(corr, nan=0.0))  # (K, M, F)
     for j in range(m):
-        if a[:, j].max() <= 0:
+        if a[:, j].max(initial=0.0) <= 0:
             continue
-        k, fv = np.unravel_index(int(np.argmax(a[:, j])), a[:, j].shape)
-        lag_out[j] = float(lags[k])
-        fac_out[j] = int(idx[fv])
+        k, fac = np.unravel_index(int(np.argmax(a[:, j])), a[:, j].shape)
+        fac_out[j] = int(fac)
+        if varying[fac]:
+            lag_out[j] = float(lags[k])
     return lag_out, fac_out
 
 
@@ -683,24 +799,28 @@ def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: int | 
         ``lag_dci_disentanglement``, ``lag_dci_completeness``,
         ``lag_dci_informativeness``, ``lag_sap`` (lag), and per latent
         ``latent_lag_steps``, ``latent_lag_ms`` (the lag of its best
-        absolute correlation with the time-varying factor it follows best;
-        NaN if none) and ``latent_lag_factor`` (that factor's name).
+        absolute correlation with the factor it follows best; NaN if that
+        factor does not change within a sequence, e.g. the blob's position
+        or a constant velocity, or if the latent correlates with no factor)
+        and ``latent_lag_factor`` (that factor's name; empty if none). A
+        lag's scores are NaN where it leaves fewer than 3 rows or every
+        scored factor is constant over its rows; the ``nan_reason``
+        attribute of each score says which lags and why.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, no time steps, or a NaN or infinite value in the
+        representation (at the steps used) or in the factors.
+    KeyError
+        Unknown node or factors.
     """
     var = representation_variable(ds, node)
     lags = _check_lags(lags)
     seed = check_seed(seed)
+    _check_has_time(ds)
     start = _default_from_step(ds, var, from_step) if ds.sizes["time"] > 1 else 0
-    names = [str(n) for n in ds["factor"].values]
-    scored_names = ([n for n in POSITION_FACTORS if n in names] if factors is None
-                    else list(as_names(factors, "factors")))
-    unknown = [n for n in scored_names if n not in names]
-    if unknown:
-        raise KeyError(f"factors {unknown} are not in the Dataset's factors {names}.")
-    if not isinstance(max_rows, numbers.Integral) or max_rows < 3:
-        raise ValueError(f"max_rows must be an integer >= 3, got {max_rows!r}.")
-    z = np.asarray(ds[var].values, dtype=np.float64)
-    f = np.asarray(ds["factors"].values, dtype=np.float64)
-    scored = np.array([n in scored_names for n in names])
+    names, scored_names, scored, z, f = _score_inputs(ds, var, start, factors, max_rows)
     out = _lag_scores_core(z, f, lags, start, scored, int(max_rows), seed)
     varying = np.array([bool(np.any(np.ptp(f[:, :, i], axis=1) > 0)) for i in range(f.shape[-1])])
     lat_lag, lat_fac = _effective_lags(out["correlation"], lags, varying)
@@ -715,14 +835,18 @@ def lag_resolved_scores(ds: xr.Dataset, node: str | None = None, *, lags: int | 
             "units": "1", "long_name": "Pearson correlation of each latent at t with each factor at t - lag",
             "node": var}),
         "latent_lag_steps": ((unit,), lat_lag, {"units": "steps", "long_name": "effective lag of each latent "
-                                                "(lag of its best correlation with a time-varying factor)"}),
+                                                "(lag of its best correlation with the factor it follows best; "
+                                                "NaN: that factor is constant within a sequence, or none)"}),
         "latent_lag_ms": ((unit,), lat_lag * dt, {"units": "ms", "long_name": "effective lag of each latent"}),
         "latent_lag_factor": ((unit,), np.array([names[i] if i >= 0 else "" for i in lat_fac], dtype=object),
-                              {"long_name": "factor each latent follows best (empty: none)"}),
+                              {"long_name": "factor each latent follows best (empty: none; its lag is NaN "
+                                            "when the factor is constant within a sequence)"}),
     }
+    nan_reason = "; ".join(f"lag {int(k)} steps: {r}" for k, r in zip(lags, out["nan_reason"]) if r)
     for key, (text, units) in score_text.items():
         data[f"lag_{key}"] = ("lag", out[key], {"units": units, "long_name": f"{text} of the latents at t "
-                                                f"against the factors at t - lag ({', '.join(scored_names)})"})
+                                                f"against the factors at t - lag ({', '.join(scored_names)})",
+                                                **({"nan_reason": nan_reason} if nan_reason else {})})
     coords = {**_lag_coords(lags, dt), "factor": ds["factor"]}
     if unit in ds.coords:
         coords[unit] = ds[unit]

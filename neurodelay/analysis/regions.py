@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurodelay.analysis._checks import check_int
+from neurodelay.analysis._checks import check_int, finite_report
 
 __all__ = ["REGIONS", "region_errors", "static_region_errors", "moving_region_errors",
            "circle_blob_distance_px", "factor_grid",
@@ -76,8 +76,18 @@ def circle_blob_distance_px(factors: np.ndarray, size: int) -> np.ndarray:
     Returns
     -------
     numpy.ndarray, shape (...)
+
+    Raises
+    ------
+    ValueError
+        Fewer than 4 factors along the last axis, or ``size`` not an
+        integer >= 1.
     """
     f = np.asarray(factors, dtype=np.float64)
+    if f.ndim < 1 or f.shape[-1] < 4:
+        raise ValueError(f"factors must have at least 4 values along the last axis ([blob_x, blob_y, circle_x, "
+                         f"circle_y, ...]), got shape {f.shape}.")
+    size = check_int("size", size, 1)
     circle = 0.75 * f[..., 2:4] + 0.125
     return np.linalg.norm(circle - f[..., 0:2], axis=-1) * float(size)
 
@@ -130,20 +140,65 @@ def region_errors(recon, target, masks: dict, distance_px=None, *, n_bins: int =
         bins, ``bin_edges`` (n_bins + 1,) px and ``images_by_distance``
         (n_bins,).
     """
-    recon = np.asarray(recon)
-    target = np.asarray(target)
+    recon = _image_array("recon", recon)
+    target = _image_array("target", target)
     if recon.shape != target.shape or recon.ndim != 3:
         raise ValueError(f"recon and target must both have shape (N, H, W), got {recon.shape} and {target.shape}.")
+    if recon.shape[0] < 1:
+        raise ValueError(f"recon and target must hold at least one image, got shape {recon.shape}.")
+    for name, images in (("recon", recon), ("target", target)):
+        _check_finite_images(name, images, ("image", "y", "x"), "Drop those images before scoring.")
     n_bins = check_int("n_bins", n_bins, 1)
     size = recon.shape[-1] if size is None else check_int("size", size, 1)
-    masks = {k: np.asarray(masks[k]).reshape(recon.shape) for k in REGIONS}
+    masks = _check_masks(masks, recon.shape)
     sums, counts = _region_sums(recon, target, masks)
     if distance_px is None:
         return {"mse": _ratio(sums.sum(0), counts.sum(0)), "pixels": counts.mean(0)}
     d = np.asarray(distance_px, dtype=np.float64).reshape(-1)
     if d.shape[0] != recon.shape[0]:
         raise ValueError(f"distance_px must hold one distance per image ({recon.shape[0]}), got {d.shape[0]}.")
+    bad = ~np.isfinite(d) | (d < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"distance_px must hold finite distances >= 0 (px), got {int(bad.sum())} that are not "
+                         f"(first at image {i}: {d[i]}); compute them with circle_blob_distance_px(factors, size).")
     return _from_sums(sums, counts, d, n_bins, size)
+
+
+def _image_array(name: str, value) -> np.ndarray:
+    """``value`` as a float64 array, or a ValueError naming ``name``."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be an array of images (N, H, W) with values in [0, 1]; it could not be "
+                         f"read as numbers ({error}).") from None
+
+
+def _check_finite_images(name: str, images: np.ndarray, axes: tuple[str, ...], fix: str,
+                         offsets: tuple[int, ...] | None = None) -> None:
+    report = finite_report(images, axes, offsets)
+    if report is not None:
+        raise ValueError(f"{name} must contain only finite values; found {report}. {fix}")
+
+
+def _check_masks(masks, shape: tuple[int, ...]) -> dict:
+    """The region masks as bool arrays of ``shape``, or a KeyError / ValueError saying what is wrong."""
+    if not hasattr(masks, "keys"):
+        raise TypeError(f"masks must be a dict of region name -> bool array, got {type(masks).__name__}; "
+                        f"pass e.g. world.masks(factors).")
+    missing = [k for k in REGIONS if k not in masks]
+    if missing:
+        raise KeyError(f"masks lack the regions {missing}; it must hold {list(REGIONS)} (e.g. world.masks(factors)).")
+    out = {}
+    for k in REGIONS:
+        m = masks[k]
+        m = np.asarray(m.detach().cpu() if hasattr(m, "detach") else m)
+        if [n for n in m.shape if n != 1] != [n for n in shape if n != 1]:  # singleton axes aside
+            raise ValueError(f"masks[{k!r}] must have the images' shape {shape}, got {m.shape}.")
+        out[k] = m.reshape(shape).astype(bool)
+    return out
 
 
 def _dataset(res: dict, extra: dict | None = None, coords: dict | None = None, attrs: dict | None = None) -> xr.Dataset:
@@ -240,6 +295,12 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
                                      f"frames, {tuple(frames.shape[2:])} per step; its output has shape "
                                      f"{tuple(out[recon_node].shape[2:])}. Pass the decoder node (e.g. 'dec').")
                 rec = out[recon_node][:, 0, 0].detach().cpu().numpy()
+                bad = ~np.isfinite(rec)
+                if bad.any():
+                    i = lo + int(np.argwhere(bad)[0][0])
+                    raise ValueError(f"recon_node={recon_node!r} output {int(bad.sum())} NaN or infinite pixels "
+                                     f"(first for factors {grid[i].tolist()}, image {i} of the grid); the circuit "
+                                     f"has diverged: check its training loss.")
                 m = {k: v[:, 0, 0].cpu().numpy() for k, v in world.masks(f).items()}
                 s, c = _region_sums(rec, frames[:, 0, 0].cpu().numpy(), m)
                 sums.append(s)
@@ -330,6 +391,14 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
     steps = arr.astype(np.int64)
     if steps.size == 0 or steps.min() + offset < 0 or steps.max() + offset >= n_t:
         raise ValueError(f"no steps to score, or steps {steps.tolist()} + offset {offset} leave [0, {n_t}).")
+    for name, images, at in ((recon, rec, steps), ("frames", frames, steps + offset)):
+        bad = ~np.isfinite(images[:, at])
+        if bad.any():
+            i, j, y, x = (int(v) for v in np.argwhere(bad)[0])
+            raise ValueError(f"{name!r} must contain only finite values at the steps scored; found {int(bad.sum())} "
+                             f"NaN or infinite entries (first at sample {i}, step {int(at[j])}, pixel y {y}, x {x}: "
+                             f"{images[i, at[j], y, x]}). Score other steps (steps=...) or drop those samples "
+                             f"(ds.isel(sample=...)).")
     target_f = fac[:, steps + offset]  # (n_s, S, F)
     masks = world.masks(torch.as_tensor(target_f, dtype=torch.float32))
     masks = {k: v[:, :, 0].cpu().numpy() for k, v in masks.items()}
@@ -365,6 +434,7 @@ def heldout_region_errors(module, world, recon_node: str, *, n_blob: int = 6, ba
     """
     from neurodelay.worlds.circle import circle_value_set
 
+    n_blob = check_int("n_blob", n_blob, 1)
     trained = str(getattr(world, "circle_values", "grid"))
     if trained not in ("even", "odd"):
         raise ValueError(f"circle_values={trained!r}: held-out errors need a world that trains on one half "

@@ -114,7 +114,11 @@ def latent_traversals(module, recon_node: str, latents, *, n_steps: int = 8,
                          f"(1, y, x); latent traversals need the decoder node (the node whose output is the "
                          f"reconstruction), e.g. 'dec'.")
     n_steps = _check_int("n_steps", n_steps, 2)
-    z = np.asarray(latents.detach().cpu() if hasattr(latents, "detach") else latents, dtype=np.float64)
+    try:
+        z = np.asarray(latents.detach().cpu() if hasattr(latents, "detach") else latents, dtype=np.float64)
+    except (TypeError, ValueError) as error:  # strings, ragged lists
+        raise ValueError(f"latents must be an array of numbers of shape (n, M); it could not be read as one "
+                         f"({error}). Pass the trace of {source!r} over the evaluation set.") from None
     if z.ndim != 2 or z.shape[0] < 1:
         raise ValueError(f"latents must have shape (n, M), got {z.shape}.")
     in_shape = shapes.get(source)
@@ -205,6 +209,9 @@ def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: str |
     unknown = [f for f in factors if f not in names]
     if unknown or not factors:
         raise ValueError(f"factors must be among the world's factors {names}, got {list(factors)!r}.")
+    if len(set(factors)) != len(factors):
+        raise ValueError(f"factors must not repeat a name (sweep i is paired with latent i by the mss), got "
+                         f"{list(factors)!r}.")
     if isinstance(others, bool) or not isinstance(others, numbers.Real) or not np.isfinite(others):
         raise ValueError(f"others must be a finite number (the value of the position factors not swept), "
                          f"got {others!r}; use e.g. others=0.5.")

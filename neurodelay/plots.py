@@ -6,6 +6,9 @@ positions in image widths, pixel intensities in [0, 1].
 
 from __future__ import annotations
 
+import os
+import tempfile
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +18,40 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_run", "plot_losses", "plot_frames", "plot_error_time", "plot_latents", "plot_sweep"]
+from ._files import give_default_mode
+
+__all__ = ["plot_run", "plot_losses", "plot_frames", "plot_error_time", "plot_latents", "plot_sweep",
+           "save_figure"]
 
 _DPI = 100
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path, *, dpi: int = _DPI) -> Path:
+    """Save ``fig`` as a PNG at ``path`` atomically, like ``results.nc``.
+
+    The image is written to a temporary file in the same folder and renamed
+    into place: an interrupt leaves the previous figure (or none), never a
+    half-written one, and no temporary file.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=_DPI)
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, dpi=dpi, format="png")
+        give_default_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return path
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    return save_figure(fig, path)
 
 
 def plot_run(ds: xr.Dataset, fig_dir, *, recon_node: str | None = None) -> list[tuple[Path, str]]:
@@ -40,6 +67,8 @@ def plot_run(ds: xr.Dataset, fig_dir, *, recon_node: str | None = None) -> list[
     if any(v.startswith("loss_") for v in ds.data_vars):
         out.append((plot_losses(ds, fig_dir / "loss.png"), "Training loss per term against the training step."))
     if "reconstruction" in ds:
+        if recon_node is None:
+            recon_node = ds["reconstruction"].attrs.get("node", "?")
         out.append((plot_frames(ds, fig_dir / "frames.png"),
                     f"Sequence 0: frames, reconstructions (node {recon_node}) and their error over time."))
     if "reconstruction_mse_by_time" in ds:
@@ -62,10 +91,12 @@ def plot_losses(ds: xr.Dataset, path) -> Path:
     fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.91)
     ax = fig.add_subplot()
     steps = ds["step"].values
+    marker = {"marker": "o", "ms": 3} if len(steps) <= 20 else {}  # a lone logged step is a point, not a line
     finite = []
     for v in terms:
         y = ds[v].values
         style = {"lw": 2.0, "color": "k", "zorder": 1} if v == "loss_total" else {"lw": 1.3, "zorder": 2}
+        style.update(marker)
         ax.plot(steps, y, label=v[len("loss_"):], **style)
         finite.append(y[np.isfinite(y)])
     values = np.concatenate(finite) if finite else np.zeros(0)
@@ -157,7 +188,7 @@ def plot_error_time(ds: xr.Dataset, path) -> Path:
     ax = fig.add_subplot()
     y = ds["reconstruction_mse_by_time"].values
     t = ds["time"].values
-    half = 0.5 * float(t[1] - t[0]) if len(t) > 1 else 0.5
+    half = 0.5 * float(t[1] - t[0]) if len(t) > 1 else 0.5 * float(ds.attrs.get("dt_ms", 1.0))
     ax.plot(t, y, "o-", color="C3", label="scored steps")
     for k in np.flatnonzero(~np.isfinite(y)):
         ax.axvspan(t[k] - half, t[k] + half, color="0.85", lw=0,
@@ -220,13 +251,22 @@ def plot_latents(ds: xr.Dataset, path, node: str, max_points: int = 2000) -> Pat
     for i, ax in enumerate(axes[1:]):
         j = int(np.argmax(np.abs(corr[i])))
         ax.plot(fv[pick, j], zv[pick, i], ".", ms=2, alpha=0.4, color="C0", rasterized=True)
-        unit = "image widths / frame" if names[j].startswith("circle_v") else "image widths"
+        unit = _factor_unit(names[j])
         ax.set_xlabel(f"{names[j]} ({unit})", fontsize="small")
         ax.set_ylabel(f"latent {i} (a.u.)", fontsize="small")
         ax.set_title(f"r = {corr[i, j]:+.2f}", fontsize="small")
         ax.tick_params(labelsize="x-small")
     fig.suptitle(f"node {z.attrs.get('node', node)}: latents against factors (steps >= {start})")
     return _save(fig, Path(path))
+
+
+def _factor_unit(name: str) -> str:
+    """The unit of a world factor (see ``neurodelay.worlds.episode``): positions, velocities, else generic."""
+    if name.startswith("circle_v"):
+        return "image widths / frame"
+    if name.endswith(("_x", "_y")):
+        return "image widths"
+    return "factor units"
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -250,8 +290,7 @@ def plot_sweep(combined: xr.Dataset, dims, path, metric: str) -> Path | None:
     x = combined[first.name].values
     numeric = x.dtype.kind in "if" and not first.zipped
     xs = x if numeric else np.arange(len(x))
-    fig = Figure(figsize=(6.4, 4.0))
-    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.91)
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")  # room for multi-line tick labels and long labels
     ax = fig.add_subplot()
     for combo in itertools.product(*(range(d.size) for d in others)):
         line = da.isel({d.name: i for d, i in zip(others, combo)})
@@ -268,13 +307,13 @@ def plot_sweep(combined: xr.Dataset, dims, path, metric: str) -> Path | None:
         ax.set_xticks(xs, labels, fontsize="small")
     elif np.all(x > 0) and x.max() / x.min() > 100:
         ax.set_xscale("log")
-    ax.set_xlabel(", ".join(first.paths) + (" (zipped)" if first.zipped else ""))
+    ax.set_xlabel(textwrap.fill(", ".join(first.paths) + (" (zipped)" if first.zipped else ""), 70))
     ylabel = {"reconstruction_mse": "reconstruction MSE per pixel (evaluation)",
               "final_loss_total": "final training loss (total, per sequence)"}.get(metric, None)
     if ylabel is None:
         units = da.attrs.get("units", "")
         ylabel = da.attrs.get("long_name", metric) + (f" ({units})" if units and units != "1" else "")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(textwrap.fill(ylabel, 45))
     ax.set_title(f"{metric} across the sweep")
     ax.grid(True, alpha=0.3)
     if others:

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import xarray as xr
+import yaml
 
 from ._files import give_default_mode
 
-__all__ = ["traces_to_dataset", "module_dataset", "variable_name", "RESERVED_NAMES", "write_netcdf"]
+__all__ = ["traces_to_dataset", "module_dataset", "variable_name", "RESERVED_NAMES", "write_netcdf",
+           "netcdf_attr_value"]
 
 
 def _np(x) -> np.ndarray:
@@ -97,14 +99,25 @@ def traces_to_dataset(traces: dict, *, dt_ms: float, frames=None, factors=None,
         names = list(factor_names) if factor_names is not None else [f"factor{i}" for i in range(fa.shape[-1])]
         coords["factor"] = ("factor", names)
         data_vars["factors"] = (("sample", "time", "factor"), fa,
-                                {"long_name": "generative factors of the world", "units": "1"})
+                                {"long_name": "generative factors of the world", "units": "1",
+                                 "comment": "positions in image widths ([0, 1], x the column, y the row); "
+                                            "velocities (circle_vx, circle_vy) in image widths per frame"})
     if n_t is not None:
         coords["time"] = ("time", np.arange(n_t) * float(dt_ms),
                           {"units": "ms", "long_name": "time since sequence start"})
     ds = xr.Dataset(data_vars, coords=coords)
-    if "sample" in ds.dims:
-        ds = ds.assign_coords(sample=np.arange(ds.sizes["sample"]))
-    ds.attrs["dt_ms"] = float(dt_ms)
+    return _index_coords(ds).assign_attrs(dt_ms=float(dt_ms))
+
+
+def _index_coords(ds: xr.Dataset) -> xr.Dataset:
+    """Integer coordinates with CF ``long_name`` and ``units`` for ``sample``, ``latent``, ``y``, ``x``."""
+    described = {"sample": "evaluation sequence", "latent": "latent unit", "y": "pixel row (0 = top)",
+                 "x": "pixel column (0 = left)"}
+    coords = {d: (d, np.arange(ds.sizes[d]), {"long_name": text, "units": "1"})
+              for d, text in described.items() if d in ds.dims}
+    ds = ds.assign_coords(coords)
+    if "factor" in ds.coords:
+        ds["factor"].attrs["long_name"] = "generative factor of the world"
     return ds
 
 
@@ -191,10 +204,74 @@ def module_dataset(module, traces: dict, episode, *, dt_ms: float) -> tuple[xr.D
     return ds, names
 
 
+def netcdf_attr_value(value):
+    """``value`` as a netCDF attribute can hold it.
+
+    Strings, numbers, and lists or arrays of numbers (or of strings) are kept;
+    booleans become ints 0/1 (arrays of them int8); None, dicts, sets and
+    other values become YAML text (``null``, ``{a: 1}``), as DESIGN.md asks.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (str, bytes)) or (isinstance(value, (numbers.Real, np.number))
+                                           and not isinstance(value, (complex, np.complexfloating))):
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf":
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind == "b":
+        return value.astype(np.int8)
+    if isinstance(value, (list, tuple)) and (
+            all(isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_)) for v in value)
+            or all(isinstance(v, str) for v in value)):
+        return value
+    text = yaml.safe_dump(_plain(value), sort_keys=False, default_flow_style=True).strip()
+    return text.removesuffix("\n...").strip()  # a plain scalar (None) ends its document with "..."
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+        return [_plain(v) for v in (sorted(value, key=str) if isinstance(value, (set, frozenset)) else value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _storable(ds: xr.Dataset) -> xr.Dataset:
+    """A shallow copy of ``ds`` that netCDF4 can store and CF readers accept (``ds`` is not changed).
+
+    Attributes go through :func:`netcdf_attr_value`; float16 variables are
+    stored as float32 (exactly); a float dimension coordinate without NaN
+    gets no ``_FillValue`` (CF: coordinates have no missing values).
+    """
+    out = ds.copy(deep=False)
+    out.attrs = {k: netcdf_attr_value(v) for k, v in ds.attrs.items()}
+    for name, var in out.variables.items():
+        var.attrs = {k: netcdf_attr_value(v) for k, v in var.attrs.items()}
+        if var.dtype == np.float16 and "dtype" not in var.encoding:
+            var.encoding["dtype"] = np.dtype(np.float32)
+        if var.dims == (name,) and var.dtype.kind == "f" and not np.isnan(var.values).any():
+            fill = var.encoding.get("_FillValue")
+            if fill is None or (isinstance(fill, (float, np.floating)) and np.isnan(fill)):
+                var.encoding["_FillValue"] = None
+    return out
+
+
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``ds`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    What netCDF cannot hold is converted in the file only (``ds`` itself is
+    not changed): booleans, None and dicts in attributes (see
+    :func:`netcdf_attr_value`), float16 data (stored as float32). Float
+    dimension coordinates (``time``, ...) are written without a
+    ``_FillValue``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    ds = _storable(ds)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:

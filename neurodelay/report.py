@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import xarray as xr
+
+from ._files import give_default_mode
 
 __all__ = ["write_report", "write_sweep_report", "key_numbers"]
 
@@ -23,17 +27,42 @@ def _fmt(x, digits: int = 4) -> str:
     return str(x)
 
 
+def _exact(x) -> str:
+    """A number as written (shortest round-trip form, no thousands separators): seeds, time steps."""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return np.format_float_positional(x, trim="-") if math.isfinite(x) else str(x)
+    return str(x)
+
+
+def _link(rel: str) -> str:
+    """A relative path as a Markdown link target (``#``, spaces, parentheses percent-encoded)."""
+    return quote(rel, safe="/=,+-._~")
+
+
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` through a private temporary file renamed into place (removed on failure)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        give_default_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
     """The run's key numbers as (quantity, value) rows."""
     a = ds.attrs
-    rows = [("device", a.get("device", "?")), ("seed", _fmt(a.get("seed", "?"))),
-            ("time step", f"{_fmt(a.get('dt_ms', float('nan')))} ms"),
+    rows = [("device", a.get("device", "?")), ("seed", _exact(a.get("seed", "?")))]
+    if "evaluate_seed" in a:
+        rows.append(("evaluation seed", _exact(a["evaluate_seed"])))
+    rows += [("time step", f"{_exact(a.get('dt_ms', float('nan')))} ms"),
             ("learnable parameters", _fmt(a.get("n_parameters", 0)))]
     steps = int(a.get("trained_steps", 0))
     rows.append(("training steps", _fmt(steps)))
@@ -49,6 +78,32 @@ def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
     if "reconstruction_mse" in ds:
         rows.append(("reconstruction MSE per pixel (evaluation)", _fmt(float(ds["reconstruction_mse"]))))
     return rows
+
+
+#: Scalar variables already among the key numbers.
+_KEY_VARIABLES = ("reconstruction_mse",)
+
+
+def metric_rows(ds: xr.Dataset) -> list[tuple[str, str, str, str]]:
+    """Every scalar result variable of ``ds`` (analyses' metrics) as (variable, value, units, meaning) rows."""
+    rows = []
+    for name, da in ds.data_vars.items():
+        if da.ndim != 0 or name in _KEY_VARIABLES or da.dtype.kind not in "iuf":
+            continue
+        value = da.values.item()
+        units = str(da.attrs.get("units", ""))
+        rows.append((f"`{name}`", _fmt(value), "" if units == "1" else units, str(da.attrs.get("long_name", ""))))
+    return rows
+
+
+def _fenced(text: str, info: str = "text") -> list[str]:
+    """``text`` in a fenced code block whose fence is longer than any backtick run inside it."""
+    longest, run = 0, 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, text.rstrip(), fence]
 
 
 def _last_finite(da: xr.DataArray, dim: str) -> xr.DataArray:
@@ -103,12 +158,20 @@ def write_report(out_dir, study, ds: xr.Dataset, *, figures, schedule: str, stud
     rows = key_numbers(ds) + [("wall time of the run (training, evaluation, analyses)", f"{_fmt(wall_seconds, 3)} s")]
     lines += _table(rows) + [""]
     if failures:
-        lines += ["## Failed analyses", ""] + [f"- **{n}**: {m}" for n, m in failures] + [""]
+        lines += ["## Failed analyses", ""]
+        for n, m in failures:  # the whole message, however many lines (a list item breaks on blank lines)
+            lines += [f"### {n}", ""] + _fenced(str(m)) + [""]
+    metrics = metric_rows(ds)
+    if metrics:
+        lines += ["## Metrics", "", "Scalar results of the analyses, as stored in `results.nc`.", ""]
+        lines += _table(metrics, ("variable", "value", "units", "meaning")) + [""]
     if figures:
         lines += ["## Figures", ""]
         for path, caption in figures:
             rel = Path(os.path.relpath(Path(path), out_dir)).as_posix()
-            lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+            text = " ".join(str(caption).split())
+            alt = text.replace("[", "(").replace("]", ")")
+            lines += [f"![{alt}]({_link(rel)})", "", f"*{text}*", ""]
     lines += ["## Circuit schedule", "", "```text", schedule.rstrip(), "```", "",
               "## Study", "", "```yaml", study_text.rstrip(), "```", ""]
     path = out_dir / "report.md"
@@ -133,6 +196,7 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
     out_dir = Path(out_dir)
     metrics: list[str] = []
     if combined is not None:
+        combined = combined.copy(deep=False)  # the columns added below are the report's, not the caller's
         if "loss_total" in combined and "step" in combined.dims:
             combined["final_loss_total"] = _last_finite(combined["loss_total"], "step")
         names = {d.name for d in dims}
@@ -165,16 +229,20 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
                 if sel.ndim == 0:
                     value = _fmt(float(sel))
             values.append(value)
-        link = f"[{p.name}]({p.name}/report.md)" if po.status in ("ok", "skipped") else p.name
+        link = f"[{p.name}]({_link(p.name)}/report.md)" if po.status in ("ok", "skipped") else p.name
         rows.append([link] + vals + [po.status] + values + [po.error])
     lines += ["## Points", ""] + _table(rows, header) + [""]
+    if "final_loss_total" in metrics:
+        lines += ["`final_loss_total`: each point's last finite `loss_total` (over `step` in `sweep.nc`); "
+                  "the other columns are `sweep.nc` variables of the same name.", ""]
     if figures:
         lines += ["## Figures", ""]
-        lines += [f"![{m} across the sweep](figures/{fig.name})" for m, fig in figures] + [""]
+        for m, fig in figures:
+            lines += [f"![{m} across the sweep](figures/{_link(fig.name)})", "", f"*{m} across the sweep.*", ""]
     if outcome.failed:
         lines += ["## Failures", ""]
         for po in outcome.failed:  # the whole error (traceback, a Slurm job's error stream), not only its summary
-            lines += [f"### {po.point.name}", "", "```text", po.detail or po.error, "```", ""]
+            lines += [f"### {po.point.name}", ""] + _fenced(po.detail or po.error) + [""]
     path = out_dir / "report.md"
     _atomic_write(path, "\n".join(lines))
     return path

@@ -101,9 +101,9 @@ class AnalysisContext:
         return self.out_dir / "figures"
 
     def save_figure(self, fig, name: str, caption: str = "") -> Path:
-        """Save a matplotlib figure as ``figures/<name>.png`` and list it in the report."""
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
-        path = self.figures_dir / f"{name}.png"
-        fig.savefig(path, dpi=100)
+        """Save a matplotlib figure as ``figures/<name>.png`` (atomically) and list it in the report."""
+        from neurodelay.plots import save_figure
+
+        path = save_figure(fig, self.figures_dir / f"{name}.png", dpi=100)
         self.figures.append((path, caption or name))
         return path

@@ -14,7 +14,9 @@ Terms
     ``lambda * ||z_t - zhat_t||^2`` for every :class:`~neurodelay.Blend` node
     ``z``, where ``zhat_t`` is what arrives at its ``prediction`` port at step
     t (the sum of the traces of the edges' sources, each delayed by its edge).
-    Gradients flow into both ``z`` and ``zhat``.
+    Gradients flow into both ``z`` and ``zhat``. Only true extrapolations are
+    scored: from the first step whose ``zhat_t`` was made from valid values
+    alone (see below).
 ``supervise_<node>``
     Squared error between a node's vector output and chosen world factors.
 
@@ -42,7 +44,10 @@ terms) at exactly the steps ``t`` with
   through the circuit's delays (before it, delay lines hold their first
   value, so the output carries no news from the world). For the prediction
   term it is the first valid step of the Blend's ``prediction`` port,
-  ``plan.port_valid(z)["prediction"]``;
+  ``plan.port_valid(z)["prediction"]``, plus the steps of history its
+  source reads: one for an Extrapolator (with ``alpha != 0``), whose first
+  valid output reads its previous input from before that input was valid
+  (a start-up value: the extrapolation is no true one there);
 * ``0 <= t + offset < n_frames``: the target exists;
 * ``t >= Objective.score_from_step`` (default 0).
 
@@ -51,9 +56,12 @@ terms) at exactly the steps ``t`` with
 on 10 frames with offset 0: the decoder output is valid from step 1, so the
 reconstruction scores steps 1..9 (``dec`` at step t, which has seen frames up
 to t - 1, against frame t: one frame of lag to make up), the KL steps 1..9
-(frames 0..8, each encoded once) and the prediction steps 2..9 (the first
-step at which the extrapolation of ``z`` arrives). The original study scored
-the same outputs against the same frames over steps 2..9 only (it never
+(frames 0..8, each encoded once) and the prediction steps 3..9: the
+extrapolation of ``z`` arrives at step 2, but there it reads ``z`` at steps
+1 and 0, and ``z`` is valid from step 1; at step 3 it extrapolates from
+frames 0 and 1, the sum over t >= 2 of the original's intended prediction
+loss (frame t is encoded at step t + 1). The original study scored the
+reconstruction against the same frames over steps 2..9 only (it never
 scored the step before its first prediction); ``score_from_step=2``
 reproduces its loss exactly.
 """
@@ -220,6 +228,28 @@ def _gaussian_nodes(module) -> list[str]:
     return [n for n, spec in module.circuit.nodes.items() if getattr(spec, "gaussian", False)]
 
 
+def _prediction_from(module, node: str) -> int:
+    """First step at which what arrives at ``node.prediction`` was made from valid values only.
+
+    That is the port's first valid step, later by the steps of history its
+    sources read: an Extrapolator's output at step t reads its input at t
+    and t - 1, so at its first valid step the older of the two is a
+    start-up value (a delay line's held first value, or a node's output
+    before news of the world reached it): a zero-velocity guess, not an
+    extrapolation. Sources without taps into the past add nothing.
+    """
+    plan, nodes = module.plan, module.circuit.nodes
+    first = 0
+    for e in plan.inputs_of(node):
+        if e.port != "prediction":
+            continue
+        spec = nodes.get(e.source)
+        taps = spec.linear_taps() if spec is not None else None
+        history = max((lag for port_taps in (taps or {}).values() for lag, w in port_taps if w != 0), default=0)
+        first = max(first, plan.valid_from[e.source] + history + e.ceil_steps)
+    return first
+
+
 def _blend_nodes(module) -> list[str]:
     return [n for n, spec in module.circuit.nodes.items() if isinstance(spec, Blend)]
 
@@ -307,8 +337,7 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
                 f"objective.prediction = {objective.prediction!r} weights the prediction error of Blend "
                 f"nodes, but the circuit has none; add a blend node or set prediction: 0.")
         for n in blends:
-            terms.append(_Term("prediction", "prediction", n,
-                               max(plan.port_valid(n)["prediction"], start), 0,
+            terms.append(_Term("prediction", "prediction", n, max(_prediction_from(module, n), start), 0,
                                float(objective.prediction), "objective.prediction"))
 
     seen: dict[str, int] = {}
@@ -369,8 +398,10 @@ def _window(term: _Term, n_frames: int) -> tuple[int, int]:
 
 def _empty_window_error(term: _Term, n_frames: int) -> ConfigError:
     where = term.field
+    valid = ("what arrives at its prediction port is a true extrapolation (made from valid values only) "
+             if term.kind == "prediction" else "the output is valid ")
     return ConfigError(
-        f"{where}: the {term.key} term of node {term.node!r} scores no step: the output is valid "
+        f"{where}: the {term.key} term of node {term.node!r} scores no step: {valid}"
         f"from step {term.first_valid} and its target is step t + {term.offset}, but sequences have "
         f"{n_frames} frames (steps 0..{n_frames - 1}); use longer sequences, a smaller offset or "
         f"shorter delays.")

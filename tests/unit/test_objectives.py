@@ -147,7 +147,9 @@ def inertia_module(gaussian=False, seed=0, **kw):
                            input_shapes={"world.frames": (1, 16, 16), "world.factors": (6,)}, seed=seed)
 
 
-def test_prediction_term_is_hand_written_sum_from_step_2_for_inertia():
+def test_prediction_term_is_hand_written_sum_from_step_3_for_inertia():
+    """The inertia preset encodes frame t at step t + 1: its first true extrapolation (from frames 0 and 1,
+    t >= 2 of the intended loss) arrives at step 3; at step 2 it reads z at step 0, before z is valid."""
     m = inertia_module(gamma=0.3, alpha=1.0)
     g = torch.Generator().manual_seed(3)
     x = torch.rand(3, 6, 1, 16, 16, generator=g)
@@ -156,12 +158,30 @@ def test_prediction_term_is_hand_written_sum_from_step_2_for_inertia():
     losses = compute_losses(Objective(reconstruction=None, prediction=0.5), traces, st, m)
     z = traces["z"]
     expected = 0.0
-    for t in range(2, 6):
+    for t in range(3, 6):
         zhat = z[:, t - 1] + 1.0 * (z[:, t - 1] - z[:, t - 2])
         expected = expected + ((z[:, t] - zhat) ** 2).sum()
     expected = 0.5 * expected / 3
     assert losses["prediction"].item() == pytest.approx(expected.item(), rel=1e-5)
-    assert scored_steps(Objective(prediction=1.0), m, 6)["prediction"] == range(2, 6)
+    assert scored_steps(Objective(prediction=1.0), m, 6)["prediction"] == range(3, 6)
+
+
+@pytest.mark.parametrize("input_delay_ms, alpha, first", [(0.0, 1.0, 2), (0.0, 0.5, 2), (0.0, 0.0, 1),
+                                                          (20.0, 1.0, 4)])
+def test_the_prediction_term_scores_true_extrapolations_only(input_delay_ms, alpha, first):
+    """The intended loss (SEED.md 4.2): sum over t >= 2 of ||z_t - zhat_t||^2 with z_t the encoding of frame t.
+    Without an input delay the extrapolation arrives at step 1 as zhat_1 = z_0 (the delay line holds z_0):
+    not scored. With alpha = 0, zhat_t = z_(t-1) is exact from step 1."""
+    m = inertia_module(gamma=0.0, alpha=alpha, input_delay_ms=input_delay_ms)
+    assert scored_steps(Objective(prediction=1.0), m, 10)["prediction"] == range(first, 10)
+    g = torch.Generator().manual_seed(4)
+    st = {"world.frames": torch.rand(2, 10, 1, 16, 16, generator=g), "world.factors": torch.zeros(2, 10, 6)}
+    traces = m(st)
+    z = traces["z"]
+    expected = sum(((z[:, t] - (z[:, t - 1] + alpha * (z[:, t - 1] - z[:, t - 2]))) ** 2).sum()
+                   for t in range(first, 10)) / 2
+    got = compute_losses(Objective(reconstruction=None, prediction=1.0), traces, st, m)["prediction"]
+    assert got.item() == pytest.approx(float(expected.detach()), rel=1e-5)
 
 
 def test_prediction_reads_delays_into_the_prediction_port():

@@ -175,7 +175,7 @@ def test_objective_checked_up_front():
 
 
 def test_real_world_smoke():
-    world = nd.MovingCircle(size=16, n_frames=3)
+    world = nd.MovingCircle(size=16, n_frames=4)  # the prediction term's first step is 3
     settings = TrainSettings(steps=2, batch_size=2, lr=1e-3, log_every=1)
     _, r = run_training(world=world, settings=settings)
     assert r.final_step == 2 and np.isfinite(r.history["total"]).all()

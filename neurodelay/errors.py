@@ -34,3 +34,24 @@ class TrainingError(NeurodelayError, RuntimeError):
 
 class CheckpointError(NeurodelayError, ValueError):
     """A checkpoint is missing, truncated or belongs to another study."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped at the end of a step on Ctrl-C (SIGINT) or SIGTERM, after saving a checkpoint there.
+
+    Attributes
+    ----------
+    step : int
+        The last step trained.
+    checkpoint : str or None
+        The checkpoint written at ``step`` (None when training had no
+        checkpoint path).
+    signal_name : str
+        ``"SIGINT"`` or ``"SIGTERM"``.
+    """
+
+    def __init__(self, message: str, step: int, checkpoint: str | None, signal_name: str):
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+        self.signal_name = signal_name

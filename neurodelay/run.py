@@ -13,7 +13,8 @@ a Python script defining ``study()`` (see :func:`neurodelay.study.load_study`).
 
 Exit status: 0 on success; 2 for an invalid study or invocation (the message
 on stderr, no traceback; nothing is written); 1 when a run (or any sweep
-point) fails; 130 when interrupted (Ctrl-C).
+point) fails; 130 when interrupted by Ctrl-C, 143 by SIGTERM (during training
+after the current step and a checkpoint there).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     import torch
 
-    from .errors import CheckpointError, ConfigError, TrainingError
+    from .errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
     from .runner import AnalysisError, resolve_device, run_study
     from .study import StudyError, load_study
     from .executors import SweepLockedError, parse_executor
@@ -153,9 +154,15 @@ def main(argv=None) -> int:
     except (TrainingError, AnalysisError) as exc:
         print(f"run failed: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"interrupted; rerun with --resume to continue from the last checkpoint in {out}.",
-              file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, TrainingInterrupted):
+            again = ("rerun the same command: points with a checkpoint resume from it" if study.sweep is not None
+                     else "rerun the same command with --resume to go on from there")
+            print(f"{exc} ({again}.)", file=sys.stderr)
+            return 143 if exc.signal_name == "SIGTERM" else 130
+        again = ("rerun the same command: points with a checkpoint resume from their last one"
+                 if study.sweep is not None else "rerun with --resume to continue from the last checkpoint")
+        print(f"interrupted; {again} in {out}.", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc()

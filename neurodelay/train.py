@@ -21,6 +21,9 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import signal
+import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -38,7 +41,7 @@ from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_tempor
                          save_checkpoint)
 from .components._validators import is_int, is_real, store_plain
 from .components.base import RunContext
-from .errors import CheckpointError, ConfigError, TrainingError
+from .errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
 from .objectives import Objective, check_objective, compute_losses, first_scored_steps
 
 __all__ = ["TrainSettings", "TrainResult", "train", "step_seeds"]
@@ -335,7 +338,9 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     t0 = time.perf_counter()
     step = start
     skip = None
+    stop = _DeferredInterrupts()
     try:
+        stop.__enter__()
         for step in range(start + 1, settings.steps + 1):
             world_seed, noise_seed = step_seeds(seed, step)
             streams = world.sample(settings.batch_size, seed=world_seed, device=device).streams()
@@ -359,9 +364,8 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
             bar.update(1)
             log_now = step == 1 or step % settings.log_every == 0 or step == settings.steps
             ckpt_now = step % settings.checkpoint_every == 0 or step == settings.steps
-            if not (log_now or ckpt_now):
-                continue
-            _raise_if_bad(first_bad, keys, checkpoint_path, saved_step)  # one host sync
+            if log_now or ckpt_now or stop.received:
+                _raise_if_bad(first_bad, keys, checkpoint_path, saved_step)  # one host sync
             if log_now:
                 numbers = dict(zip(keys, values.tolist()))
                 logged_steps.append(step)
@@ -370,9 +374,12 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
                 bar.set_postfix(loss=f"{numbers['total']:.4g}", refresh=False)
                 if on_log is not None:
                     on_log(step, numbers)
-            if ckpt_now:
+            if ckpt_now or stop.received:  # a signal during this step: keep the step, then stop
                 checkpoint(step)
+                if stop.received:
+                    stop.raise_now(step, checkpoint_path)
     finally:
+        stop.__exit__(None, None, None)
         bar.close()
     seconds = time.perf_counter() - t0
     n_done = step - start
@@ -385,6 +392,57 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
         total_seconds=prior["seconds"] + seconds,
         timed_steps=prior["steps"] + n_done,
     )
+
+
+class _DeferredInterrupts:
+    """Ctrl-C (SIGINT) and SIGTERM during training stop it at the end of the current step.
+
+    The step finishes, its checkpoint is written (when training has a
+    checkpoint path), and :class:`TrainingInterrupted` is raised, so that an
+    interrupted run resumes where it stopped and loses no step. A second
+    signal of the same kind stops at once, as without this guard. Only in
+    the main thread (signal handlers can be set nowhere else), and only for
+    a signal whose handler is Python's default (a handler someone else set,
+    such as submitit's in a Slurm job, is left alone).
+    """
+
+    def __init__(self):
+        self.received: str | None = None
+        self._old: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+        for sig, default in defaults.items():
+            try:
+                if signal.getsignal(sig) is default:
+                    self._old[sig] = signal.signal(sig, self._handle)
+            except (ValueError, OSError):  # not settable here
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.received == name:  # the second one: stop now
+            self.__exit__(None, None, None)
+            raise KeyboardInterrupt
+        self.received = name
+        print(f"\n{name}: training stops at the end of this step, after saving a checkpoint "
+              f"(send it again to stop at once).", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+        return False
+
+    def raise_now(self, step: int, checkpoint_path) -> None:
+        where = str(checkpoint_path) if checkpoint_path is not None else None
+        kept = (f"checkpoint {where!r} holds step {step}: resume to go on from there" if where
+                else "no checkpoint path was given, so nothing was saved")
+        raise TrainingInterrupted(f"training interrupted ({self.received}) after step {step}; {kept}.", step,
+                                  where, self.received)
 
 
 def _raise_if_bad(first_bad, keys, checkpoint_path, saved_step) -> None:

@@ -341,6 +341,84 @@ def test_resume_after_sigkill_is_bit_identical(reference, tmp_path):
     assert r_resumed.final_step == 8
 
 
+@pytest.mark.parametrize("sig, at", [(signal.SIGINT, 3), (signal.SIGTERM, 3), (signal.SIGINT, 4)])
+def test_a_signal_stops_at_the_end_of_the_step_with_a_checkpoint_there(reference, tmp_path, sig, at):
+    """Ctrl-C (or SIGTERM) between checkpoints (every 2 steps here) keeps every step trained: the step ends,
+    its checkpoint is written, and the resumed run ends bit-identical to the uninterrupted one."""
+    from neurodelay.errors import TrainingInterrupted
+
+    path = tmp_path / "ck.pt"
+
+    def send(step, losses):
+        if step == at:
+            os.kill(os.getpid(), sig)
+
+    before = signal.getsignal(sig)
+    with pytest.raises(TrainingInterrupted, match=rf"interrupted \({sig.name}\) after step {at}; checkpoint "
+                                                   rf".*ck.pt' holds step {at}: resume") as info:
+        run_training(path, on_log=send)
+    assert (info.value.step, info.value.checkpoint, info.value.signal_name) == (at, str(path), sig.name)
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert signal.getsignal(sig) is before  # the handlers are as they were
+    assert torch.load(path, weights_only=True)["step"] == at
+    resumed, r_resumed = run_training(path, resume=True)
+    uninterrupted, r_full, _ = reference
+    assert_same_parameters(resumed, uninterrupted)
+    for k in r_full.history:
+        np.testing.assert_array_equal(r_resumed.history[k], r_full.history[k])
+
+
+def test_a_second_signal_stops_at_once(tmp_path):
+    path = tmp_path / "ck.pt"
+
+    def send_twice(step, losses):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        run_training(path, on_log=send_twice)
+    assert type(info.value) is KeyboardInterrupt
+    assert torch.load(path, weights_only=True)["step"] == 2  # the last regular checkpoint
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_cli_ctrl_c_keeps_the_steps_trained_and_resume_goes_on(tmp_path):
+    """The CLI: SIGINT mid-training exits 130 with a checkpoint at the step it reached, though the study's
+    checkpoint_every is beyond it; --resume goes on from that step."""
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\nseed: 0\nworld: {kind: moving_circle, size: 16, n_frames: 4}\n"
+                     "circuit: {preset: inertia, n_latents: 2}\nobjective: {reconstruction: gaussian}\n"
+                     "train: {steps: 100000, batch_size: 2, checkpoint_every: 1000000}\n"
+                     "evaluate: {n_sequences: 4}\nanalyses: []\n")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "neurodelay.run", str(study), "--out", str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        # wait until training runs (the progress bar counts steps), then interrupt
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if (out / "s" / "study.resolved.yaml").exists():
+                time.sleep(3)
+                break
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    step = torch.load(out / "s" / "checkpoint.pt", weights_only=True)["step"]
+    assert 1 <= step < 100000, step
+    assert f"after step {step}" in err and "--resume" in err, err
+    from neurodelay.run import main
+
+    assert main([str(study), "--out", str(out), "--resume", "--quiet", "--set", f"train.steps={step + 1}"]) == 0
+    assert torch.load(out / "s" / "checkpoint.pt", weights_only=True)["step"] == step + 1
+    assert (out / "s" / "results.nc").exists()
+
+
 # ---------------------------------------------------------------- non-finite losses
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     path = tmp_path / "ck.pt"

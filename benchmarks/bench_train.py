@@ -10,7 +10,8 @@ beta-VAE variant (log-variance head, reparameterisation noise, KL with beta 1).
     Written here the straightforward way: an eager ``nn.Module`` with the
     original's layers (NCHW, PyTorch's default kernels) and its Python time
     loop over frames (encode frame i, blend with the extrapolation, decode,
-    score against frame i + 1), exactly the recurrence of SEED.md section 3.
+    score against frame i + 1), exactly the recurrence of
+    docs/original-study.md section 3.
     End to end it reads batches from a ``DataLoader`` over a per-sample
     ``Dataset`` that renders each sequence in numpy when indexed.
 ``neurodelay``

@@ -2,7 +2,7 @@
 
 Every number in FINDINGS.md is computed here from the ``results.nc`` files
 that ``studies/reproduce.py`` leaves in ``runs/``; nothing is typed in by
-hand except the original study's own figures, quoted from SEED.md as the
+hand except the original study's own figures, quoted from docs/original-study.md as the
 reference. Each experiment is a function ``section_<study>(runs)`` that
 returns a :class:`Section`: its markdown, its figures and its
 :class:`Check` s. A check is one claim with its measured value, the rule
@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIG_DIR = Path("docs") / "findings"
 RECORD = FIG_DIR / "findings.json"
 
-# The original study's figures (SEED.md), the reference the measurements are set beside.
+# The original study's figures (docs/original-study.md), the reference the measurements are set beside.
 SEED_BETA_NORMS = (0.001, 0.0055, 0.0302, 0.1657, 0.9103, 5.0)
-SEED_REGION_MSE = {  # beta-VAE, M = 4, mean squared error per pixel by region (SEED.md section 5)
+SEED_REGION_MSE = {  # beta-VAE, M = 4, mean squared error per pixel by region (docs/original-study.md section 5)
     0.001: (0.0180, 0.0254, 0.00038),
     0.0055: (0.2826, 0.1955, 0.00152),
     0.0302: (0.2664, 0.1825, 0.00441),
@@ -48,7 +48,7 @@ SEED_REGION_MSE = {  # beta-VAE, M = 4, mean squared error per pixel by region (
     0.9103: (0.2457, 0.1725, 0.0463),
     5.0: (0.2456, 0.1724, 0.0463),
 }
-SEED_DECODER_REGION_MSE = {"inside": 8e-7, "edge": 6e-3, "background": 7e-5}  # SEED.md section 3
+SEED_DECODER_REGION_MSE = {"inside": 8e-7, "edge": 6e-3, "background": 7e-5}  # docs/original-study.md section 3
 
 
 # ----------------------------------------------------------------------------- data model
@@ -258,7 +258,7 @@ def section_supervised_control(runs: Path, out_root: Path) -> Section:
     fig.colorbar(im, ax=ax, shrink=0.8)
     img = _savefig(fig, out_root, "supervised_control_correlation")
     sec.text = f"""
-**Original (SEED.md §3):** an encoder trained with squared error to output the four factors is perfectly
+**Original (docs/original-study.md §3):** an encoder trained with squared error to output the four factors is perfectly
 disentangled: latent-factor correlation matrix close to the identity, errors about ±0.02.
 
 **Measured:** {_provenance(runs, sec.study, pts)}
@@ -332,7 +332,7 @@ def section_supervised_decoder(runs: Path, out_root: Path) -> Section:
     img = _savefig(fig, out_root, "supervised_decoder_regions")
     steps = pts[0].params["train"]["steps"]
     sec.text = f"""
-**Original (SEED.md §3):** a decoder from the four factors to the image, trained for 1M iterations, reaches
+**Original (docs/original-study.md §3):** a decoder from the four factors to the image, trained for 1M iterations, reaches
 region errors of about 8e-7 inside the circle, 6e-3 on its edge and 7e-5 in the background, and generalises
 to held-out grid values.
 
@@ -477,14 +477,14 @@ def section_beta_vae_sweep(runs: Path, out_root: Path) -> Section:
         return float(np.corrcoef(np.arange(v.size), r)[0, 1])
 
     sec.text = f"""
-**Original (SEED.md §3, §5):** loss = summed squared error + beta KL, beta = beta_norm x 1024 / M.
+**Original (docs/original-study.md §3, §5):** loss = summed squared error + beta KL, beta = beta_norm x 1024 / M.
 Only the smallest beta reconstructs the circle; from beta_norm 0.1657 up the posterior collapses (KL about
 1e-4 to 1e-7); higher beta gives higher reconstruction error and more entanglement (mss about 0.007 at the
 lowest beta, 0.2-0.3 at the highest). 500K iterations per run.
 
 **Measured:** {_provenance(runs, sec.study, pts)}
 
-Region errors on the original's 8^4 grid (MSE per pixel), next to the original's for M = 4 (SEED.md §5);
+Region errors on the original's 8^4 grid (MSE per pixel), next to the original's for M = 4 (docs/original-study.md §5);
 "drawn" is the fraction of the circle's inside that is drawn (1 - error / the error of drawing no circle,
 {_fmt(base['inside'])}); KL is the final training KL per image in nats (the mean of the last 5 logged steps):
 
@@ -681,7 +681,7 @@ def section_dynamic_prediction_sweep(runs: Path, out_root: Path) -> Section:
     rec0 = float(by[(b0, 0.0)]["reconstruction_mse"]) if (b0, 0.0) in by else np.nan
     rec_hi = float(by[(b0, max(lams))]["reconstruction_mse"]) if (b0, max(lams)) in by else np.nan
     sec.text = f"""
-**Original (SEED.md §3, §4.2):** a per-frame beta-VAE on moving circles plus lambda ||z_t - zhat_t||^2 with
+**Original (docs/original-study.md §3, §4.2):** a per-frame beta-VAE on moving circles plus lambda ||z_t - zhat_t||^2 with
 zhat_t = z_(t-1) + (z_(t-1) - z_(t-2)), 6 beta x 6 lambda. Its code sliced the batch instead of time, so the
 prediction term never trained prediction; the original reports no outcome of the intended loss.
 
@@ -791,16 +791,16 @@ def section_inertia_gamma_sweep(runs: Path, out_root: Path) -> Section:
     drawn0 = drawn_fraction(float(ae[0.0]["region_mse"].sel(region="inside")), base["inside"]) if 0.0 in ae \
         else np.nan
     sec.text = f"""
-**Original (SEED.md §3, §4.1):** z_t = (1 - gamma) enc(x_(t-1)) + gamma (z_(t-1) + (z_(t-1) - z_(t-2))), decoded
+**Original (docs/original-study.md §3, §4.1):** z_t = (1 - gamma) enc(x_(t-1)) + gamma (z_(t-1) + (z_(t-1) - z_(t-2))), decoded
 and scored against x_t; gamma in linspace(0, 1, 6); gamma = 1 makes z constant (the network "dreams" a static
 scene), gamma = 0 is a per-frame autoencoder. Its sweep never applied gamma in training: every run trained at
-0.75, so its "gamma sweep" is six replicates of one model evaluated with other gammas. Theory (SEED.md §6):
+0.75, so its "gamma sweep" is six replicates of one model evaluated with other gammas. Theory (docs/original-study.md §6):
 with alpha = 1 the steady-state lag is the delay, 1 step, for every gamma < 1.
 
 **Measured:** {_provenance(runs, sec.study, pts)}
 Trained at each gamma (both variants). "z motion" is the mean over sequences of the standard deviation of z
 over time divided by its standard deviation across sequences (0: z never moves). Lag in steps of the
-world behind z (a linear readout of the circle position, SEED.md §6); position error along the motion in px
+world behind z (a linear readout of the circle position, docs/original-study.md §6); position error along the motion in px
 (negative: behind).
 
 {_table(["variant", "gamma", "reconstruction MSE", "lag (steps)", "position error (px)", "z motion", "MIG",
@@ -905,7 +905,7 @@ def section_inertia_lag(runs: Path, out_root: Path) -> Section:
     tr = pts[0].params["train"]
     sec.text = f"""
 **Why:** section 5's autoencoder (4 latents, 400 steps) does not encode the circle, so its lag cannot be read.
-The same circuit with 10 latents and {tr['steps']} steps does. Theory (SEED.md §6): with an input delay of
+The same circuit with 10 latents and {tr['steps']} steps does. Theory (docs/original-study.md §6): with an input delay of
 d = {d:g} step(s), z lags the world by d + gamma (1 - alpha) / (1 - gamma) steps in steady state: inertia
 (gamma > 0) adds lag unless the prediction extrapolates (alpha = 1).
 
@@ -1031,7 +1031,7 @@ def section_delay_compensation(runs: Path, out_root: Path) -> Section:
     speeds = [f"{x:g}" for x in speeds_px_s]
     worst = {c: max([abs(e) for cc, _, e in errs if cc == c] or [np.nan]) for c in conds}
     sec.text = f"""
-**Theory (SEED.md §6):** with the encoder signal d steps late, the recurrent inertia rule with alpha = 1 leaves
+**Theory (docs/original-study.md §6):** with the encoder signal d steps late, the recurrent inertia rule with alpha = 1 leaves
 a lag of d steps for every gamma (it smooths but never compensates); feed-forward extrapolation of the
 delayed signal by d steps, y_t = s_t + d (s_t - s_(t-1)), has zero lag for linear motion. The original
 study had no delay other than its one frame and no such comparison.
@@ -1054,7 +1054,7 @@ standard condition is shown, and no d = 0 rows (every condition is in each run's
 
 Feed-forward extrapolation, standard condition: measured / theory = {_fmt(ratio)} on average. Its
 flash-initiated / standard ratio is {_fmt(init_r)} and its flash-terminated / standard ratio {_fmt(term_r)};
-in human observers (SEED.md §6) the effect is present in the flash-initiated condition and absent in the
+in human observers (docs/original-study.md §6) the effect is present in the flash-initiated condition and absent in the
 flash-terminated one.
 
 **Verdict:** {{verdict}}
@@ -1099,7 +1099,7 @@ def section_seed_compatible(runs: Path, out_root: Path) -> Section:
     first, last = float(loss.values[0]), float(np.nanmean(loss.values[-5:]))
     reg = [float(ds["region_mse"].sel(region=r)) for r in REGIONS3]
     sec.text = f"""
-**Original (SEED.md §1-§3):** the inertia autoencoder on its 200,000 fixed sequences (seed-compatible renderer),
+**Original (docs/original-study.md §1-§3):** the inertia autoencoder on its 200,000 fixed sequences (seed-compatible renderer),
 RMSprop lr 1e-4, batch 64, seed 1, trained at gamma 0.75 for 50K iterations.
 
 **Measured:** {_provenance(runs, sec.study, pts)}
@@ -1137,7 +1137,7 @@ SECTIONS: dict[str, Callable[[Path, Path], Section]] = {
 
 HEADER = """# Findings
 
-What neurodelay measures when it reruns the experiments of the 2019 study it grows out of (SEED.md), with
+What neurodelay measures when it reruns the experiments of the 2019 study it grows out of (docs/original-study.md), with
 that study's mistakes fixed, and the questions the study could not answer. Every number below is computed
 by `studies/findings.py` from the `results.nc` files of the studies in `studies/`; rerun everything with
 

@@ -1,8 +1,8 @@
 """Reconstruction error by region: inside the circle, on its edge, in the background.
 
-Regions (SEED.md section 1; the world's ``masks``): the circle alone is
-rendered at radius r, r/2 and 1.5 r and thresholded at > 0.4; ``object`` =
-disc(r), ``edge`` = object XOR disc(r/2), ``inside`` = object minus edge,
+Regions (docs/original-study.md section 1; the world's ``masks``): the circle
+alone is rendered at radius r, r/2 and 1.5 r and thresholded at > 0.4;
+``object`` = disc(r), ``edge`` = object XOR disc(r/2), ``inside`` = object minus edge,
 ``background`` = NOT disc(1.5 r). The masks are those of the *target*
 frame (the frame the reconstruction is scored against).
 
@@ -217,7 +217,7 @@ def _dataset(res: dict, extra: dict | None = None, coords: dict | None = None, a
     }
     data.update(extra or {})
     all_coords = {
-        "region": ("region", list(REGIONS), {"long_name": "image region (SEED.md masks)"}),
+        "region": ("region", list(REGIONS), {"long_name": "image region (docs/original-study.md masks)"}),
         "distance_bin": ("distance_bin", 0.5 * (edges[:-1] + edges[1:]), {
             "units": "px", "long_name": "circle-blob distance (bin centre)"}),
         "distance_bin_lower": ("distance_bin", edges[:-1], {"units": "px", "long_name": "bin lower edge"}),

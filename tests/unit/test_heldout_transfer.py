@@ -83,7 +83,7 @@ def _tracking_circuit(gamma, alpha):
 
 
 def test_gamma_transfer_matches_the_analytic_lag_at_each_evaluation_gamma():
-    # L = d + gamma (1 - alpha) / (1 - gamma) with d = 1 step (SEED.md section 6)
+    # L = d + gamma (1 - alpha) / (1 - gamma) with d = 1 step (docs/original-study.md section 6)
     alpha = 0.5
     world = MovingCircle(n_frames=40, speed_min=0.01, speed_max=0.02)
     circuit = _tracking_circuit(0.2, alpha)

@@ -169,7 +169,8 @@ def test_prediction_term_is_hand_written_sum_from_step_3_for_inertia():
 @pytest.mark.parametrize("input_delay_ms, alpha, first", [(0.0, 1.0, 2), (0.0, 0.5, 2), (0.0, 0.0, 1),
                                                           (20.0, 1.0, 4)])
 def test_the_prediction_term_scores_true_extrapolations_only(input_delay_ms, alpha, first):
-    """The intended loss (SEED.md 4.2): sum over t >= 2 of ||z_t - zhat_t||^2 with z_t the encoding of frame t.
+    """The intended loss (docs/original-study.md 4.2): sum over t >= 2 of ||z_t - zhat_t||^2
+    with z_t the encoding of frame t.
     Without an input delay the extrapolation arrives at step 1 as zhat_1 = z_0 (the delay line holds z_0):
     not scored. With alpha = 0, zhat_t = z_(t-1) is exact from step 1."""
     m = inertia_module(gamma=0.0, alpha=alpha, input_delay_ms=input_delay_ms)
@@ -202,7 +203,7 @@ def test_prediction_reads_delays_into_the_prediction_port():
 
 
 def test_inertia_with_score_from_step_2_is_the_original_loss():
-    """SEED.md §3: dec(z_1..z_8) against x_2..x_9, original recurrence, sum / batch."""
+    """docs/original-study.md §3: dec(z_1..z_8) against x_2..x_9, original recurrence, sum / batch."""
     gamma = 0.4
     m = inertia_module(gamma=gamma, alpha=1.0)
     g = torch.Generator().manual_seed(4)

@@ -59,7 +59,7 @@ def test_grid_and_distance():
 
 @pytest.mark.parametrize("seed_compatible, sizes", [
     (False, {"object": (28, 37), "edge": (15, 25), "inside": (8, 16), "background": (900, 970)}),  # r = 3.2 px
-    # SEED.md (the original generator): object ~40, edge ~27, inside ~13, background ~940 pixels.
+    # docs/original-study.md (the original generator): object ~40, edge ~27, inside ~13, background ~940 pixels.
     (True, {"object": (35, 45), "edge": (22, 32), "inside": (9, 17), "background": (900, 970)}),
 ])
 def test_static_grid_identity_has_no_error_and_masks_have_the_right_size(seed_compatible, sizes):

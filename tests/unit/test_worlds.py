@@ -103,7 +103,7 @@ def test_original_sequences_first_sequence_and_travel():
     np.testing.assert_allclose(seq[0, 0, :2], [10 / 31, 13 / 31])
     travel = np.linalg.norm(seq[:, -1, 2:] - seq[:, 0, 2:], axis=-1)
     assert travel.min() >= 0.1
-    assert abs(travel.mean() - 0.535) < 0.005  # SEED: mean travel 0.535
+    assert abs(travel.mean() - 0.535) < 0.005  # docs/original-study.md section 1: mean travel 0.535
 
 
 def test_original_sequences_rejects_bad_count():
@@ -277,7 +277,7 @@ def test_masks_partition_and_sizes(seed_compatible):
     assert torch.equal(m["inside"] | m["edge"], m["object"]) and not (m["inside"] & m["edge"]).any()
     assert not (m["object"] & m["background"]).any()
     n_object = m["object"].sum(dim=(-1, -2, -3)).float()
-    assert 30 <= n_object.min() and n_object.max() <= 44  # SEED: ~40 for the original's larger disc
+    assert 30 <= n_object.min() and n_object.max() <= 44  # docs/original-study.md section 1: ~40 for the original's larger disc
     assert m["background"].sum(dim=(-1, -2, -3)).float().mean() > 930
 
 

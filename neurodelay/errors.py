@@ -55,3 +55,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step = step
         self.checkpoint = checkpoint
         self.signal_name = signal_name
+
+    def __reduce__(self):  # picklable (it crosses from a worker process to the sweep)
+        return type(self), (str(self), self.step, self.checkpoint, self.signal_name)

@@ -400,7 +400,8 @@ class _DeferredInterrupts:
     The step finishes, its checkpoint is written (when training has a
     checkpoint path), and :class:`TrainingInterrupted` is raised, so that an
     interrupted run resumes where it stopped and loses no step. A second
-    signal of the same kind stops at once, as without this guard. Only in
+    Ctrl-C stops at once, as without this guard; a repeated SIGTERM (a
+    process pool terminating its workers, say) still waits for the step. Only in
     the main thread (signal handlers can be set nowhere else), and only for
     a signal whose handler is Python's default (a handler someone else set,
     such as submitit's in a Slurm job, is left alone).
@@ -424,12 +425,15 @@ class _DeferredInterrupts:
 
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
-        if self.received == name:  # the second one: stop now
+        if name == "SIGINT" and self.received == "SIGINT":  # Ctrl-C twice: stop now
             self.__exit__(None, None, None)
             raise KeyboardInterrupt
-        self.received = name
-        print(f"\n{name}: training stops at the end of this step, after saving a checkpoint "
-              f"(send it again to stop at once).", file=sys.stderr, flush=True)
+        if self.received is None:
+            print(f"\n{name}: training stops at the end of this step, after saving a checkpoint"
+                  + (" (press Ctrl-C again to stop at once)." if name == "SIGINT" else "."),
+                  file=sys.stderr, flush=True)
+        if self.received is None or name == "SIGTERM":  # a SIGTERM is kept: the process is to end
+            self.received = name
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():

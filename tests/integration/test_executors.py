@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -260,6 +261,46 @@ def test_a_point_out_of_requeues_says_how_to_go_on(tmp_path, monkeypatch):
     assert result.status == "failed" and "timed-out too many times" in first, first
     assert "run the sweep again" in first and "executor.time_min" in first, first
     assert (tmp_path / point.name / "error.txt").read_text().splitlines()[0] == first
+
+
+@pytest.mark.parametrize("group", [True, False], ids=["ctrl-c", "sigint-to-the-sweep-alone"])
+def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, group):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) on a processes:2 sweep: the points
+    not started are cancelled, the running ones end their step and write a checkpoint there, and the command
+    exits 130 at once instead of running the rest of the sweep first (it waited for all six points before).
+    A SIGINT to the sweep's process alone reaches the workers as SIGTERM, with the same outcome."""
+    path = tmp_path / "long.yaml"
+    path.write_text(STUDY.replace("STEPS", "100000").replace("checkpoint_every: 2", "checkpoint_every: 50")
+                    .replace("seed: [0, 1]", "seed: [0, 1, 2]"))
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "neurodelay.run", str(path), "--out", str(out),
+                             "--executor", "processes:2", "--quiet"], cwd=Path(__file__).resolve().parents[2],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and len(list(out.glob("tinyx/*/checkpoint.pt"))) < 2:
+            time.sleep(0.2)  # until both workers are training (a checkpoint every 50 steps)
+        t0 = time.time()
+        (os.killpg if group else os.kill)(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        waited = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert waited < 60, waited
+    import torch
+
+    steps = {p.parent.name: torch.load(p, weights_only=True)["step"] for p in out.glob("tinyx/*/checkpoint.pt")}
+    started = sorted(p.parent.name for p in out.glob("tinyx/*/study.resolved.yaml"))
+    # The two points that were training kept the step they reached (not only their last regular
+    # checkpoint, a multiple of 50); a worker may have taken one queued point before the pool was shut;
+    # the others never ran.
+    assert len(steps) >= 2 and all(50 <= s < 100000 for s in steps.values()), (steps, started, err)
+    assert any(s % 50 for s in steps.values()), (steps, err)
+    assert len(started) <= 3, (started, err)
+    assert ("SIGINT: training stops" if group else "SIGTERM: training stops") in err, err
 
 
 def _fake_sacct(tmp_path, monkeypatch, state: str | None) -> None:

@@ -368,7 +368,27 @@ def test_a_signal_stops_at_the_end_of_the_step_with_a_checkpoint_there(reference
         np.testing.assert_array_equal(r_resumed.history[k], r_full.history[k])
 
 
-def test_a_second_signal_stops_at_once(tmp_path):
+@pytest.mark.parametrize("first, second", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGTERM),
+                                           (signal.SIGTERM, signal.SIGINT)])
+def test_a_sigterm_is_kept_and_a_repeated_one_still_waits_for_the_step(tmp_path, first, second):
+    """A process pool terminating its workers may send SIGTERM more than once: training still ends its step
+    and writes its checkpoint, and the interruption is reported as SIGTERM (the process is to end)."""
+    from neurodelay.errors import TrainingInterrupted
+
+    path = tmp_path / "ck.pt"
+
+    def send(step, losses):
+        if step == 3:
+            os.kill(os.getpid(), first)
+            os.kill(os.getpid(), second)
+
+    with pytest.raises(TrainingInterrupted) as info:
+        run_training(path, on_log=send)
+    assert (info.value.step, info.value.signal_name) == (3, "SIGTERM")
+    assert torch.load(path, weights_only=True)["step"] == 3
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path):
     path = tmp_path / "ck.pt"
 
     def send_twice(step, losses):

@@ -58,7 +58,7 @@ def test_first_scored_steps_of_the_original_loss():
     assert first_scored_steps(Objective(score_from_step=2), module, 10) == {"dec": 2}
     assert first_scored_steps(Objective(), module, 10) == {"dec": 1}  # valid from step 1
     both = first_scored_steps(Objective(score_from_step=2, prediction=1.0), module, 10)
-    assert both == {"dec": 2, "z": 2, "pred": 0}
+    assert both == {"dec": 2, "z": 3, "pred": 0}  # the first true extrapolation of z arrives at step 3
 
 
 def test_skipped_steps_give_the_same_loss_and_gradients():

@@ -74,7 +74,7 @@ def frame_count(inst, attr, value):
 def travel(inst, attr, value):
     if not _is_real(value) or not 0 <= value < 1:
         raise ConfigError(
-            f"{_where(inst, attr)} must be in [0, 1) (image widths between the first and last "
+            f"{_where(inst, attr)} must be in [0, 1) (factor units between the first and last "
             f"circle position), got {value!r}; use {attr.name}=0.1 (the original) or 0 for no minimum."
         )
 
@@ -82,7 +82,7 @@ def travel(inst, attr, value):
 def optional_speed(inst, attr, value):
     if value is not None and (not _is_real(value) or value < 0):
         raise ConfigError(
-            f"{_where(inst, attr)} must be None or a finite speed >= 0 (image widths per frame), "
+            f"{_where(inst, attr)} must be None or a finite speed >= 0 (factor units per frame), "
             f"got {value!r}; e.g. {attr.name}=0.05, or None for the original start/end-point sampling."
         )
 
@@ -106,9 +106,54 @@ def seed_sequence(seed) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(seed))
 
 
+def check_device(device):
+    """Check a ``device`` argument before anything is drawn; return it unchanged.
+
+    Accepts what ``torch.device`` accepts (a str such as ``"cpu"`` or
+    ``"cuda:0"``, a ``torch.device``) and None (the default device). Raises
+    ValueError for a name torch does not know, or a CUDA device that is not
+    here, instead of torch's errors from deep inside rendering.
+    """
+    if device is None:
+        return device
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0', got {device!r}; "
+            f"use e.g. device='cpu'."
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r}: no CUDA device is available here (torch.cuda.is_available() is False); "
+                f"use device='cpu'."
+            )
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"device {device!r}: only {n} CUDA device(s) here; use cuda:0..cuda:{n - 1}.")
+    return device
+
+
 def as_factors(factors, n_min: int = 4) -> torch.Tensor:
-    """Return factors as a float32 tensor (on their device) with >= n_min entries in the last dim."""
-    f = torch.as_tensor(factors)
+    """Return factors as a float32 tensor (on their device) with >= n_min entries in the last dim.
+
+    Raises TypeError for values that are not real numbers (strings, None,
+    complex or bool), ValueError for a wrong shape.
+    """
+    try:
+        f = torch.as_tensor(factors)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(
+            f"factors must be an array of real numbers (a tensor, numpy array or nested list) of shape "
+            f"(..., >= {n_min}), got {type(factors).__name__} {factors!r:.60} ({exc}); pass e.g. "
+            f"torch.tensor([[blob_x, blob_y, circle_x, circle_y]])."
+        ) from None
+    if f.is_complex() or f.dtype == torch.bool:
+        raise TypeError(
+            f"factors must hold real numbers, got dtype {f.dtype}; convert them to float "
+            f"(factors.float(), positions in factor units, e.g. 0.5 for the centre)."
+        )
     if f.ndim < 1 or f.shape[-1] < n_min:
         raise ValueError(
             f"factors must have shape (..., >= {n_min}) with [blob_x, blob_y, circle_x, circle_y] "
@@ -133,13 +178,25 @@ def check_finite(values: torch.Tensor, names, what: str = "factors") -> None:
         raise ValueError(
             f"{what} must be finite, got {names[col]} = {float(values[where])}{at} "
             f"({n} non-finite value{'s' if n > 1 else ''} in all); replace the NaN or infinite entries "
-            f"with finite numbers (positions in image widths, e.g. 0.5 for the centre)."
+            f"with finite numbers (positions in factor units, e.g. 0.5 for the centre)."
+        )
+
+
+def _not_differentiable(f: torch.Tensor) -> None:
+    if f.requires_grad:
+        raise ValueError(
+            "factors require grad, but rendering is not differentiable (frames are drawn with in-place "
+            "writes and carry no gradient); pass factors.detach()."
         )
 
 
 def render(world, factors) -> torch.Tensor:
-    """Render factors (..., >= 4) to frames (..., 1, H, W); non-finite used factors raise ValueError."""
+    """Render factors (..., >= 4) to frames (..., 1, H, W); non-finite used factors raise ValueError.
+
+    Factors that require grad raise ValueError: the frames carry no gradient.
+    """
     f = as_factors(factors)
+    _not_differentiable(f)
     check_finite(f[..., :4], FACTOR_NAMES)
     return render_parts(world, f[..., :2], f[..., 2:4])
 

@@ -1,8 +1,16 @@
 """World specs: a white circle in front of a Gaussian blob, static or moving.
 
-Positions are in image widths ([0, 1]; x is the column, y the row), factor
-order ``[blob_x, blob_y, circle_x, circle_y]``; the moving world appends the
-circle velocity ``[circle_vx, circle_vy]`` in image widths per frame.
+Positions are factors in [0, 1] (x is the column, y the row), factor order
+``[blob_x, blob_y, circle_x, circle_y]``; the moving world appends the
+circle velocity ``[circle_vx, circle_vy]`` in factor units per frame.
+
+Factor units: a blob factor v puts the blob's mean at v image widths; a
+circle factor v puts the circle's centre at ``0.125 + 0.75 v`` image widths
+(the original's 8..56 px of 64 px), so one circle factor unit is 0.75 image
+widths (``0.75 * size`` px). Circle travel, speeds and velocities are in
+circle factor units; radii and ``blob_sigma`` are in image widths. (The
+seed-compatible renderer, with the original's integer pixel centres, draws
+blob and circle a quarter of an output pixel further right and down.)
 """
 
 import math
@@ -94,7 +102,7 @@ class CircleOverBlob:
     @circle_values.validator
     def _check_circle_values(self, attr, value):
         if value not in CIRCLE_VALUE_SETS:
-            raise ValueError(f"circle_values must be one of {', '.join(map(repr, CIRCLE_VALUE_SETS))}, got "
+            raise ConfigError(f"CircleOverBlob.circle_values must be one of {', '.join(map(repr, CIRCLE_VALUE_SETS))}, got "
                              f"{value!r}: 'grid' draws circle x and y from all 16 grid values, 'even' from "
                              f"the 8 at even indices (train on them, hold the others out), 'odd' from the rest.")
 
@@ -154,13 +162,15 @@ class CircleOverBlob:
         seed : int
             Seed (>= 0) of the factor draws (see ``factors``).
         device : str or torch.device
-            Device on which frames are rendered and returned.
+            Device on which frames are rendered and returned (ValueError if
+            torch does not know it or it is a CUDA device that is not here).
 
         Returns
         -------
         Episode
             frames (n_samples, 1, 1, size, size), factors (n_samples, 1, 4).
         """
+        _spec.check_device(device)
         f = torch.as_tensor(self.factors(n_samples, seed), dtype=torch.float32, device=device)[:, None]
         # Drawn from the grid, so finite: render without the check (and its host sync).
         return Episode(_spec.render_unchecked(self, f), f, self.factor_names)
@@ -197,11 +207,12 @@ class MovingCircle:
     n_frames : int
         Frames per sequence (>= 2).
     min_travel : float
-        Least distance, in image widths, between the first and last circle
-        positions. Without a speed range, start and end points are uniform
-        in [0, 1]^2 and pairs closer than this are redrawn (the original).
+        Least distance, in circle factor units (0.75 image widths each),
+        between the first and last circle positions. Without a speed range,
+        start and end points are uniform in [0, 1]^2 and pairs closer than
+        this are redrawn (the original).
     speed_min, speed_max : float or None
-        Speed range in image widths per frame (both or neither). Given, the
+        Speed range in circle factor units per frame (both or neither). Given, the
         speed is uniform in ``[max(speed_min, min_travel / (n_frames - 1)),
         speed_max]``, the direction uniform, and the start uniform among
         the points whose whole path stays in [0, 1]^2.
@@ -301,8 +312,9 @@ class MovingCircle:
         Returns
         -------
         numpy.ndarray
-            float64, shape (n, n_frames, 6): blob x, y, circle x, y (image
-            widths) and circle vx, vy (image widths per frame, constant).
+            float64, shape (n, n_frames, 6): blob x, y, circle x, y (factor
+            units, in [0, 1]) and circle vx, vy (factor units per frame,
+            constant).
         """
         n = _spec.check_count("n", n)
         traj_rng, blob_rng = (np.random.default_rng(s) for s in _spec.seed_sequence(seed).spawn(2))
@@ -357,7 +369,8 @@ class MovingCircle:
         seed : int
             Seed (>= 0) of the trajectory draws (see ``trajectories``).
         device : str or torch.device
-            Device on which frames are rendered and returned.
+            Device on which frames are rendered and returned (ValueError if
+            torch does not know it or it is a CUDA device that is not here).
 
         Returns
         -------
@@ -366,6 +379,7 @@ class MovingCircle:
             (n_samples, n_frames, 6).
         """
         n_samples = _spec.check_count("n_samples", n_samples)
+        _spec.check_device(device)
         f = torch.as_tensor(self.trajectories(n_samples, seed), dtype=torch.float32, device=device)
         # The blob is static within a sequence: render its profiles once per sequence.
         return Episode(_spec.render_parts(self, f[:, :1, :2], f[..., 2:4]), f, self.factor_names)
@@ -376,10 +390,11 @@ class MovingCircle:
         Parameters
         ----------
         start, velocity, blob : array-like
-            Shape (n, 2) each: first circle position (image widths),
-            velocity (image widths per frame), static blob position. The
-            circle may leave [0, 1]^2; it is then partly or wholly outside
-            the image. Every value must be finite (ValueError otherwise).
+            Shape (n, 2) each, n >= 1: first circle position (factor
+            units), velocity (factor units per frame), static blob
+            position. The circle may leave [0, 1]^2; it is then partly or
+            wholly outside the image. Every value must be finite
+            (ValueError otherwise).
         n_frames : int, optional
             Frames to render (default: the world's ``n_frames``).
         device : str or torch.device
@@ -391,6 +406,7 @@ class MovingCircle:
             frames (n, n_frames, 1, size, size), factors (n, n_frames, 6).
         """
         n_frames = self.n_frames if n_frames is None else _spec.check_count("n_frames", n_frames)
+        _spec.check_device(device)
         arrays = []
         for name, a, columns in (("start", start, ("circle_x", "circle_y")),
                                  ("velocity", velocity, VELOCITY_NAMES),
@@ -402,6 +418,9 @@ class MovingCircle:
             arrays.append(a)
         if len({a.shape[0] for a in arrays}) != 1:
             raise ValueError(f"start, velocity and blob must have the same length n, got {[a.shape[0] for a in arrays]}.")
+        if arrays[0].shape[0] == 0:
+            raise ValueError("start, velocity and blob must hold at least one trajectory (n >= 1), got n = 0; "
+                             "pass arrays of shape (n, 2), e.g. start=[[0.2, 0.5]].")
         f = torch.as_tensor(self._factor_array(arrays[0], arrays[1], arrays[2], n_frames), dtype=torch.float32, device=device)
         return Episode(_spec.render_parts(self, f[:, :1, :2], f[..., 2:4]), f, self.factor_names)
 

@@ -19,8 +19,9 @@ class Episode:
         float32, shape (sample, time, 1, H, W), values in [0, 1].
     factors : torch.Tensor
         float32, shape (sample, time, n_factor), on the device of ``frames``.
-        Positions are in image widths ([0, 1]); velocities in image widths
-        per frame.
+        Positions are in factor units ([0, 1]; a circle factor v puts its
+        centre at ``0.125 + 0.75 v`` image widths, a blob factor v its mean
+        at v image widths); velocities in factor units per frame.
     factor_names : tuple of str
         One name per factor, ``len(factor_names) == factors.shape[-1]``.
     """

@@ -43,6 +43,7 @@ import torch
 
 from ..components._validators import as_names
 from ..errors import ConfigError
+from . import _spec
 from .episode import Episode
 
 __all__ = ["FlashLagProbe", "FLASH_CONDITIONS", "DIRECTIONS"]
@@ -58,9 +59,27 @@ def _unit(inst, attr, value):
         raise ConfigError(f"FlashLagProbe.{attr.name} must be a number in [0, 1] (factor units), got {value!r}.")
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
 def _speeds(value):
-    if isinstance(value, numbers.Real):
+    """Converter: one speed or a sequence of speeds to a tuple of floats (ConfigError for anything else)."""
+    if _is_number(value):
         value = (value,)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, np.ndarray)) \
+            or not all(_is_number(v) for v in value):
+        raise ConfigError(f"FlashLagProbe.speeds must be a speed or a sequence of speeds > 0 (factor units per "
+                          f"frame), got {value!r}; use e.g. (0.02, 0.04, 0.06).")
+    return tuple(float(v) for v in value)
+
+
+def _blob(value):
+    """Converter: an (x, y) pair of numbers to a tuple of two floats (ConfigError for anything else)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, np.ndarray)) or len(value) != 2 \
+            or not all(_is_number(v) and math.isfinite(v) for v in value):
+        raise ConfigError(f"FlashLagProbe.blob must be the blob position (x, y), two finite numbers (factor "
+                          f"units), got {value!r}; use e.g. blob=(0.5, 0.5).")
     return tuple(float(v) for v in value)
 
 
@@ -100,6 +119,12 @@ def _check_radius(inst, attr, value):
                               or not 0 < value <= 0.5):
         raise ConfigError(f"FlashLagProbe.flash_radius must be None (the world's circle radius) or in "
                           f"(0, 0.5] image widths, got {value!r}.")
+
+
+def _check_world(world) -> None:
+    if not all(hasattr(world, a) for a in ("factor_names", "render", "radius")):
+        raise TypeError(f"world must be a world spec such as MovingCircle() (it supplies the renderer and the "
+                        f"factor layout), got {type(world).__name__} {world!r:.60}.")
 
 
 @attrs.frozen
@@ -143,7 +168,7 @@ class FlashLagProbe:
     flash_along: float = attrs.field(default=0.5, validator=_unit)
     path_at: float = attrs.field(default=0.3, validator=_unit)
     flash_at: float = attrs.field(default=0.7, validator=_unit)
-    blob: tuple = attrs.field(default=(0.5, 0.5), converter=lambda b: tuple(float(v) for v in b))
+    blob: tuple = attrs.field(default=(0.5, 0.5), converter=_blob)
     flash_radius: float | None = attrs.field(default=None, validator=_check_radius)
 
     # ------------------------------------------------------------ geometry
@@ -196,7 +221,8 @@ class FlashLagProbe:
 
     def _check_frames(self, n_frames: int) -> None:
         if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames <= self.flash_step:
-            raise ValueError(f"n_frames must be an integer > flash_step ({self.flash_step}), got {n_frames!r}.")
+            raise ValueError(f"n_frames must be an integer > flash_step ({self.flash_step}), got {n_frames!r}; "
+                             f"use n_frames >= {self.flash_step + 1} or a smaller flash_step.")
 
     def check_fits(self, n_frames: int) -> None:
         """Raise ConfigError unless every path of every speed stays inside [0, 1].
@@ -205,8 +231,20 @@ class FlashLagProbe:
         n_frames - 1 - flash_step)``.
         """
         self._check_frames(n_frames)
+        self._check_reach(max(self.speeds), n_frames)
+
+    def _check_speed(self, speed, n_frames: int) -> float:
+        """Check a ``speed`` argument (finite, > 0, its path fits in [0, 1]); return it as float."""
+        if not _is_number(speed) or not math.isfinite(speed) or speed <= 0:
+            raise ValueError(f"speed must be a finite number > 0 (factor units per frame; the direction of "
+                             f"motion is set by FlashLagProbe.directions), got {speed!r}; use one of the "
+                             f"probe's speeds {self.speeds}.")
+        self._check_frames(n_frames)
+        self._check_reach(float(speed), n_frames)
+        return float(speed)
+
+    def _check_reach(self, v: float, n_frames: int) -> None:
         reach = max(self.flash_step, n_frames - 1 - self.flash_step)
-        v = max(self.speeds)
         lo, hi = self.flash_along - v * reach, self.flash_along + v * reach
         if lo < 0 or hi > 1:
             raise ConfigError(
@@ -228,7 +266,15 @@ class FlashLagProbe:
         -------
         numpy.ndarray
             float64, shape (n_directions, n_frames, world.n_factors).
+
+        Raises
+        ------
+        ValueError
+            ``speed`` is not a finite number > 0, or its path leaves [0, 1]
+            (ConfigError, as :meth:`check_fits`).
         """
+        _check_world(world)
+        self._check_speed(speed, n_frames)
         pos = self.circle_positions(condition, speed, n_frames)
         return self._fill(world, pos)
 
@@ -261,7 +307,8 @@ class FlashLagProbe:
         condition : str
             ``standard``, ``flash_initiated`` or ``flash_terminated``.
         speed : float
-            Factor units per frame.
+            Factor units per frame, > 0; the path must stay in [0, 1] (as
+            :meth:`check_fits` requires of ``speeds``).
         n_frames : int
             Steps (> flash_step).
         show_flash : bool
@@ -275,7 +322,10 @@ class FlashLagProbe:
             frames (n_directions, n_frames, 1, size, size), factors
             (n_directions, n_frames, world.n_factors).
         """
+        _check_world(world)
         self.check_fits(n_frames)
+        self._check_speed(speed, n_frames)
+        _spec.check_device(device)
         f = torch.as_tensor(self.factors(world, condition, speed, n_frames), dtype=torch.float32, device=device)
         frames = world.render(f)
         if show_flash:
@@ -286,6 +336,8 @@ class FlashLagProbe:
 
     def flash_disk(self, world, device="cpu") -> torch.Tensor:
         """The flash alone (no blob, no circle): float32 (n_directions, 1, size, size)."""
+        _check_world(world)
+        _spec.check_device(device)
         radius = world.radius if self.flash_radius is None else self.flash_radius
         alone = attrs.evolve(world, blob_brightness=0.0, radius=radius)
         f = np.zeros((len(self.directions), 4))
@@ -302,7 +354,9 @@ class FlashLagProbe:
             frames (n_directions, n_frames, 1, size, size), factors with the
             circle at :meth:`flash_positions` and zero velocity.
         """
+        _check_world(world)
         self._check_frames(n_frames)
+        _spec.check_device(device)
         pos = np.repeat(self.flash_positions()[:, None], n_frames, axis=1)
         f = torch.as_tensor(self._fill(world, pos), dtype=torch.float32, device=device)
         return Episode(world.render(f), f, tuple(world.factor_names))

@@ -1,7 +1,8 @@
 """The original study's factor tables: the static grid and the fixed sequences.
 
 Factor order everywhere: ``[blob_x, blob_y, circle_x, circle_y]``, each in
-[0, 1] (image widths; x is the column, y the row).
+[0, 1] (factor units: the blob's mean at v image widths, the circle's centre
+at ``0.125 + 0.75 v``; x is the column, y the row).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def original_sequences(n_sequences: int = N_ORIGINAL_SEQUENCES) -> np.ndarray:
     -------
     numpy.ndarray
         float64, shape (n_sequences, 10, 4): ``[blob_x, blob_y, circle_x,
-        circle_y]`` per frame, in image widths.
+        circle_y]`` per frame, in factor units.
     """
     if isinstance(n_sequences, bool) or not isinstance(n_sequences, (int, np.integer)) or n_sequences < 1:
         raise ValueError(

@@ -1,7 +1,7 @@
 """Vectorised renderers of a circle in front of a Gaussian blob.
 
 The functions take blob and circle positions, each (..., 2) as [x, y] in
-image widths, whose leading dims broadcast (a blob that is static over a
+factor units (see below), whose leading dims broadcast (a blob that is static over a
 sequence can be passed once per sequence). They run on the device of their
 input with no Python loop over samples or frames, and return (..., H, W).
 
@@ -222,7 +222,8 @@ def render_default(blob, circle, size: int, radius: float, blob_sigma: float, bl
     Parameters
     ----------
     blob, circle : torch.Tensor
-        float32 (..., 2) positions [x, y] in image widths; leading dims broadcast.
+        float32 (..., 2) positions [x, y] in factor units (circle centre at
+        ``0.75 v + 0.125`` image widths, blob mean at ``v``); leading dims broadcast.
     size : int
         Output size in pixels.
     radius, blob_sigma : float
@@ -312,7 +313,7 @@ def original_composite(blob, circle, n_px: int, radius: float, blob_sigma: float
     Parameters
     ----------
     blob, circle : torch.Tensor
-        (..., 2) positions [x, y] in image widths; leading dims broadcast.
+        (..., 2) positions [x, y] in factor units; leading dims broadcast.
     n_px : int
         Image size in pixels (the original: 64).
     radius, blob_sigma, blob_brightness : float
@@ -351,7 +352,7 @@ def masks(circle: torch.Tensor, size: int, radius: float, seed_compatible: bool)
     Parameters
     ----------
     circle : torch.Tensor
-        float32 (B, 2) circle positions in image widths.
+        float32 (B, 2) circle positions in factor units.
 
     Returns
     -------

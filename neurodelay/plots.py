@@ -1,7 +1,9 @@
 """Figures of a run and of a sweep (PNG, matplotlib's Agg canvas; pyplot is not used).
 
 Every figure has labelled axes with units: times in ms, training steps,
-positions in image widths, pixel intensities in [0, 1].
+world factors in their units (blob positions in image widths, circle positions
+and velocities in circle factor units of 0.75 image widths), pixel
+intensities in [0, 1].
 """
 
 from __future__ import annotations
@@ -261,9 +263,16 @@ def plot_latents(ds: xr.Dataset, path, node: str, max_points: int = 2000) -> Pat
 
 
 def _factor_unit(name: str) -> str:
-    """The unit of a world factor (see ``neurodelay.worlds.episode``): positions, velocities, else generic."""
+    """The unit of a world factor (see ``neurodelay.worlds.circle``): positions, velocities, else generic.
+
+    A blob position factor is in image widths; a circle factor v puts the
+    centre at 0.125 + 0.75 v image widths, so circle positions and
+    velocities are in circle factor units (0.75 image widths each).
+    """
     if name.startswith("circle_v"):
-        return "image widths / frame"
+        return "circle units / frame"
+    if name in ("circle_x", "circle_y"):
+        return "circle units"
     if name.endswith(("_x", "_y")):
         return "image widths"
     return "factor units"

@@ -100,8 +100,10 @@ def traces_to_dataset(traces: dict, *, dt_ms: float, frames=None, factors=None,
         coords["factor"] = ("factor", names)
         data_vars["factors"] = (("sample", "time", "factor"), fa,
                                 {"long_name": "generative factors of the world", "units": "1",
-                                 "comment": "positions in image widths ([0, 1], x the column, y the row); "
-                                            "velocities (circle_vx, circle_vy) in image widths per frame"})
+                                 "comment": "positions in [0, 1] (x the column, y the row): blob_x, blob_y in "
+                                            "image widths; circle_x, circle_y in circle units (the centre "
+                                            "sits at 0.125 + 0.75 v image widths); circle_vx, circle_vy in "
+                                            "circle units per frame"})
     if n_t is not None:
         coords["time"] = ("time", np.arange(n_t) * float(dt_ms),
                           {"units": "ms", "long_name": "time since sequence start"})

@@ -51,7 +51,7 @@ def test_traces_dataset_labels_every_dimension_and_round_trips(tmp_path):
         assert ds[dim].attrs["units"] == "1" and ds[dim].attrs["long_name"], dim
     assert ds["time"].attrs["units"] == "ms"
     np.testing.assert_array_equal(ds["time"].values, [0.0, 10.0, 20.0])
-    assert ds["factor"].attrs["long_name"] and "image widths" in ds["factors"].attrs["comment"]
+    assert ds["factor"].attrs["long_name"] and "circle units" in ds["factors"].attrs["comment"]
     write_netcdf(ds, tmp_path / "r.nc")
     back = xr.load_dataset(tmp_path / "r.nc")
     xr.testing.assert_identical(back, ds)

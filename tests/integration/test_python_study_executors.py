@@ -206,9 +206,9 @@ def test_python_study_sweep_gives_identical_numbers_on_every_executor(script, tm
             np.testing.assert_array_equal(got[k], ref, err_msg=f"{name}: {k}")
 
 
-def test_a_worker_without_the_script_reports_why(script, monkeypatch):
+def test_a_worker_without_the_script_reports_why(script, monkeypatch, tmp_path):
     study = load_study(script)
-    data = pickle.dumps(PointJob(study, expand(study)[0], "f"))
+    data = pickle.dumps(PointJob(study, expand(study)[0], str(tmp_path / "f")))
     script.rename(script.with_suffix(".moved"))
     monkeypatch.delitem(sys.modules, script_module_name(script))  # as in a fresh worker
     job = pickle.loads(data)
@@ -217,11 +217,12 @@ def test_a_worker_without_the_script_reports_why(script, monkeypatch):
     assert result.status == "failed"
     assert f"the study script {script.resolve()} is not on worker host" in result.error
     assert "file system the workers share" in result.error and "processes:N" in result.error
+    assert (tmp_path / "f" / "error.txt").read_text().strip() == result.error.strip()  # in the point's folder, for --collect
 
 
-def test_an_edited_script_is_not_run_with_the_old_study(script, monkeypatch):
+def test_an_edited_script_is_not_run_with_the_old_study(script, monkeypatch, tmp_path):
     study = load_study(script)
-    data = pickle.dumps(PointJob(study, expand(study)[0], "f"))
+    data = pickle.dumps(PointJob(study, expand(study)[0], str(tmp_path / "f")))
     script.write_text(SCRIPT.replace("rate: float = 0.5", "rate: float = 0.25"))
     monkeypatch.delitem(sys.modules, script_module_name(script))
     job = pickle.loads(data)

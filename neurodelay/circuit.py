@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from ._linear import analyse_loop
 from ._time import ms_to_steps
-from .components._validators import is_real
+from .components._validators import is_int, is_real
 from .components.base import AbstractComponent, FrameModule, PortShapeError, RunContext
 from .components.delays import DelayLine, time_window
 from .errors import CircuitError, ShapeError
@@ -51,8 +51,11 @@ _MIN_CLOSED_FORM_STEPS = 16
 def _delay_value(value):
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
+    if isinstance(value, np.ndarray) and value.ndim > 1:
+        raise TypeError(f"delay_ms must be a number of ms or a flat list of them (one per channel), got an array "
+                        f"of shape {value.shape}; give one delay per channel, e.g. delay_ms=[10, 20].")
     if isinstance(value, (list, tuple, np.ndarray)):
-        values = list(value.ravel()) if isinstance(value, np.ndarray) else list(value)
+        values = list(value)
         if not values:
             raise TypeError("delay_ms is an empty list; give one delay (a number of ms) or one per channel.")
         if not all(is_real(v) for v in values):
@@ -73,6 +76,8 @@ def _name(inst, attr, value):
 def _flag(inst, attr, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"Edge.{attr.name} must be True or False, got {value!r}.")
+    if type(value) is not bool:  # numpy's bool: store the plain one (specs are saved as YAML)
+        object.__setattr__(inst, attr.name, bool(value))
 
 
 def _ms(inst, attr, value):
@@ -280,7 +285,8 @@ class Circuit:
                     )
             if not isinstance(comp, AbstractComponent):
                 raise CircuitError(f"node {name!r} must be a component spec, got {type(comp).__name__}.")
-        infos = [self._resolve_edge(i, e) for i, e in enumerate(self.edges)]
+        with np.errstate(over="ignore", invalid="ignore"):  # a delay of inf steps: reported by _resolve_edge
+            infos = [self._resolve_edge(i, e) for i, e in enumerate(self.edges)]
         self._check_connected(infos)
         groups = _schedule(list(self.nodes), infos)
         valid = self._valid_from(infos)
@@ -288,7 +294,7 @@ class Circuit:
         plan.start_orders = [_start_order(nodes, plan, self.nodes) for _, nodes in groups]
         plan.global_start_order = _start_order([n for _, g in groups for n in g], plan, self.nodes)
         if input_shapes is not None:
-            plan.shapes = self._infer_shapes(infos, dict(input_shapes))
+            plan.shapes = self._infer_shapes(infos, _check_input_shapes(input_shapes))
         return plan
 
     def _resolve_edge(self, index: int, edge: Edge) -> _EdgeInfo:
@@ -321,12 +327,20 @@ class Circuit:
             lo = ms_to_steps(edge.min_delay_ms, self.dt_ms, what=where + " min_delay_ms", fractional=True)
             hi = ms_to_steps(edge.max_delay_ms, self.dt_ms, what=where + " max_delay_ms", fractional=True)
             steps = ms_to_steps(edge.delay_ms, self.dt_ms, what=where, fractional=True)
+            _check_finite_steps(where, "max_delay_ms", edge.max_delay_ms, hi, self.dt_ms)
             if hi < lo or np.any(np.asarray(steps) > hi) or np.any(np.asarray(steps) < lo):
                 raise CircuitError(f"{where}: delay_ms={edge.delay_ms} must lie in [min_delay_ms, "
                                    f"max_delay_ms] = [{edge.min_delay_ms:g}, {edge.max_delay_ms:g}].")
             ceil_steps, min_steps = int(math.ceil(hi)), lo
         else:
+            for key, unset in (("min_delay_ms", 0.0), ("max_delay_ms", None)):
+                bound = getattr(edge, key)
+                if bound != unset:
+                    raise CircuitError(f"{where}: {key}={bound:g} bounds a learned delay, but learn_delay is "
+                                       f"False, so the delay stays at delay_ms={edge.delay_ms}: set "
+                                       f"learn_delay=True to learn it, or leave {key} out.")
             steps = ms_to_steps(edge.delay_ms, self.dt_ms, what=where, fractional=edge.fractional)
+            _check_finite_steps(where, "delay_ms", edge.delay_ms, steps, self.dt_ms)
             ceil_steps = int(math.ceil(float(np.max(steps))))
             min_steps = float(np.min(steps))
         return _EdgeInfo(index, edge, src, node, port, steps, ceil_steps, min_steps < 1.0)
@@ -433,6 +447,7 @@ class Circuit:
         input_shapes : dict, optional
             Stream shapes given directly. Without either, the shapes of a
             default 32 px :class:`~neurodelay.worlds.MovingCircle` are used.
+            With both, they must agree.
         """
         if input_shapes is None:
             if world is None:
@@ -440,6 +455,13 @@ class Circuit:
 
                 world = MovingCircle()
             input_shapes = world_shapes(world)
+        elif world is not None:
+            given, of_world = _check_input_shapes(input_shapes), world_shapes(world)
+            differ = {k: (given[k], v) for k, v in of_world.items() if k in given and given[k] != v}
+            if differ:
+                name, (a, b) = next(iter(differ.items()))
+                raise ShapeError(f"build: input_shapes[{name!r}] = {a} disagrees with the world's {b}; give "
+                                 f"the world or input_shapes, not both.")
         return CircuitModule(self, self.plan(input_shapes))
 
     def describe(self, input_shapes=None) -> str:
@@ -449,7 +471,39 @@ class Circuit:
 
 def world_shapes(world) -> dict[str, tuple[int, ...]]:
     """Per-sample, per-step shapes of a world's streams."""
+    if not (hasattr(world, "frame_shape") and hasattr(world, "n_factors")):
+        raise TypeError(f"world must be a world spec (with frame_shape and n_factors, e.g. "
+                        f"neurodelay.MovingCircle()), got {type(world).__name__} {world!r}; or give "
+                        f"input_shapes instead.")
     return {"world.frames": tuple(world.frame_shape), "world.factors": (int(world.n_factors),)}
+
+
+def _check_input_shapes(input_shapes) -> dict[str, tuple[int, ...]]:
+    """``input_shapes`` as a dict of stream name -> tuple of positive ints, or a clear error."""
+    if not isinstance(input_shapes, Mapping):
+        raise TypeError(f"input_shapes must be a dict from world stream to the shape of one sample's step, e.g. "
+                        f"{{'world.frames': (1, 32, 32), 'world.factors': (6,)}}; got "
+                        f"{type(input_shapes).__name__}.")
+    out = {}
+    for name, shape in input_shapes.items():
+        if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+            ok = False
+        else:
+            shape = tuple(shape)
+            ok = all(is_int(n) and n >= 1 for n in shape)
+        if not ok:
+            raise TypeError(f"input_shapes[{name!r}] must be a tuple of positive ints (the shape of one "
+                            f"sample's step, without the sample and time axes), got {shape!r}; e.g. (6,) "
+                            f"for 6 factors or (1, 32, 32) for frames.")
+        out[name] = tuple(int(n) for n in shape)
+    return out
+
+
+def _check_finite_steps(where: str, key: str, value_ms, steps, dt_ms: float) -> None:
+    """Reject a finite delay in ms that is infinitely many steps of ``dt_ms`` (the division overflows)."""
+    if not np.all(np.isfinite(steps)):
+        raise CircuitError(f"{where}: {key}={value_ms} is too long for dt_ms={dt_ms:g} ({key} / dt_ms "
+                           f"overflows); use a delay of at most a few times the sequence length.")
 
 
 def _suggest(word: str, options: list[str]) -> str:
@@ -531,12 +585,13 @@ def _order_within_step(comp: list[str], infos: list[_EdgeInfo]) -> list[str]:
         ready = [n for n in remaining if deps[n] <= set(done)]
         if not ready:
             cycle = _find_cycle(remaining, deps)
-            total = sum(float(np.min(np.asarray(e.edge.delay_ms))) for e in inst
-                        if e.source in cycle and e.node in cycle)
+            # The shortest delay each edge may have: a learned delay's lower bound, else its smallest channel.
+            total = sum(e.edge.min_delay_ms if e.edge.learn_delay else float(np.min(np.asarray(e.edge.delay_ms)))
+                        for e in inst if e.source in cycle and e.node in cycle)
             raise CircuitError(
-                f"algebraic loop: the cycle {' -> '.join(cycle + [cycle[0]])} has less than one step of "
-                f"delay (edges add up to {total:g} ms), so each node would need its own output to "
-                f"compute it. Give one edge of the cycle a delay of at least one step (dt)."
+                f"algebraic loop: the cycle {' -> '.join(cycle + [cycle[0]])} has no edge of at least one "
+                f"step of delay (its edges' shortest delays add up to {total:g} ms), so each node would need "
+                f"its own output to compute it. Give one edge of the cycle a delay of at least one step (dt)."
             )
         done.extend(ready)
         remaining = [n for n in remaining if n not in ready]
@@ -625,9 +680,17 @@ class CircuitModule(nn.Module):
             if kind == "sequence" and isinstance(self.nodes[nodes[0]], FrameModule)
             and len(self._inputs[nodes[0]]) == 1 and self._inputs[nodes[0]][0].port == "in"}
         self._skippable = {n for n in self._framewise if n not in read}
-        # The world streams the circuit reads, each with the nodes it feeds (for _check_streams).
-        self._streams_read = {s: [e.node for e in plan.edges if e.source == s]
+        # Nodes with a random part (a Gaussian latent): while sampling they are not skipped, so that
+        # their draws at the steps kept are those of the whole sequence.
+        self._random = {n for n in self._skippable
+                        if type(self.nodes[n]).frame_random is not FrameModule.frame_random}
+        # The world streams the circuit reads, each with the nodes whose parameters' dtype and device it must
+        # have (for _check_streams): the nodes it feeds, then, past nodes without parameters (relays), the
+        # nodes those feed, nearest first.
+        self._streams_read = {s: _reached_from(s, plan.edges)
                               for s in sorted({e.source for e in plan.edges if e.source.startswith("world.")})}
+        # Names of the traces forward returns (a stream may not take one: it would hide the trace).
+        self._trace_names = set(circuit.nodes) | {f"{n}_{k}" for n in circuit.nodes for k in _AUX_TRACES}
 
     def _delay(self, e: _EdgeInfo) -> DelayLine | None:
         return self._lines.get(e.index)
@@ -652,31 +715,39 @@ class CircuitModule(nn.Module):
             and its recurrence does not grow too fast (the same numbers up
             to float rounding, much faster on long sequences); shorter
             sequences are stepped as in ``"sequence"``.
-        skip_before : dict of str -> int, optional
+        skip_before : dict of str -> int (>= 0), optional
             Steps that are not needed, per node: a memoryless node (an
             encoder, a decoder) that no other node reads and that is outside
             cycles does not compute the steps before ``skip_before[node]``;
             its trace (and its auxiliary traces) hold zeros there. Training
             passes the first step each loss term scores
             (:func:`neurodelay.objectives.first_scored_steps`). Other nodes,
-            and ``mode="step"``, compute every step.
+            nodes with a random part while ``ctx.sample`` (a Gaussian
+            encoder: its draws stay those of the whole sequence), and
+            ``mode="step"``, compute every step.
 
         Returns
         -------
         dict of str -> Tensor
             One trace per node (and auxiliary traces), (sample, time, ...).
         """
-        ctx = ctx or RunContext()
+        ctx = _check_ctx(ctx)
         plan = self.plan
         n_t = self._check_streams(streams)
         if mode not in ("auto", "sequence", "step"):
             raise ValueError(f"mode must be 'auto', 'sequence' or 'step', got {mode!r}.")
+        if skip_before is not None and not isinstance(skip_before, Mapping):
+            raise TypeError(f"skip_before must be a dict from node name to its first needed step (e.g. "
+                            f"first_scored_steps(...)), or None; got {type(skip_before).__name__} {skip_before!r}.")
         skip = {}
         for node, first in (skip_before or {}).items():
             if node not in self.nodes:
                 raise ValueError(f"skip_before: node {node!r} does not exist; the circuit's nodes are "
                                  f"{', '.join(self.nodes)}.")
-            if node in self._skippable and int(first) > 0:
+            if not is_int(first) or first < 0:
+                raise ValueError(f"skip_before[{node!r}] must be a whole number of steps >= 0 (the first step "
+                                 f"the node must compute), got {first!r}.")
+            if node in self._skippable and int(first) > 0 and not (ctx.sample and node in self._random):
                 skip[node] = min(int(first), n_t - 1)
         if mode == "step":
             groups = [("loop", _global_step_order(plan), plan.global_start_order, None)]
@@ -698,11 +769,20 @@ class CircuitModule(nn.Module):
         Each stream the circuit reads must be there, a floating-point tensor
         (sample, time, ...) whose per-step shape is the one given to
         :meth:`Circuit.build`, with the same samples and steps as the others
-        and the dtype and device of the parameters of the nodes it feeds.
+        and the dtype and device of the parameters of the nodes it feeds
+        (past nodes without parameters, such as relays, of the nearest nodes
+        it reaches that have some). No stream may be named like a trace
+        (a node, or ``<node>_mu``/``<node>_logvar``).
         """
         if not isinstance(streams, Mapping) or not streams:
+            got = repr(streams) if isinstance(streams, Mapping) else type(streams).__name__
             raise ValueError(f"streams must be a non-empty dict of world streams (name -> tensor (sample, time, "
-                             f"...)), e.g. episode.streams(); got {streams!r}.")
+                             f"...)), e.g. episode.streams(); got {got}.")
+        hidden = sorted(k for k in streams if k in self._trace_names)
+        if hidden:
+            raise ValueError(f"streams: {hidden[0]!r} names one of the circuit's traces (its nodes are "
+                             f"{', '.join(self.nodes)}); pass the world streams only, e.g. episode.streams() "
+                             f"({', '.join(WORLD_STREAMS)}).")
         rebuild = "build the circuit for this world: circuit.build(world) or build_seeded(circuit, world=world)"
         needed = list(self._streams_read)
         missing = [k for k in needed if k not in streams]
@@ -864,6 +944,37 @@ class CircuitModule(nn.Module):
             traces[n] = torch.stack(hist[n], dim=1)
         for (n, k), xs in extra_hist.items():
             traces[f"{n}_{k}"] = torch.stack(xs, dim=1)
+
+
+def _check_ctx(ctx) -> RunContext:
+    """``ctx`` (a default :class:`RunContext` for None), checked."""
+    if ctx is None:
+        return RunContext()
+    if not isinstance(ctx, RunContext):
+        raise TypeError(f"ctx must be a RunContext (or None), got {type(ctx).__name__} {ctx!r}; use e.g. "
+                        f"RunContext(generator=torch.Generator().manual_seed(0), sample=True).")
+    if ctx.generator is not None and not isinstance(ctx.generator, torch.Generator):
+        raise TypeError(f"ctx.generator must be a torch.Generator (or None for torch's global generator), got "
+                        f"{type(ctx.generator).__name__} {ctx.generator!r}; use torch.Generator().manual_seed(seed).")
+    if not isinstance(ctx.sample, (bool, np.bool_)):
+        raise TypeError(f"ctx.sample must be True or False (draw Gaussian latents or use their means), got "
+                        f"{ctx.sample!r}.")
+    return ctx
+
+
+def _reached_from(stream: str, edges: list[_EdgeInfo]) -> list[str]:
+    """Nodes a stream reaches, breadth first: the nodes it feeds, then the nodes those feed, and so on."""
+    order: list[str] = []
+    frontier = [stream]
+    while frontier:
+        nxt = []
+        for src in frontier:
+            for e in edges:
+                if e.source == src and e.node not in order:
+                    order.append(e.node)
+                    nxt.append(e.node)
+        frontier = nxt
+    return order
 
 
 def _after_skip(y: Tensor, skip: int, n_s: int) -> Tensor:

@@ -44,7 +44,14 @@ def inertia(n_latents: int = 4, gamma: float = 0.5, alpha: float = 1.0, input_de
         Image size in pixels.
     gaussian : bool
         Gaussian (beta-VAE) latent instead of a deterministic one.
+
+    Raises
+    ------
+    CircuitError
+        ``dt_ms`` is not a positive finite number (it is also the delay of
+        the recurrent edge), or another parameter is out of range.
     """
+    _check_dt(dt_ms)  # before it becomes the recurrent edge's delay_ms, whose error would name that instead
     return Circuit(
         nodes={
             "enc": ConvEncoder(n_latents=n_latents, size=size, gaussian=gaussian),
@@ -94,8 +101,7 @@ def compensated(n_latents: int = 4, input_delay_ms: float = 10.0, horizon_steps:
         finite number.
     """
     # Checked here, before the default horizon divides by them (the Circuit checks them again).
-    if not _is_finite_number(dt_ms) or dt_ms <= 0:
-        raise CircuitError(f"dt_ms must be a positive number of ms, got {dt_ms!r}; use e.g. 10.")
+    _check_dt(dt_ms)
     if horizon_steps is None:
         if not _is_finite_number(input_delay_ms) or input_delay_ms < 0:
             raise CircuitError(f"input_delay_ms must be a finite number of ms >= 0 (the default horizon_steps "
@@ -121,6 +127,11 @@ def compensated(n_latents: int = 4, input_delay_ms: float = 10.0, horizon_steps:
 
 def _is_finite_number(value) -> bool:
     return is_real(value) and math.isfinite(value)
+
+
+def _check_dt(dt_ms) -> None:
+    if not _is_finite_number(dt_ms) or dt_ms <= 0:
+        raise CircuitError(f"dt_ms must be a positive number of ms, got {dt_ms!r}; use e.g. 10.")
 
 
 def autoencoder(n_latents: int = 4, *, input_delay_ms: float = 0.0, dt_ms: float = 10.0,

@@ -17,9 +17,18 @@ __all__ = ["simulate", "build_seeded"]
 
 def build_seeded(circuit: Circuit, *, input_shapes=None, world=None, seed: int = 0) -> CircuitModule:
     """Build ``circuit`` with parameters initialised from ``seed`` (global RNG left untouched)."""
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"circuit must be a Circuit spec, got {type(circuit).__name__} {circuit!r}; e.g. "
+                        f"neurodelay.presets.inertia().")
+    _check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return circuit.build(world, input_shapes=input_shapes)
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}; use one below 2**64, e.g. seed=0.")
 
 
 def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device=None,
@@ -51,8 +60,11 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
         variables or dimensions (``x``, ``time``, ``frames``, ...) is stored
         as ``node_<name>``; each variable's ``node`` attribute keeps the name.
     """
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}; use e.g. seed=0.")
+    _check_seed(seed)
+    if not callable(getattr(episode, "streams", None)):
+        raise TypeError(f"episode must be an Episode (world frames and factors, e.g. world.sample(4)), got "
+                        f"{type(episode).__name__}; a dict of streams goes to the built module instead: "
+                        f"module(streams).")
     streams = episode.streams()
     device = torch.device(device) if device is not None else next(iter(streams.values())).device
     streams = {k: v.to(device) for k, v in streams.items()}

@@ -21,6 +21,7 @@ float rounding) are those of the plain layers, which
 from __future__ import annotations
 
 import attrs
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -33,6 +34,14 @@ from .base import AbstractComponent, FrameModule, PortShapeError, RunContext
 __all__ = ["ConvEncoder", "ConvDecoder"]
 
 _CHANNELS = (32, 32, 64, 64)
+
+
+def _flag(inst, attr, value):
+    """True or False (numpy's bool is stored as the plain one)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{attr.name} must be True or False, got {value!r}; use e.g. {attr.name}=True.")
+    if type(value) is not bool:
+        object.__setattr__(inst, attr.name, bool(value))
 
 
 @attrs.frozen
@@ -58,7 +67,7 @@ class ConvEncoder(AbstractComponent):
     n_latents: int = attrs.field(default=4, validator=positive_int)
     size: int = attrs.field(default=32, validator=image_size)
     in_channels: int = attrs.field(default=1, validator=positive_int)
-    gaussian: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    gaussian: bool = attrs.field(default=False, validator=_flag)
 
     def out_shape(self, in_shapes):
         shape = in_shapes["in"]

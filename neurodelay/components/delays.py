@@ -217,6 +217,25 @@ def _delay_sequence(x: Tensor, steps_t: Tensor) -> Tensor:
     return hi + f * (lo - hi)
 
 
+def _check_line(value: Tensor, learnable: bool, min_steps, max_steps) -> None:
+    """Check a :class:`DelayLine`'s arguments (delays in steps)."""
+    if value.dim() > 1 or value.numel() == 0:
+        raise ValueError(f"DelayLine: steps must be one delay or one per channel (a flat sequence), got shape "
+                         f"{tuple(value.shape)}.")
+    if not bool(torch.isfinite(value).all()) or bool((value < 0).any()):
+        raise ValueError(f"DelayLine: steps must be finite and >= 0 (a delay cannot read the future), got "
+                         f"{value.tolist()}.")
+    if learnable:
+        lo = float(min_steps)
+        hi = float(max_steps) if max_steps is not None else float(value.max())
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo <= hi):
+            raise ValueError(f"DelayLine: a learnable delay needs finite bounds 0 <= min_steps <= max_steps, "
+                             f"got min_steps={min_steps!r}, max_steps={max_steps!r}.")
+        if bool((value < lo).any()) or bool((value > hi).any()):
+            raise ValueError(f"DelayLine: the initial steps {value.tolist()} must lie in [min_steps, max_steps] "
+                             f"= [{lo:g}, {hi:g}].")
+
+
 class DelayLine(nn.Module):
     """The torch module of one delayed edge.
 
@@ -234,6 +253,7 @@ class DelayLine(nn.Module):
                  max_steps: float | None = None):
         super().__init__()
         value = torch.as_tensor(steps, dtype=torch.float64)
+        _check_line(value, learnable, min_steps, max_steps)
         self.per_channel = value.dim() == 1
         self.learnable = learnable
         self.min_steps = float(min_steps)

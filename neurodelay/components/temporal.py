@@ -100,7 +100,7 @@ class _BlendModule(NodeModule):
         drive, pred = inputs["drive"], inputs["prediction"]
         z = torch.lerp(drive, pred, self.gamma)
         v = valid["prediction"]
-        if v > valid["drive"]:
+        if v > 0:  # the drive alone until the prediction is valid, as forward_step
             v = min(v, drive.shape[1])
             z = torch.cat([drive[:, :v], z[:, v:]], dim=1)
         return z, {}

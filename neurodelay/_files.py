@@ -1,8 +1,11 @@
-"""File helpers shared by the atomic writers (results, checkpoints)."""
+"""File helpers shared by the atomic writers (results, checkpoints, reports, figures)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def _umask() -> int:
@@ -27,3 +30,38 @@ def give_default_mode(path: str | os.PathLike) -> None:
     readable by its owner only, whatever the umask.
     """
     os.chmod(path, 0o666 & ~_umask())
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str | None = "wb", *, encoding: str | None = None,
+                prefix: str | None = None, fsync: bool = False):
+    """Write ``path`` atomically: yield a private temporary file in its folder, renamed over it at the end.
+
+    The block gets the open file (``mode``), or, with ``mode=None``, the
+    temporary file's path (for writers that open it themselves). When the
+    block ends without an error, the file gets the mode a plain ``open``
+    would give it and replaces ``path``; on any error, Ctrl-C included, it
+    is removed and ``path`` is left as it was. ``fsync`` flushes the data
+    to disk before the rename.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if mode is None:
+            os.close(fd)
+            yield tmp
+        else:
+            with os.fdopen(fd, mode, encoding=encoding) as f:
+                yield f
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+        give_default_mode(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

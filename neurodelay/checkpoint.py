@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ import numpy as np
 import torch
 import yaml
 
-from ._files import give_default_mode
+from ._files import atomic_file
 from .errors import CheckpointError
 
 __all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "training_text", "trains_alike", "save_checkpoint", "load_checkpoint",
@@ -164,22 +163,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         ``version`` are added.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **state}
-    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        give_default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_file(path, "wb", prefix=_temporary_prefix(path), fsync=True) as f:
+        torch.save(payload, f)
 
 
 def _temporary_prefix(path: Path) -> str:

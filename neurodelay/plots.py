@@ -8,8 +8,6 @@ intensities in [0, 1].
 
 from __future__ import annotations
 
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._files import give_default_mode
+from ._files import atomic_file
 
 __all__ = ["plot_run", "plot_losses", "plot_frames", "plot_error_time", "plot_latents", "plot_sweep",
            "save_figure"]
@@ -36,19 +34,10 @@ def save_figure(fig: Figure, path, *, dpi: int = _DPI) -> Path:
     half-written one, and no temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, dpi=dpi, format="png")
-        give_default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, dpi=dpi, format="png")
     return path
 
 

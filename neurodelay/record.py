@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 import xarray as xr
 import yaml
 
-from ._files import give_default_mode
+from ._files import atomic_file
 
 __all__ = ["traces_to_dataset", "module_dataset", "variable_name", "RESERVED_NAMES", "write_netcdf",
            "netcdf_attr_value"]
@@ -272,16 +271,7 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     ``_FillValue``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ds = _storable(ds)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path, None) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4")
-        give_default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

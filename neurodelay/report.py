@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 import xarray as xr
 
-from ._files import give_default_mode
+from ._files import atomic_file
 
 __all__ = ["write_report", "write_sweep_report", "key_numbers"]
 
@@ -44,16 +43,8 @@ def _link(rel: str) -> str:
 
 def _atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a private temporary file renamed into place (removed on failure)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        give_default_mode(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:

@@ -34,6 +34,7 @@ import torch
 import xarray as xr
 import yaml
 
+from ._files import atomic_file
 from .checkpoint import load_checkpoint
 from .circuit import world_shapes
 from .components.base import RunContext
@@ -376,6 +377,5 @@ def _netcdf_attrs(ds: xr.Dataset) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        f.write(text)

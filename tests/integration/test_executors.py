@@ -263,7 +263,8 @@ def test_a_point_out_of_requeues_says_how_to_go_on(tmp_path, monkeypatch):
     assert (tmp_path / point.name / "error.txt").read_text().splitlines()[0] == first
 
 
-@pytest.mark.parametrize("group", [True, False], ids=["ctrl-c", "sigint-to-the-sweep-alone"])
+@pytest.mark.parametrize("group", [True, pytest.param(False, marks=pytest.mark.slow)],
+                         ids=["ctrl-c", "sigint-to-the-sweep-alone"])
 def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, group):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) on a processes:2 sweep: the points
     not started are cancelled, the running ones end their step and write a checkpoint there, and the command

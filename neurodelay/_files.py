@@ -65,3 +65,9 @@ def atomic_file(path: str | os.PathLike, mode: str | None = "wb", *, encoding: s
         except FileNotFoundError:
             pass
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import numpy as np
 import xarray as xr
 
-from ._files import atomic_file
+from ._files import write_text_atomic
 
 __all__ = ["write_report", "write_sweep_report", "key_numbers"]
 
@@ -39,12 +39,6 @@ def _exact(x) -> str:
 def _link(rel: str) -> str:
     """A relative path as a Markdown link target (``#``, spaces, parentheses percent-encoded)."""
     return quote(rel, safe="/=,+-._~")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a private temporary file renamed into place (removed on failure)."""
-    with atomic_file(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def key_numbers(ds: xr.Dataset) -> list[tuple[str, str]]:
@@ -166,7 +160,7 @@ def write_report(out_dir, study, ds: xr.Dataset, *, figures, schedule: str, stud
     lines += ["## Circuit schedule", "", "```text", schedule.rstrip(), "```", "",
               "## Study", "", "```yaml", study_text.rstrip(), "```", ""]
     path = out_dir / "report.md"
-    _atomic_write(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path
 
 
@@ -235,5 +229,5 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
         for po in outcome.failed:  # the whole error (traceback, a Slurm job's error stream), not only its summary
             lines += [f"### {po.point.name}", ""] + _fenced(po.detail or po.error) + [""]
     path = out_dir / "report.md"
-    _atomic_write(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
     return path

@@ -34,7 +34,7 @@ import torch
 import xarray as xr
 import yaml
 
-from ._files import atomic_file
+from ._files import write_text_atomic
 from .checkpoint import load_checkpoint
 from .circuit import world_shapes
 from .components.base import RunContext
@@ -264,7 +264,7 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
     if not resuming:
         out.mkdir(parents=True, exist_ok=True)
         _clear_outputs(out)
-        _write_text(out / "study.resolved.yaml", study_text)
+        write_text_atomic(out / "study.resolved.yaml", study_text)
 
     if resuming and not (study.train.steps > 0 and n_params > 0):  # train() would not read the checkpoint
         held = load_checkpoint(ckpt, study_text=study_text, seed=study.seed)["step"]
@@ -283,7 +283,7 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
         _say(quiet, f"{study.name}: nothing to train ({why}); simulating")
     if resuming:  # the checkpoint was accepted: replace the previous outputs
         _clear_outputs(out)
-        _write_text(out / "study.resolved.yaml", study_text)
+        write_text_atomic(out / "study.resolved.yaml", study_text)
 
     _say(quiet, f"{study.name}: evaluating {study.evaluate.n_sequences} sequences")
     module.to(dev)
@@ -374,8 +374,3 @@ def _netcdf_attrs(ds: xr.Dataset) -> None:
     """Make every attribute storable in netCDF (in place)."""
     for obj in (ds, *ds.variables.values()):
         obj.attrs = {k: _attr_value(v) for k, v in obj.attrs.items()}
-
-
-def _write_text(path: Path, text: str) -> None:
-    with atomic_file(path, "w", encoding="utf-8") as f:
-        f.write(text)

@@ -39,6 +39,7 @@ import pandas as pd
 import xarray as xr
 import yaml
 
+from ._files import write_text_atomic
 from .errors import ConfigError
 from .record import write_netcdf
 from .study import Study, study_to_yaml, with_values
@@ -232,8 +233,7 @@ def record_error(folder, text: str | None) -> None:
         if text is None:
             path.unlink(missing_ok=True)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text.rstrip() + "\n", encoding="utf-8")
+            write_text_atomic(path, text.rstrip() + "\n")
     except OSError:
         pass
 
@@ -382,7 +382,7 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
         # not the folder, its lock or study.resolved.yaml, and no point is cleared.
         engine.check([PointJob(study, p, str(out_dir / p.name), resume, device) for p in points])
     with sweep_lock(out_dir):
-        (out_dir / "study.resolved.yaml").write_text(study_to_yaml(study), encoding="utf-8")
+        write_text_atomic(out_dir / "study.resolved.yaml", study_to_yaml(study))
         if not detach:  # the job ids of an earlier detached run no longer say what became of the points
             (out_dir / "jobs.yaml").unlink(missing_ok=True)
         outcome = SweepOutcome(out_dir)
@@ -403,7 +403,7 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
             if detach:
                 submitted = engine.submit(jobs)
                 ids = {p.name: str(j.job_id) for p, j in zip(pending, submitted)}
-                (out_dir / "jobs.yaml").write_text(yaml.safe_dump(ids, sort_keys=False), encoding="utf-8")
+                write_text_atomic(out_dir / "jobs.yaml", yaml.safe_dump(ids, sort_keys=False))
                 _say(quiet, f"submitted {len(ids)} points ({settings.name}); combine them later with "
                             f"--collect")
                 return outcome

@@ -48,7 +48,9 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
     seed : int
         Seed (>= 0) for parameter initialisation when ``circuit`` is a spec.
     device : str or torch.device, optional
-        Where to run (default: the episode's device).
+        Where to run (default: the episode's device). A built module is
+        moved there in place (``module.to(device)``) and stays there; its
+        training or evaluation mode is restored afterwards.
     mode : {"auto", "sequence", "step"}
         Execution mode (see :meth:`CircuitModule.forward`).
 

@@ -495,6 +495,7 @@ class ProcessExecutor:
         jobs = [attrs_evolve_threads(j, threads) for j in jobs]
         results: dict[int, JobResult] = {}
         pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=mp.get_context("spawn"))
+        futures: dict = {}
         try:
             futures = {pool.submit(_execute_in_worker, job): i for i, job in enumerate(jobs)}
             for fut in cf.as_completed(futures):
@@ -506,7 +507,7 @@ class ProcessExecutor:
                 if on_result:
                     on_result(jobs[i], results[i])
         except KeyboardInterrupt:
-            _stop_workers(pool, [f for f in futures if not f.done()] if "futures" in locals() else [])
+            _stop_workers(pool, [f for f in futures if not f.done()])
             raise
         pool.shutdown(wait=True)
         return [results[i] for i in range(len(jobs))]

@@ -338,49 +338,48 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     t0 = time.perf_counter()
     step = start
     skip = None
-    stop = _DeferredInterrupts()
-    try:
-        stop.__enter__()
-        for step in range(start + 1, settings.steps + 1):
-            world_seed, noise_seed = step_seeds(seed, step)
-            streams = world.sample(settings.batch_size, seed=world_seed, device=device).streams()
-            generator.manual_seed(noise_seed)
-            if skip is None:  # the steps no loss term reads are not computed (fixed per run)
-                skip = first_scored_steps(objective, module, next(iter(streams.values())).shape[1], factor_names)
-            with autocast(device, enabled=bf16):
-                traces = module(streams, ctx=ctx, skip_before=skip)
-            losses = compute_losses(objective, traces, streams, module, factor_names=factor_names)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            optimizer.step()
+    with _DeferredInterrupts() as stop:
+        try:
+            for step in range(start + 1, settings.steps + 1):
+                world_seed, noise_seed = step_seeds(seed, step)
+                streams = world.sample(settings.batch_size, seed=world_seed, device=device).streams()
+                generator.manual_seed(noise_seed)
+                if skip is None:  # the steps no loss term reads are not computed (fixed per run)
+                    n_frames = next(iter(streams.values())).shape[1]
+                    skip = first_scored_steps(objective, module, n_frames, factor_names)
+                with autocast(device, enabled=bf16):
+                    traces = module(streams, ctx=ctx, skip_before=skip)
+                losses = compute_losses(objective, traces, streams, module, factor_names=factor_names)
+                optimizer.zero_grad(set_to_none=True)
+                losses["total"].backward()
+                if clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                optimizer.step()
 
-            values = torch.stack([v.detach() for v in losses.values()])
-            if keys is None:
-                keys = list(losses)
-                first_bad = torch.full((len(keys),), -1, dtype=torch.int64, device=values.device)
-            first_bad.masked_fill_((first_bad < 0) & ~torch.isfinite(values), step)
-            bar.update(1)
-            log_now = step == 1 or step % settings.log_every == 0 or step == settings.steps
-            ckpt_now = step % settings.checkpoint_every == 0 or step == settings.steps
-            if log_now or ckpt_now or stop.received:
-                _raise_if_bad(first_bad, keys, checkpoint_path, saved_step)  # one host sync
-            if log_now:
-                numbers = dict(zip(keys, values.tolist()))
-                logged_steps.append(step)
-                for k, v in numbers.items():
-                    history.setdefault(k, []).append(v)
-                bar.set_postfix(loss=f"{numbers['total']:.4g}", refresh=False)
-                if on_log is not None:
-                    on_log(step, numbers)
-            if ckpt_now or stop.received:  # a signal during this step: keep the step, then stop
-                checkpoint(step)
-                if stop.received:
-                    stop.raise_now(step, checkpoint_path)
-    finally:
-        stop.__exit__(None, None, None)
-        bar.close()
+                values = torch.stack([v.detach() for v in losses.values()])
+                if keys is None:
+                    keys = list(losses)
+                    first_bad = torch.full((len(keys),), -1, dtype=torch.int64, device=values.device)
+                first_bad.masked_fill_((first_bad < 0) & ~torch.isfinite(values), step)
+                bar.update(1)
+                log_now = step == 1 or step % settings.log_every == 0 or step == settings.steps
+                ckpt_now = step % settings.checkpoint_every == 0 or step == settings.steps
+                if log_now or ckpt_now or stop.received:
+                    _raise_if_bad(first_bad, keys, checkpoint_path, saved_step)  # one host sync
+                if log_now:
+                    numbers = dict(zip(keys, values.tolist()))
+                    logged_steps.append(step)
+                    for k, v in numbers.items():
+                        history.setdefault(k, []).append(v)
+                    bar.set_postfix(loss=f"{numbers['total']:.4g}", refresh=False)
+                    if on_log is not None:
+                        on_log(step, numbers)
+                if ckpt_now or stop.received:  # a signal during this step: keep the step, then stop
+                    checkpoint(step)
+                    if stop.received:
+                        stop.raise_now(step, checkpoint_path)
+        finally:
+            bar.close()
     seconds = time.perf_counter() - t0
     n_done = step - start
     return TrainResult(

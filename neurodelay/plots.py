@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ._files import atomic_file
 
-__all__ = ["plot_run", "plot_losses", "plot_frames", "plot_error_time", "plot_latents", "plot_sweep",
+__all__ = ["plot_run", "plot_losses", "plot_learned_delays", "plot_frames", "plot_error_time", "plot_latents", "plot_sweep",
            "save_figure"]
 
 _DPI = 100
@@ -65,6 +65,9 @@ def plot_run(ds: xr.Dataset, fig_dir, *, recon_node: str | None = None) -> list[
     if "reconstruction_mse_by_time" in ds:
         out.append((plot_error_time(ds, fig_dir / "error_time.png"),
                     "Reconstruction error per pixel at each step, averaged over the evaluation set."))
+    if "delay_ms_history" in ds and ds.sizes.get("step", 0):
+        out.append((plot_learned_delays(ds, fig_dir / "learned_delays.png"),
+                    "Each learned delay against the training step, with its bounds (dashed)."))
     node = _latent_node(ds)
     if node is not None and "factors" in ds:
         out.append((plot_latents(ds, fig_dir / "latents.png", node),
@@ -99,6 +102,37 @@ def plot_losses(ds: xr.Dataset, path) -> Path:
     ax.set_title("training loss (summed over elements and scored steps)")
     ax.grid(True, alpha=0.3)
     ax.legend(title="term", fontsize="small")
+    return _save(fig, Path(path))
+
+
+def plot_learned_delays(ds: xr.Dataset, path) -> Path:
+    """Each learned delay (``delay_ms_history``) against the training step, bounds dashed."""
+    fig = Figure(figsize=(6.4, 4.0))
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.13, top=0.91)
+    ax = fig.add_subplot()
+    steps = ds["step"].values
+    hist = ds["delay_ms_history"]
+    marker = {"marker": "o", "ms": 3} if len(steps) <= 20 else {}
+    bounds = set()
+    for i in range(ds.sizes["delay"]):
+        row = hist.isel(delay=i)
+        label = str(row["delay_edge"].item()) if "delay_edge" in row.coords else f"delay {i}"
+        channel = int(row["delay_channel"]) if "delay_channel" in row.coords else -1
+        if channel >= 0:
+            label += f" [{channel}]"
+        x = np.concatenate([[0], steps])  # step 0: the initial value
+        y = np.concatenate([[float(ds["delay_initial_ms"].isel(delay=i))], row.values])
+        ax.plot(x, y, lw=1.3, label=label, **marker)
+        bounds |= {float(ds["delay_min_ms"].isel(delay=i)), float(ds["delay_max_ms"].isel(delay=i))}
+    for b in sorted(bounds):
+        ax.axhline(b, color="0.5", ls="--", lw=0.8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("training step (optimiser updates)")
+    ax.set_ylabel("delay (ms)")
+    ax.set_title("learned delays")
+    ax.grid(True, alpha=0.3)
+    if ds.sizes["delay"] <= 12:
+        ax.legend(fontsize="small")
     return _save(fig, Path(path))
 
 

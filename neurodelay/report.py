@@ -81,6 +81,21 @@ def metric_rows(ds: xr.Dataset) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def learned_delay_rows(ds: xr.Dataset) -> list[tuple[str, str, str, str, str]]:
+    """The learned delays as (edge, channel, initial ms, learned ms, bounds ms) rows (none if none)."""
+    if "delay_ms" not in ds or "delay" not in ds.dims:
+        return []
+    rows = []
+    for i in range(ds.sizes["delay"]):
+        row = ds.isel(delay=i)
+        channel = int(row["delay_channel"]) if "delay_channel" in row.coords else -1
+        rows.append((f"`{row['delay_edge'].item()}`" if "delay_edge" in row.coords else str(i),
+                     "all" if channel < 0 else str(channel), _fmt(float(row["delay_initial_ms"])),
+                     _fmt(float(row["delay_ms"])),
+                     f"{_fmt(float(row['delay_min_ms']))} to {_fmt(float(row['delay_max_ms']))}"))
+    return rows
+
+
 def _fenced(text: str, info: str = "text") -> list[str]:
     """``text`` in a fenced code block whose fence is longer than any backtick run inside it."""
     longest, run = 0, 0
@@ -150,6 +165,11 @@ def write_report(out_dir, study, ds: xr.Dataset, *, figures, schedule: str, stud
     if metrics:
         lines += ["## Metrics", "", "Scalar results of the analyses, as stored in `results.nc`.", ""]
         lines += _table(metrics, ("variable", "value", "units", "meaning")) + [""]
+    delays = learned_delay_rows(ds)
+    if delays:
+        lines += ["## Learned delays", "", "Each learned delay at the start and at the end of training "
+                  "(`delay_ms` in `results.nc`; `delay_ms_history` over the logged steps).", ""]
+        lines += _table(delays, ("edge", "channel", "initial (ms)", "learned (ms)", "bounds (ms)")) + [""]
     if figures:
         lines += ["## Figures", ""]
         for path, caption in figures:

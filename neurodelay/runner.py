@@ -179,6 +179,51 @@ def _add_history(ds: xr.Dataset, result) -> xr.Dataset:
     return ds
 
 
+def _add_learned_delays(ds: xr.Dataset, module, result) -> xr.Dataset:
+    """The learned delays (``delay`` dimension: one row per learned edge and channel), if any."""
+    rows = []  # (edge index, label, channel, initial, final, lo, hi) in ms
+    dt = float(module.dt_ms)
+    for e in module.plan.edges:
+        line = module.delays[str(e.index)] if str(e.index) in module.delays else None
+        if line is None or not line.learnable:
+            continue
+        initial = np.atleast_1d(np.asarray(e.edge.delay_ms, dtype=np.float64))
+        final = line.steps.detach().double().cpu().reshape(-1).numpy() * dt
+        initial = np.broadcast_to(initial, final.shape)
+        for c in range(final.size):
+            rows.append((e.index, f"{e.edge.source} -> {e.node}.{e.port}", c if line.per_channel else -1,
+                         float(initial[c]), float(final[c]), float(e.edge.min_delay_ms),
+                         float(e.edge.max_delay_ms)))
+    if not rows:
+        return ds
+    index, label, channel, initial, final, lo, hi = (list(col) for col in zip(*rows))
+    ds = ds.assign_coords(
+        delay_edge=("delay", np.asarray(label, dtype=object), {"long_name": "learned delay's edge (source -> node.port)"}),
+        delay_edge_index=("delay", np.asarray(index, dtype=np.int64),
+                          {"long_name": "index of the edge in the circuit's edge list", "units": "1"}),
+        delay_channel=("delay", np.asarray(channel, dtype=np.int64),
+                       {"long_name": "channel of a per-channel delay (-1: one delay for every channel)",
+                        "units": "1"}))
+    for name, values, what in (("delay_ms", final, "learned delay at the end of training"),
+                               ("delay_initial_ms", initial, "learned delay's initial value"),
+                               ("delay_min_ms", lo, "lower bound of the learned delay"),
+                               ("delay_max_ms", hi, "upper bound of the learned delay")):
+        ds[name] = ("delay", np.asarray(values, dtype=np.float64), {"long_name": what, "units": "ms"})
+    if result is not None and len(result.steps) and result.delays:
+        by_edge = {}
+        for k, v in result.delays.items():
+            by_edge[int(k)] = v
+        cols, seen = [], {}
+        for i in index:
+            j = seen.get(i, 0)
+            seen[i] = j + 1
+            cols.append(by_edge[i][:, j])
+        ds["delay_ms_history"] = (("step", "delay"), np.stack(cols, axis=1), {
+            "long_name": "learned delay after the update of each logged training step (NaN: not recorded)",
+            "units": "ms"})
+    return ds
+
+
 def _versions() -> tuple[str, str]:
     from . import __version__
 
@@ -291,6 +336,7 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
     ds = _add_coords(ds)
     recon_node = _add_reconstruction(ds, study, module, names)
     ds = _add_history(ds, result)
+    ds = _add_learned_delays(ds, module, result)
     version, torch_version = _versions()
     ds.attrs.update({
         "Conventions": "CF-1.8",

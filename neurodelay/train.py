@@ -137,6 +137,12 @@ class TrainResult:
     timed_steps : int
         Steps that ``total_seconds`` covers (every step, unless the run was
         resumed from a checkpoint that did not record its time).
+    delays : dict of str -> numpy.ndarray of float64, shape (n_logged, n_values)
+        Per learned delay (keyed by its edge's index in the circuit, as in
+        ``module.delays``): the delay in ms after each logged step's update,
+        one column per channel (one column for a single delay). NaN at steps
+        logged by a checkpoint that did not record delays. Empty when the
+        circuit learns no delay.
     """
 
     steps: np.ndarray
@@ -146,6 +152,7 @@ class TrainResult:
     seconds: float = 0.0
     total_seconds: float = 0.0
     timed_steps: int = 0
+    delays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def run_steps_per_second(self) -> float:
@@ -304,10 +311,13 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     saved_step: list[int] = []  # steps of the checkpoints this run restored or wrote
     logged_steps: list[int] = []
     history: dict[str, list[float]] = {}
+    # Learned delays: put back within their bounds after every update, logged in ms.
+    lines = {k: line for k, line in module.delays.items() if line.learnable}
+    delay_log: dict[str, list[list[float]]] = {k: [] for k in lines}
     prior = {"seconds": 0.0, "steps": 0}  # training time recorded by the checkpoint resumed from
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         start = _restore(checkpoint_path, module, optimizer, settings, study_text, seed, history,
-                         logged_steps, prior)
+                         logged_steps, prior, delay_log)
         saved_step.append(start)
     module.train()
 
@@ -321,6 +331,7 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
             "model": module.state_dict(),
             "optimizer": optimizer.state_dict(),
             "history": {"step": list(logged_steps), **{k: list(v) for k, v in history.items()}},
+            "delay_history": {k: [list(row) for row in v] for k, v in delay_log.items()},
             "rng": capture_rng_state(),
             "train_seconds": prior["seconds"] + (time.perf_counter() - t0),
             "train_timed_steps": prior["steps"] + (step - start),
@@ -355,6 +366,8 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, clip)
                 optimizer.step()
+                for line in lines.values():
+                    line.project_()
 
                 values = torch.stack([v.detach() for v in losses.values()])
                 if keys is None:
@@ -371,6 +384,9 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
                     logged_steps.append(step)
                     for k, v in numbers.items():
                         history.setdefault(k, []).append(v)
+                    for k, line in lines.items():
+                        delay_log[k].append((line.steps.detach().double().cpu().reshape(-1)
+                                             * module.dt_ms).tolist())
                     bar.set_postfix(loss=f"{numbers['total']:.4g}", refresh=False)
                     if on_log is not None:
                         on_log(step, numbers)
@@ -390,6 +406,8 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
         seconds=seconds,
         total_seconds=prior["seconds"] + seconds,
         timed_steps=prior["steps"] + n_done,
+        delays={k: np.asarray(v, dtype=np.float64).reshape(len(v), lines[k].steps.numel())
+                for k, v in delay_log.items()},
     )
 
 
@@ -474,7 +492,7 @@ def steps_below_checkpoint(path, step: int, steps: int) -> str:
 
 
 def _restore(path: Path, module, optimizer, settings, study_text, seed, history, logged_steps,
-             prior: dict | None = None) -> int:
+             prior: dict | None = None, delay_log: dict | None = None) -> int:
     ckpt = load_checkpoint(path, study_text=study_text, seed=seed)
     step = ckpt["step"]
     if not isinstance(step, int) or step < 0:
@@ -494,6 +512,16 @@ def _restore(path: Path, module, optimizer, settings, study_text, seed, history,
     logged_steps.extend(int(s) for s in saved.pop("step", []))
     for k, v in saved.items():
         history[k] = [float(x) for x in v]
+    if delay_log:
+        # Checkpoints written before delays were logged hold none: those steps read NaN.
+        saved_delays = ckpt.get("delay_history")
+        saved_delays = saved_delays if isinstance(saved_delays, dict) else {}
+        for k, line in module.delays.items():
+            if k in delay_log:
+                rows = saved_delays.get(k)
+                if not isinstance(rows, list) or len(rows) != len(logged_steps):
+                    rows = [[float("nan")] * line.steps.numel()] * len(logged_steps)
+                delay_log[k][:] = [[float(x) for x in row] for row in rows]
     if prior is not None:
         seconds, timed = ckpt.get("train_seconds"), ckpt.get("train_timed_steps")
         if isinstance(seconds, float) and isinstance(timed, int) and seconds >= 0 and 0 <= timed <= step:

@@ -2,7 +2,7 @@
 
 from .areas import ConvDecoder, ConvEncoder
 from .base import AbstractComponent, FrameModule, NodeModule, PortShapeError, RunContext
-from .delays import DelayLine, delay_sequence, shift
+from .delays import DelayLine, delay_sequence, project_delays, shift
 from .temporal import Blend, Extrapolator, Relay
 
 #: Component classes by their study-file ``kind``.
@@ -13,5 +13,5 @@ COMPONENTS: dict[str, type[AbstractComponent]] = {
 __all__ = [
     "AbstractComponent", "NodeModule", "FrameModule", "RunContext", "PortShapeError",
     "ConvEncoder", "ConvDecoder", "Extrapolator", "Blend", "Relay",
-    "DelayLine", "delay_sequence", "shift", "COMPONENTS",
+    "DelayLine", "delay_sequence", "project_delays", "shift", "COMPONENTS",
 ]

@@ -22,7 +22,7 @@ import numbers
 import torch
 from torch import Tensor, nn
 
-__all__ = ["shift", "time_window", "delay_sequence", "DelayLine"]
+__all__ = ["shift", "time_window", "delay_sequence", "DelayLine", "project_delays"]
 
 
 def shift(x: Tensor, k: int) -> Tensor:
@@ -246,7 +246,14 @@ class DelayLine(nn.Module):
     learnable : bool
         Make the delay a trainable parameter (fractional by construction).
     min_steps, max_steps : float
-        Bounds the delay is clamped to when learnable.
+        Bounds of a learnable delay. The delay a line applies is its
+        parameter clamped to them; after each optimiser step
+        :func:`~neurodelay.train.train` puts the parameter itself back
+        within them (:meth:`project_`), so that a step that carries it past
+        a bound leaves it at the bound, where its gradient can still bring it
+        back. A training loop of one's own calls :func:`project_delays`
+        after each ``optimizer.step()`` for the same reason: a parameter
+        left beyond its bound gets zero gradient and never moves again.
     """
 
     def __init__(self, steps, *, learnable: bool = False, min_steps: float = 0.0,
@@ -286,6 +293,12 @@ class DelayLine(nn.Module):
             return int(math.ceil(self.max_steps))
         return int(math.ceil(float(self.steps_fixed.max())))
 
+    def project_(self) -> None:
+        """Put a learnable delay's parameter back within [min_steps, max_steps] (in place; a no-op otherwise)."""
+        if self.learnable:
+            with torch.no_grad():
+                self.steps_param.clamp_(self.min_steps, self.max_steps)
+
     def forward(self, x: Tensor) -> Tensor:
         """Delay a whole sequence, shape (sample, time, ...)."""
         if self._uniform_int:
@@ -321,3 +334,25 @@ class DelayLine(nn.Module):
         lo_idx = ((t - k - 1).clamp_min(0) - first).view(1, 1, n_c).expand(n_s, 1, n_c)
         lo = window.gather(1, lo_idx).squeeze(1)
         return hi + f * (lo - hi)
+
+
+def project_delays(module: nn.Module) -> int:
+    """Put every learnable delay of ``module`` back within its bounds (in place).
+
+    Call it after each optimiser step of a training loop of one's own
+    (:func:`~neurodelay.train.train` does): a delay parameter that a step
+    carried past a bound is otherwise clamped there with zero gradient, and
+    never moves back however the loss changes.
+
+    Returns
+    -------
+    int
+        The number of learnable delay lines projected.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"project_delays: module must be a torch.nn.Module (a built circuit), "
+                        f"got {type(module).__name__}.")
+    lines = [m for m in module.modules() if isinstance(m, DelayLine) and m.learnable]
+    for line in lines:
+        line.project_()
+    return len(lines)

@@ -11,6 +11,7 @@ import xarray as xr
 from .circuit import Circuit, CircuitModule
 from .components.base import RunContext
 from .record import module_dataset
+from .worlds._spec import check_device
 
 __all__ = ["simulate", "build_seeded"]
 
@@ -48,9 +49,10 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
     seed : int
         Seed (>= 0) for parameter initialisation when ``circuit`` is a spec.
     device : str or torch.device, optional
-        Where to run (default: the episode's device). A built module is
-        moved there in place (``module.to(device)``) and stays there; its
-        training or evaluation mode is restored afterwards.
+        Where to run (default: the episode's device; ValueError if torch
+        does not know it or it is a CUDA device that is not here). A
+        built module is moved there in place (``module.to(device)``) and
+        stays there; its training or evaluation mode is restored afterwards.
     mode : {"auto", "sequence", "step"}
         Execution mode (see :meth:`CircuitModule.forward`).
 
@@ -67,6 +69,7 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
         raise TypeError(f"episode must be an Episode (world frames and factors, e.g. world.sample(4)), got "
                         f"{type(episode).__name__}; a dict of streams goes to the built module instead: "
                         f"module(streams).")
+    check_device(device)  # a clear error for an unknown name or an absent GPU, not torch's from inside .to()
     streams = episode.streams()
     device = torch.device(device) if device is not None else next(iter(streams.values())).device
     streams = {k: v.to(device) for k, v in streams.items()}

@@ -184,6 +184,29 @@ def _preset_params(value):
     return tuple((str(k), _freeze(v)) for k, v in value)
 
 
+def _preset_parameters(name: str) -> list[str]:
+    """The parameters a study may give preset ``name`` (a key of PRESETS): its function's, but ``dt_ms``."""
+    return [p for p in inspect.signature(PRESETS[name]).parameters if p != "dt_ms"]
+
+
+def _preset_key_problems(name, keys) -> list[tuple[str, str]]:
+    """(sub-path, message) for an unknown preset ``name``, or for each of ``keys`` it does not take."""
+    if name not in PRESETS:
+        close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return [(".preset", f"unknown preset {name!r}; {hint}valid presets: {', '.join(PRESETS)}.")]
+    valid = _preset_parameters(name)
+    problems = []
+    for key in keys:
+        if key == "dt_ms":
+            problems.append((".dt_ms", "dt_ms is the study's: set it at the top of the file "
+                                       "(dt_ms: 10), not in the circuit."))
+        elif key not in valid:
+            problems.append((_key_path(key), f"unknown parameter {key!r} of preset {name!r}; "
+                                             f"{_suggest(key, valid)}"))
+    return problems
+
+
 @attrs.frozen
 class PresetCircuit:
     """A circuit from :data:`neurodelay.presets.PRESETS` with its parameters.
@@ -203,7 +226,18 @@ class PresetCircuit:
     params: tuple[tuple[str, Any], ...] = attrs.field(default=(), converter=_preset_params)
 
     def build(self, dt_ms: float) -> Circuit:
-        """The circuit, on the time grid ``dt_ms``."""
+        """The circuit, on the time grid ``dt_ms``.
+
+        Raises
+        ------
+        ConfigError
+            ``preset`` is not a preset, or ``params`` names a parameter the
+            preset does not take (``dt_ms`` among them: it is the study's).
+        """
+        problems = _preset_key_problems(self.preset, [k for k, _ in self.params])
+        if problems:
+            raise ConfigError("; ".join(f"PresetCircuit{'' if path == '.preset' else '.params'}{path}: {msg}"
+                                        for path, msg in problems))
         return PRESETS[self.preset](**dict(self.params), dt_ms=dt_ms)
 
 
@@ -623,23 +657,16 @@ class _StudyConverter:
             return value
         name = value.get("preset")
         if name not in PRESETS:
-            close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise _Located([(".preset", f"unknown preset {name!r}; {hint}valid presets: "
-                                        f"{', '.join(PRESETS)}.")])
+            raise _Located(_preset_key_problems(name, []))
         fn = PRESETS[name]
         hints = typing.get_type_hints(fn)
-        valid = [p for p in inspect.signature(fn).parameters if p != "dt_ms"]
+        valid = _preset_parameters(name)
         problems, params = [], []
         for key, v in value.items():
             if key == "preset":
                 continue
-            if key == "dt_ms":
-                problems.append((".dt_ms", "dt_ms is the study's: set it at the top of the file "
-                                           "(dt_ms: 10), not in the circuit."))
-            elif key not in valid:
-                problems.append((_key_path(key), f"unknown parameter {key!r} of preset {name!r}; "
-                                                 f"{_suggest(key, valid)}"))
+            if key not in valid:
+                problems += _preset_key_problems(name, [key])
             else:
                 try:
                     params.append((key, self.c.structure(v, hints.get(key, Any))))
@@ -1116,6 +1143,10 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
                             f"dt_ms={study.dt_ms:g}; make them equal (the study's dt is the circuit's).")]
     dt = float(study.dt_ms)
     preset = isinstance(study.circuit, PresetCircuit)
+    if preset:  # a PresetCircuit made in Python has not been through the study file's checks
+        problems = _preset_key_problems(study.circuit.preset, [k for k, _ in study.circuit.params])
+        if problems:
+            return [("$.circuit" + path, msg) for path, msg in problems]
     try:
         circuit = study.build_circuit()
     except (ConfigError, ValueError, TypeError) as exc:

@@ -104,6 +104,26 @@ def perception_latency(module, node: str) -> int:
                    f"auxiliary trace <node>_{'/_'.join(_AUX_TRACES)} of one.")
 
 
+def trace_name(module, name: str) -> str:
+    """The circuit trace that ``name`` stands for: a trace (node or ``<node>_mu`` / ``<node>_logvar``) itself,
+    or the results variable of one (``simulate`` stores a trace named like a results variable or dimension,
+    e.g. a node ``latent``, as ``node_latent``); ``name`` unchanged if it is neither."""
+    from neurodelay.circuit import _AUX_TRACES
+    from neurodelay.record import variable_name
+
+    circuit = getattr(module, "circuit", None)
+    nodes = getattr(circuit, "nodes", None)
+    if not isinstance(nodes, dict):
+        return name
+    traces = set(nodes) | {f"{n}_{k}" for n in nodes for k in _AUX_TRACES}
+    if name in traces:
+        return name
+    for trace in sorted(traces):
+        if variable_name(trace, taken=traces - {trace}) == name:
+            return trace
+    return name
+
+
 def _flash_lag_core(moving: np.ndarray, flash: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Moving minus flash decoded positions along the motion.
 
@@ -152,8 +172,10 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
     probe : FlashLagProbe, optional
         Conditions, speeds, geometry (default ``FlashLagProbe()``).
     node : str, optional
-        The circuit trace the readout reads (default ``readout.node``); it
-        must be the node the readout was fitted on.
+        The circuit trace the readout reads (default: the trace of
+        ``readout.node``, which names a results variable: a node ``latent``
+        is stored as ``node_latent``); it must be the node the readout was
+        fitted on.
     n_frames : int, optional
         Steps per sequence (default ``flash_step + D + 2``).
     show_flash : bool
@@ -196,7 +218,7 @@ def flash_lag(module, world, readout: LinearReadout, probe: FlashLagProbe | None
     if not isinstance(show_flash, (bool, np.bool_)):
         raise TypeError(f"show_flash must be True or False, got {show_flash!r}.")
     if node is None:
-        node = readout.node
+        node = trace_name(module, readout.node)  # the readout names the results variable (node_<name>)
     elif readout.node not in (node, variable_name(str(node))):
         raise ValueError(f"node={node!r} is not the node the readout was fitted on ({readout.node!r}): it would "
                          f"decode another representation with that node's weights. Omit node (or pass "

@@ -353,7 +353,11 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
         (time, region; NaN at unscored steps).
     """
     if recon not in ds.data_vars:
-        raise KeyError(f"the Dataset has no {recon!r} variable; region errors need a reconstruction.")
+        images = [str(n) for n, v in ds.data_vars.items()
+                  if n != "frames" and "frames" in ds.data_vars and v.shape == ds["frames"].shape]
+        which = f"here: {', '.join(map(repr, images))}" if images else "e.g. recon='dec'"
+        raise KeyError(f"the Dataset has no {recon!r} variable; region errors need a reconstruction: pass "
+                       f"recon=<the decoder's trace> (a simulate result names it after the node; {which}).")
     for name in ("frames", "factors"):
         if name not in ds.data_vars:
             raise KeyError(f"the Dataset has no {name!r} variable; region errors need the world's frames and "

@@ -36,7 +36,7 @@ from neurodelay.analysis._checks import check_int as _check_int
 from neurodelay.analysis._checks import finite_report
 from neurodelay.components._validators import as_names
 from neurodelay.analysis.disentanglement import correlation_matrix, correlation_score, matched_correlation_score
-from neurodelay.analysis.flash_lag import perception_latency
+from neurodelay.analysis.flash_lag import perception_latency, trace_name
 from neurodelay.analysis.lag import POSITION_FACTORS
 
 __all__ = ["decoder_input", "latent_traversals", "factor_sweeps"]
@@ -177,7 +177,8 @@ def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: str |
     world : CircleOverBlob or MovingCircle
         Renderer and factor layout.
     node : str
-        The representation trace.
+        The representation trace: a node (or auxiliary trace), or its
+        results variable (``node_latent`` for a node ``latent``).
     n_steps : int
         Values per factor (16 in the original).
     factors : str or sequence of str
@@ -215,7 +216,8 @@ def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: str |
     if isinstance(others, bool) or not isinstance(others, numbers.Real) or not np.isfinite(others):
         raise ValueError(f"others must be a finite number (the value of the position factors not swept), "
                          f"got {others!r}; use e.g. others=0.5.")
-    latency = perception_latency(module, node)
+    trace = trace_name(module, node)  # a node, or its results variable (a node `latent` is `node_latent`)
+    latency = perception_latency(module, trace)
     n_t = latency + 2 if n_frames is None else _check_int("n_frames", n_frames, latency + 1)
     sweep = np.linspace(0.0, 1.0, n_steps)
     table = np.zeros((len(factors), n_steps, len(names)))
@@ -228,9 +230,10 @@ def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: str |
     frames = world.render(f)
     ep = Episode(frames.expand(-1, n_t, -1, -1, -1).contiguous(), f.expand(-1, n_t, -1).contiguous(), tuple(names))
     traces = simulate(module, ep, device=device)
-    if node not in traces.data_vars:
+    var = next((name for name, v in traces.data_vars.items() if v.attrs.get("node") == trace), None)
+    if var is None:
         raise KeyError(f"node={node!r} is not a trace of the circuit ({', '.join(map(str, traces.data_vars))}).")
-    z = np.asarray(traces[node].values[:, -1], dtype=np.float64).reshape(len(factors), n_steps, -1)
+    z = np.asarray(traces[var].values[:, -1], dtype=np.float64).reshape(len(factors), n_steps, -1)
     corr = np.stack([correlation_matrix(z[k], sweep[:, None])[:, 0] for k in range(len(factors))], axis=1)
     return xr.Dataset(
         {

@@ -259,8 +259,9 @@ class MovingCircle:
                 )
             if hi * steps > 1:
                 raise ConfigError(
-                    f"MovingCircle.speed_max * (n_frames - 1) must be <= 1 image width so that a path fits "
-                    f"in the image, got {hi!r} * {steps} = {hi * steps:.4g}; use speed_max <= {1 / steps:.4g}."
+                    f"MovingCircle.speed_max * (n_frames - 1) must be <= 1 circle factor unit (the span of "
+                    f"circle positions, [0, 1]) so that a path fits in the image, got {hi!r} * {steps} = "
+                    f"{hi * steps:.4g}; use speed_max <= {1 / steps:.4g}."
                 )
             if hi * steps < self.min_travel:
                 raise ConfigError(

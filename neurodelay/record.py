@@ -85,7 +85,7 @@ def traces_to_dataset(traces: dict, *, dt_ms: float, frames=None, factors=None,
                                    {"long_name": f"image trace of node {name}", "units": "1"})
         else:
             dims = tuple(f"{name}_dim{i}" for i in range(len(rest)))
-            data_vars[name] = (("sample", "time", *dims), x, {"long_name": f"trace of node {name}"})
+            data_vars[name] = (("sample", "time", *dims), x, {"long_name": f"trace of node {name}", "units": "1"})
     coords = {}
     if frames is not None:
         f = frames

@@ -253,3 +253,13 @@ def test_sweep_figure_labels_fit_inside_the_figure(tmp_path, monkeypatch):
     for artist in (ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels()):
         box = artist.get_window_extent(renderer)
         assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, artist.get_text()
+
+
+def test_a_trace_of_any_rank_has_units():
+    from neurodelay.record import traces_to_dataset
+
+    ds = traces_to_dataset({"grid": np.zeros((2, 3, 4, 5), np.float32), "vec": np.zeros((2, 3, 4), np.float32)},
+                           dt_ms=10.0)
+    assert ds["grid"].dims == ("sample", "time", "grid_dim0", "grid_dim1")
+    for name in ("grid", "vec"):
+        assert ds[name].attrs["units"] == "1" and ds[name].attrs["long_name"], name

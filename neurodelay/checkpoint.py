@@ -29,7 +29,10 @@ and the keys of ``train`` that say how long to train and how often to log
 and save (``RESUMABLE_TRAIN``: ``steps``, ``log_every``,
 ``checkpoint_every``), which do not change the parameters at any step. So a
 run can be resumed, finished training re-evaluated and re-analysed, or
-trained for longer, after those change. The whole text is still stored (it is the
+trained for longer, after those change. A key of ``train`` added later
+(``LATER_TRAIN_DEFAULTS``: ``delay_lr``) is also left out where it holds
+the value its absence meant, so that checkpoints written before it existed
+still resume. The whole text is still stored (it is the
 study of the last run that wrote the file), and checkpoints written before
 this rule, which store the same whole text, are reduced the same way.
 """
@@ -48,8 +51,9 @@ import yaml
 from ._files import atomic_file
 from .errors import CheckpointError
 
-__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "training_text", "trains_alike", "save_checkpoint", "load_checkpoint",
-           "capture_rng_state", "restore_rng_state", "remove_stale_temporaries"]
+__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "LATER_TRAIN_DEFAULTS", "training_text",
+           "trains_alike", "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state",
+           "remove_stale_temporaries"]
 
 FORMAT = "neurodelay-checkpoint"
 VERSION = 1
@@ -65,6 +69,10 @@ NOT_TRAINING = ("name", "device", "evaluate", "analyses", "sweep", "executor")
 #: ``steps`` trains on from the checkpoint (to the same parameters as an uninterrupted run that long).
 RESUMABLE_TRAIN = ("steps", "log_every", "checkpoint_every")
 
+#: Keys of ``train`` added after checkpoints were first written, with the value that means what their
+#: absence meant: a study holding that value trains alike with a checkpoint whose study lacks the key.
+LATER_TRAIN_DEFAULTS = {"delay_lr": None}
+
 
 def _training_part(study_text: str):
     """The study text parsed, without the ``NOT_TRAINING`` sections (the text itself if it is no mapping)."""
@@ -76,7 +84,8 @@ def _training_part(study_text: str):
         return study_text
     part = {k: v for k, v in raw.items() if k not in NOT_TRAINING}
     if isinstance(part.get("train"), dict):
-        part["train"] = {k: v for k, v in part["train"].items() if k not in RESUMABLE_TRAIN}
+        part["train"] = {k: v for k, v in part["train"].items() if k not in RESUMABLE_TRAIN
+                         and not (k in LATER_TRAIN_DEFAULTS and v == LATER_TRAIN_DEFAULTS[k])}
     return part
 
 

@@ -105,8 +105,11 @@ class Edge:
     fractional : bool
         Allow delays between steps (linear interpolation).
     learn_delay : bool
-        Make the delay a trainable parameter, clamped to
-        [``min_delay_ms``, ``max_delay_ms``] (needs ``max_delay_ms``).
+        Make the delay a trainable parameter, starting from ``delay_ms`` and
+        clamped to [``min_delay_ms``, ``max_delay_ms``] (needs
+        ``max_delay_ms``); fractional whatever ``fractional`` says.
+        :func:`~neurodelay.train.train` keeps the parameter within the
+        bounds and trains it at ``TrainSettings.delay_lr``.
     """
 
     source: str = attrs.field(validator=_name)

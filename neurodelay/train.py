@@ -90,6 +90,13 @@ class TrainSettings:
         PyTorch's RMSprop or Adam with their default settings except ``lr``.
     lr : float
         Learning rate.
+    delay_lr : float or None
+        Learning rate of the circuit's learned delays (edges with
+        ``learn_delay``), whose parameters are in steps; None: ``lr``. With
+        Adam a parameter moves by about its learning rate per step, so a
+        delay learned alongside weights at ``lr`` 1e-3 moves about one step
+        of delay in 1000 updates; ``delay_lr`` 0.01 to 0.05 lets it move in
+        tens to hundreds.
     grad_clip : float or None
         Clip the gradient norm (2-norm over all parameters) to this value.
     log_every : int
@@ -108,6 +115,7 @@ class TrainSettings:
     batch_size: int = attrs.field(default=64, validator=_positive_int)
     optimizer: str = attrs.field(default="rmsprop", validator=_one_of("rmsprop", "adam"))
     lr: float = attrs.field(default=1e-4, validator=_positive)
+    delay_lr: float | None = attrs.field(default=None, validator=_positive, kw_only=True)
     grad_clip: float | None = attrs.field(default=None, validator=_positive)
     log_every: int = attrs.field(default=10, validator=_positive_int)
     checkpoint_every: int = attrs.field(default=500, validator=_positive_int)
@@ -179,10 +187,16 @@ def step_seeds(seed: int, step: int) -> tuple[int, int]:
     return int(a) >> 1, int(b) >> 1
 
 
-def _make_optimizer(settings: TrainSettings, params):
+def _make_optimizer(settings: TrainSettings, params, delay_params=()):
+    """The optimiser: one parameter group, or, with ``settings.delay_lr``, a second for the learned delays."""
+    groups = params
+    if settings.delay_lr is not None and delay_params:
+        ids = {id(p) for p in delay_params}
+        rest = [p for p in params if id(p) not in ids]
+        groups = ([{"params": rest}] if rest else []) + [{"params": list(delay_params), "lr": settings.delay_lr}]
     if settings.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=settings.lr)
-    return torch.optim.Adam(params, lr=settings.lr)
+        return torch.optim.RMSprop(groups, lr=settings.lr)
+    return torch.optim.Adam(groups, lr=settings.lr)
 
 
 def _check_args(module, world, objective, settings, seed, checkpoint_path=None, on_log=None):
@@ -300,7 +314,11 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
         return TrainResult(np.zeros(0, np.int64), {}, 0.0, 0, 0.0)
     check_objective(objective, module, factor_names, n_frames=getattr(world, "n_frames", None),
                     frame_shape=world.frame_shape)
-    optimizer = _make_optimizer(settings, params)
+    # Learned delays: their own learning rate (settings.delay_lr), put back within their bounds after every
+    # update, logged in ms.
+    lines = {k: line for k, line in module.delays.items() if line.learnable}
+    optimizer = _make_optimizer(settings, params, [line.steps_param for line in lines.values()
+                                                   if line.steps_param.requires_grad])
     if checkpoint_path is not None:
         checkpoint_path = Path(checkpoint_path)
         remove_stale_temporaries(checkpoint_path)
@@ -311,8 +329,6 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     saved_step: list[int] = []  # steps of the checkpoints this run restored or wrote
     logged_steps: list[int] = []
     history: dict[str, list[float]] = {}
-    # Learned delays: put back within their bounds after every update, logged in ms.
-    lines = {k: line for k, line in module.delays.items() if line.learnable}
     delay_log: dict[str, list[list[float]]] = {k: [] for k in lines}
     prior = {"seconds": 0.0, "steps": 0}  # training time recorded by the checkpoint resumed from
     if resume and checkpoint_path is not None and checkpoint_path.exists():

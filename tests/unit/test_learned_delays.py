@@ -161,3 +161,28 @@ def test_a_study_without_learned_delays_has_no_delay_variables(tmp_path):
     with xr.open_dataset(out / "results.nc") as ds:
         assert "delay" not in ds.dims and "delay_ms" not in ds
     assert "Learned delays" not in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_delay_lr_is_the_learned_delays_own_learning_rate():
+    settings = TrainSettings(steps=1, batch_size=2, optimizer="adam", lr=1e-3, delay_lr=0.05)
+    encoder = Circuit(nodes={"enc": nd.ConvEncoder(n_latents=2, size=16), "r": Relay()}, edges=[
+        Edge("world.frames", "enc"), Edge("enc", "r", delay_ms=[0, 10], learn_delay=True, max_delay_ms=40)])
+    module = nd.build_seeded(encoder, world=WORLD, seed=0)
+    before = {n: p.detach().clone() for n, p in module.named_parameters()}
+    train(module, WORLD, Objective(reconstruction=None, supervise=[Supervision("r", ("circle_x", "circle_y"),
+                                                                                 offset_steps=-2)]),
+          settings, seed=0, progress=False)
+    moved = {n: (p.detach() - before[n]).abs().max().item() for n, p in module.named_parameters()}
+    # Adam's first update moves every parameter with a gradient by its learning rate.
+    assert moved.pop("delays.1.steps_param") == pytest.approx(0.05, rel=1e-3)
+    assert max(moved.values()) == pytest.approx(1e-3, rel=1e-3)
+    with pytest.raises(ValueError, match=r"delay_lr must be a finite number > 0, got 0"):
+        TrainSettings(delay_lr=0)
+
+
+def test_delay_lr_null_trains_alike_with_a_checkpoint_written_before_it_existed():
+    from neurodelay.checkpoint import trains_alike
+
+    old = "name: a\nseed: 1\ntrain: {steps: 10, lr: 0.001}\n"
+    assert trains_alike(old, "name: a\nseed: 1\ntrain: {steps: 20, lr: 0.001, delay_lr: null}\n")
+    assert not trains_alike(old, "name: a\nseed: 1\ntrain: {steps: 10, lr: 0.001, delay_lr: 0.05}\n")

@@ -181,7 +181,7 @@ def _add_history(ds: xr.Dataset, result) -> xr.Dataset:
 
 def _add_learned_delays(ds: xr.Dataset, module, result) -> xr.Dataset:
     """The learned delays (``delay`` dimension: one row per learned edge and channel), if any."""
-    rows = []  # (edge index, label, channel, initial, final, lo, hi) in ms
+    rows = []  # (edge index, edge, channel, initial, final, lo, hi) in ms
     dt = float(module.dt_ms)
     for e in module.plan.edges:
         line = module.delays[str(e.index)] if str(e.index) in module.delays else None
@@ -197,7 +197,10 @@ def _add_learned_delays(ds: xr.Dataset, module, result) -> xr.Dataset:
     if not rows:
         return ds
     index, label, channel, initial, final, lo, hi = (list(col) for col in zip(*rows))
+    names = [f"edge {i} ({e})" + (f"[{c}]" if c >= 0 else "") for i, e, c in zip(index, label, channel)]
     ds = ds.assign_coords(
+        delay=("delay", np.asarray(names, dtype=object),
+               {"long_name": "learned delay: edge index (source -> node.port) and [channel] of a per-channel one"}),
         delay_edge=("delay", np.asarray(label, dtype=object), {"long_name": "learned delay's edge (source -> node.port)"}),
         delay_edge_index=("delay", np.asarray(index, dtype=np.int64),
                           {"long_name": "index of the edge in the circuit's edge list", "units": "1"}),

@@ -742,11 +742,15 @@ def _with_every_variable(parts: list[xr.Dataset]) -> list[xr.Dataset]:
     concatenation needs each variable at every point.
     """
     templates: dict[str, xr.DataArray] = {}
+    coord_templates: dict[str, xr.DataArray] = {}
     for ds in parts:
         for name, var in ds.data_vars.items():
             templates.setdefault(name, var)
+        for name, coord in ds.coords.items():
+            coord_templates.setdefault(name, coord.variable)
     out = []
     for ds in parts:
+        own_dims = set(ds.dims)
         missing = [n for n in templates if n not in ds.data_vars]
         if missing:
             new = {}
@@ -756,6 +760,12 @@ def _with_every_variable(parts: list[xr.Dataset]) -> list[xr.Dataset]:
                 coords = {d: t[d] for d in t.dims if d not in ds.dims and d in t.coords}
                 new[n] = xr.DataArray(np.full(shape, np.nan), dims=t.dims, coords=coords, attrs=t.attrs)
             ds = ds.assign(new)
+        # Coordinates along a dimension this point lacks (the learned delays' labels, say) are taken as
+        # they are elsewhere, so that every point has every coordinate.
+        extra = {n: c for n, c in coord_templates.items()
+                 if n not in ds.coords and c.dims and not set(c.dims) & own_dims and set(c.dims) <= set(ds.dims)}
+        if extra:
+            ds = ds.assign_coords(extra)
         out.append(ds)
     return out
 

@@ -186,3 +186,20 @@ def test_delay_lr_null_trains_alike_with_a_checkpoint_written_before_it_existed(
     old = "name: a\nseed: 1\ntrain: {steps: 10, lr: 0.001}\n"
     assert trains_alike(old, "name: a\nseed: 1\ntrain: {steps: 20, lr: 0.001, delay_lr: null}\n")
     assert not trains_alike(old, "name: a\nseed: 1\ntrain: {steps: 10, lr: 0.001, delay_lr: 0.05}\n")
+
+
+def test_a_sweep_of_points_with_and_without_learned_delays_combines(tmp_path):
+    from neurodelay.sweep import run_sweep
+
+    text = (STUDY.replace("steps: 100,", "steps: 4,").replace("log_every: 10", "log_every: 2")
+            + "sweep:\n  zip:\n    circuit.edges[0].learn_delay: [true, false]\n"
+              "    circuit.edges[0].max_delay_ms: [40, null]\n    circuit.edges[0].fractional: [false, true]\n")
+    (tmp_path / "s.yaml").write_text(text, encoding="utf-8")
+    outcome = run_sweep(load_study(tmp_path / "s.yaml"), tmp_path / "runs", quiet=True)
+    assert not outcome.failed
+    with xr.open_dataset(tmp_path / "runs" / "sweep.nc") as ds:
+        assert ds["delay_ms"].dims == ("zip", "delay") and ds.sizes["delay"] == 6
+        assert ds["delay"].values[4] == "edge 0 (world.factors -> r.in)[4]"
+        assert list(ds["delay_channel"].values) == [0, 1, 2, 3, 4, 5]
+        learned = ds["delay_ms"].isel(zip=0).values
+        assert np.isfinite(learned).all() and np.isnan(ds["delay_ms"].isel(zip=1).values).all()

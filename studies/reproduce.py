@@ -34,6 +34,7 @@ STUDIES = (
     "beta_vae_seeds",
     "dynamic_prediction_sweep",
     "seed_compatible",
+    "delay_learning",
 )
 
 

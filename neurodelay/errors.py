@@ -58,3 +58,14 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __reduce__(self):  # picklable (it crosses from a worker process to the sweep)
         return type(self), (str(self), self.step, self.checkpoint, self.signal_name)
+
+
+class SweepTerminated(KeyboardInterrupt):
+    """A sweep's own process got SIGTERM while its points ran in worker processes.
+
+    The sweep stops its workers as on Ctrl-C (a running point ends its step
+    and writes a checkpoint there; points not started are not started) and
+    ends; ``python -m neurodelay.run`` exits 143.
+    """
+
+    signal_name = "SIGTERM"

@@ -497,16 +497,17 @@ class ProcessExecutor:
         pool = cf.ProcessPoolExecutor(self.n_workers, mp_context=mp.get_context("spawn"))
         futures: dict = {}
         try:
-            futures = {pool.submit(_execute_in_worker, job): i for i, job in enumerate(jobs)}
-            for fut in cf.as_completed(futures):
-                i = futures[fut]
-                try:
-                    results[i] = fut.result()
-                except Exception as exc:  # noqa: BLE001 - a worker that died
-                    results[i] = JobResult("failed", f"worker process died: {type(exc).__name__}: {exc}")
-                if on_result:
-                    on_result(jobs[i], results[i])
-        except KeyboardInterrupt:
+            with _sigterm_stops_the_sweep():
+                futures = {pool.submit(_execute_in_worker, job): i for i, job in enumerate(jobs)}
+                for fut in cf.as_completed(futures):
+                    i = futures[fut]
+                    try:
+                        results[i] = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - a worker that died
+                        results[i] = JobResult("failed", f"worker process died: {type(exc).__name__}: {exc}")
+                    if on_result:
+                        on_result(jobs[i], results[i])
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM to this process (SweepTerminated)
             _stop_workers(pool, [f for f in futures if not f.done()])
             raise
         pool.shutdown(wait=True)
@@ -543,12 +544,12 @@ _worker_interrupted = False  # in a processes:N worker: a point of it was interr
 
 
 def _stop_workers(pool, running, grace_s: float = 5.0, limit_s: float = 600.0) -> None:
-    """On Ctrl-C: cancel the points not started; stop the running ones at the end of their step.
+    """On Ctrl-C (or SIGTERM): cancel the points not started; stop the running ones at the end of their step.
 
     A Ctrl-C at the terminal reaches the workers too, and their training
     stops at the end of its step with a checkpoint there. When the running
-    points have not ended after ``grace_s`` (the interrupt reached this
-    process alone), each worker gets SIGTERM, which training takes the same
+    points have not ended after ``grace_s`` (the interrupt or SIGTERM reached
+    this process alone), each worker gets SIGTERM, which training takes the same
     way; an idle worker just ends. Workers left after ``limit_s`` are
     killed. No step is lost, and a rerun resumes every point.
     """
@@ -579,6 +580,41 @@ def _stop_workers(pool, running, grace_s: float = 5.0, limit_s: float = 600.0) -
                 proc.join(5)
         except (OSError, AttributeError, ValueError):
             pass
+
+
+@contextmanager
+def _sigterm_stops_the_sweep():
+    """While a sweep waits for its workers, SIGTERM to its process raises :class:`SweepTerminated`.
+
+    Its default would end the process at once and leave the workers
+    training (a rerun would then train the same points beside them). Raised
+    in the waiting loop, it takes the Ctrl-C path: the workers are stopped,
+    each point keeps the step it reached. A second SIGTERM ends the process
+    at once. Only in the main thread, and only where SIGTERM has its default
+    handler (one set by someone else is left alone).
+    """
+    import signal
+    import threading
+
+    from .errors import SweepTerminated
+
+    installed = False
+    if threading.current_thread() is threading.main_thread():
+        try:
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                def handle(signum, frame):
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends the process at once
+                    raise SweepTerminated("the sweep got SIGTERM")
+
+                signal.signal(signal.SIGTERM, handle)
+                installed = True
+        except (ValueError, OSError):  # not settable here
+            pass
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def attrs_evolve_threads(job: PointJob, threads: int) -> PointJob:

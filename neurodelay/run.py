@@ -162,8 +162,9 @@ def main(argv=None) -> int:
             return 143 if exc.signal_name == "SIGTERM" else 130
         again = ("rerun the same command: points with a checkpoint resume from their last one"
                  if study.sweep is not None else "rerun with --resume to continue from the last checkpoint")
-        print(f"interrupted; {again} in {out}.", file=sys.stderr)
-        return 130
+        name = getattr(exc, "signal_name", "SIGINT")  # SweepTerminated: SIGTERM to a sweep's process
+        print(f"interrupted ({name}); {again} in {out}.", file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
     except Exception as exc:  # noqa: BLE001
         traceback.print_exc()
         print(f"run failed: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -263,13 +263,16 @@ def test_a_point_out_of_requeues_says_how_to_go_on(tmp_path, monkeypatch):
     assert (tmp_path / point.name / "error.txt").read_text().splitlines()[0] == first
 
 
-@pytest.mark.parametrize("group", [True, pytest.param(False, marks=pytest.mark.slow)],
-                         ids=["ctrl-c", "sigint-to-the-sweep-alone"])
-def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, group):
+@pytest.mark.parametrize("group, sig", [(True, signal.SIGINT), pytest.param(False, signal.SIGINT, marks=pytest.mark.slow),
+                                        pytest.param(False, signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["ctrl-c", "sigint-to-the-sweep-alone", "sigterm-to-the-sweep-alone"])
+def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, group, sig):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) on a processes:2 sweep: the points
     not started are cancelled, the running ones end their step and write a checkpoint there, and the command
     exits 130 at once instead of running the rest of the sweep first (it waited for all six points before).
-    A SIGINT to the sweep's process alone reaches the workers as SIGTERM, with the same outcome."""
+    A SIGINT to the sweep's process alone reaches the workers as SIGTERM, with the same outcome. So does a
+    SIGTERM to the sweep's process alone (exit 143), which used to end it at once and leave its workers
+    training."""
     path = tmp_path / "long.yaml"
     path.write_text(STUDY.replace("STEPS", "100000").replace("checkpoint_every: 2", "checkpoint_every: 50")
                     .replace("seed: [0, 1]", "seed: [0, 1, 2]"))
@@ -282,14 +285,17 @@ def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, 
         while time.time() < deadline and len(list(out.glob("tinyx/*/checkpoint.pt"))) < 2:
             time.sleep(0.2)  # until both workers are training (a checkpoint every 50 steps)
         t0 = time.time()
-        (os.killpg if group else os.kill)(proc.pid, signal.SIGINT)
+        (os.killpg if group else os.kill)(proc.pid, sig)
         _, err = proc.communicate(timeout=120)
         waited = time.time() - t0
+        time.sleep(1.0)
+        alive = _processes_in_group(proc.pid)  # the workers, if the sweep left them running
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None or _processes_in_group(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 130, err
+    assert not alive, (alive, err)
+    assert proc.returncode == (143 if sig == signal.SIGTERM else 130), err
     assert waited < 60, waited
     import torch
 
@@ -302,6 +308,19 @@ def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, 
     assert any(s % 50 for s in steps.values()), (steps, err)
     assert len(started) <= 3, (started, err)
     assert ("SIGINT: training stops" if group else "SIGTERM: training stops") in err, err
+
+
+def _processes_in_group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _fake_sacct(tmp_path, monkeypatch, state: str | None) -> None:

@@ -20,6 +20,13 @@ def equal_width_codes(values: np.ndarray, n_bins: int) -> np.ndarray:
     ``min(floor((x - min_j) / (max_j - min_j) * n_bins), n_bins - 1)``.
     A constant column puts every sample in bin 0.
 
+    Each column is first divided by a power of two near its largest
+    magnitude. That division is exact (values below about 1e-308 times the
+    column's largest magnitude lose digits far below the bin width), so the
+    codes are those of the formula above, but ``max_j - min_j`` can no longer overflow: a column
+    spanning more than the largest float (e.g. from -1e308 to 1e308) is
+    binned like any other instead of landing entirely in bin 0.
+
     Parameters
     ----------
     values : np.ndarray, shape (n_samples, n_columns)
@@ -32,6 +39,10 @@ def equal_width_codes(values: np.ndarray, n_bins: int) -> np.ndarray:
     np.ndarray of int64, shape (n_samples, n_columns)
         Bin index of each value, in ``0 .. n_bins - 1``.
     """
+    # frexp gives magnitude = m * 2**e with 0.5 <= m < 1 (e = 0 for 0), so
+    # after ldexp every value lies in [-1, 1] and every span in [0, 2].
+    _, exponent = np.frexp(np.abs(values).max(axis=0))
+    values = np.ldexp(values, -exponent)
     lo = values.min(axis=0)
     hi = values.max(axis=0)
     span = hi - lo

@@ -425,8 +425,11 @@ def mig_details(
     Definition (Chen et al. 2018, histogram estimate):
 
     1. Each latent is discretised into ``n_bins`` equal-width bins spanning
-       its observed range ``[min, max]`` (the last bin includes ``max``; a
-       collapsed latent falls in a single bin, so it carries no information).
+       its observed range ``[min, max]`` (the last bin includes ``max``). A
+       collapsed latent (see :func:`collapsed_latents`, default ``tol``)
+       falls in a single bin, so it carries no information, even when its
+       tiny jitter (rounding noise) would spread over several bins; DCI and
+       SAP treat it the same way.
     2. Each factor is used by its distinct values when it is discrete: by
        default when it takes at most ``n_bins`` distinct values (e.g. grid
        positions, categories), otherwise it is binned like the latents.
@@ -438,7 +441,8 @@ def mig_details(
        ``m[:, k]`` over latents (with one latent, the second is 0).
     5. MIG = mean of ``gap`` over the factors with ``H(v_k) > 0``; constant
        factors are skipped (their ``gap`` is reported as 0 and
-       ``factor_used`` is False).
+       ``factor_used`` is False). A factor counts as constant by the same
+       relative tolerance as a collapsed latent, as in DCI and SAP.
 
     A factor encoded by two latents at once (a duplicated code) has gap 0.
 
@@ -471,8 +475,21 @@ def mig_details(
     z, v = _validate_pair(latents, factors)
     n_bins = _check_n_bins(n_bins)
     discrete = resolve_factor_discrete(v, n_bins, factor_discrete)
+    factor_constant = _collapsed(v, COLLAPSE_TOL)
+    if factor_constant.all():
+        raise ValueError(
+            "factors must vary: every factor is constant over the "
+            f"{v.shape[0]} samples (standard deviation at most {COLLAPSE_TOL:g} "
+            "times its largest magnitude), so MIG is undefined. Pass samples "
+            "in which at least one factor varies."
+        )
+    # Collapsed latents and constant factors go to a single code, so that
+    # rounding jitter carries no information (consistent with DCI and SAP).
     latent_codes = equal_width_codes(z, n_bins)
-    details = _mig_from_discrete(latent_codes, factor_code_matrix(v, n_bins, discrete))
+    latent_codes[:, _collapsed(z, COLLAPSE_TOL)] = 0
+    factor_codes = factor_code_matrix(v, n_bins, discrete)
+    factor_codes[:, factor_constant] = 0
+    details = _mig_from_discrete(latent_codes, factor_codes)
     details["factor_discrete"] = discrete
     return details
 
@@ -700,7 +717,10 @@ def dci(
       sum_k R_jk``, entropy base n_factor, ``rho_j`` = code j's share of the
       total importance;
     - completeness: ``sum_k w_k (1 - H_M(P~_.k))`` with ``P~_jk = R_jk /
-      sum_j R_jk``, base n_latent, ``w_k`` = factor k's share;
+      sum_j R_jk``, base n_latent, ``w_k`` = factor k's share. The other
+      convention in use, a plain mean over factors, differs whenever factors
+      get unequal total importance (e.g. a code mixing two factors: 0.680
+      weighted against 0.793 unweighted in a synthetic case);
     - informativeness: mean over factors of the held-out R^2, clipped to
       [0, 1]. A factor whose held-out values are all equal (always so with
       a single held-out sample, e.g. 3 or 4 samples at the default

@@ -12,6 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from neurodelay.analysis._discretize import equal_width_codes
 from neurodelay.analysis.disentanglement import (
     collapsed_latents,
     correlation_matrix,
@@ -141,3 +142,23 @@ def test_correlation_matrix_matches_corrcoef_where_defined(pair):
         z, v = z / np.abs(z).max(axis=0), v / np.abs(v).max(axis=0)
         expected = np.corrcoef(z.T, v.T)[: z.shape[1], z.shape[1] :]
         np.testing.assert_allclose(c[np.ix_(rows, cols)], expected, rtol=0, atol=1e-9)
+
+
+@given(
+    values=hnp.arrays(np.float64, (12, 2), elements=finite),
+    exponent=st.integers(-1070, 1010),
+    n_bins=st.integers(2, 25),
+)
+@example(values=np.array([[-1.0, 0.0], [1.0, 1.0]] * 6), exponent=1023, n_bins=20)
+def test_equal_width_codes_invariant_to_power_of_two_scaling(values, exponent, n_bins):
+    # Multiplying by 2**k is exact while no value under- or overflows, so the
+    # bin codes must not move, even when max - min exceeds the largest float.
+    scaled = np.ldexp(values, exponent)
+    magnitudes = np.abs(values[values != 0])
+    if not np.all(np.isfinite(scaled)) or (
+        magnitudes.size and np.abs(scaled[values != 0]).min() < np.finfo(float).tiny
+    ):
+        return  # not an exact rescaling
+    np.testing.assert_array_equal(
+        equal_width_codes(scaled, n_bins), equal_width_codes(values, n_bins)
+    )

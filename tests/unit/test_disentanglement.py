@@ -342,6 +342,58 @@ def test_all_latents_collapsed_score_zero():
     }
 
 
+def test_mig_ignores_the_jitter_of_a_collapsed_latent():
+    # A latent that is collapsed by the documented rule (std <= 1e-10 * its
+    # largest magnitude) but whose tiny jitter follows factor 0 exactly.
+    # Correlation, SAP and DCI give it zero weight; MIG must too, instead of
+    # binning the jitter and scoring it as a perfect copy of factor 0.
+    rng = np.random.default_rng(21)
+    factors = np.column_stack([rng.integers(0, 5, size=600), rng.uniform(size=600)]).astype(float)
+    jitter = 1.0 + 1e-13 * factors[:, 0]
+    latents = np.column_stack([factors, jitter])
+    np.testing.assert_array_equal(collapsed_latents(latents), [False, False, True])
+    np.testing.assert_array_equal(correlation_matrix(latents, factors)[2], 0.0)
+    details = mig_details(latents, factors)
+    np.testing.assert_array_equal(details["normalized_mi"][2], 0.0)
+    assert details["mig"] == pytest.approx(mig(factors, factors), abs=1e-12)
+    assert sap(latents, factors) == pytest.approx(sap(factors, factors), abs=1e-12)
+
+
+def test_mig_skips_a_factor_constant_up_to_jitter_like_sap_and_dci():
+    rng = np.random.default_rng(22)
+    factors = rng.uniform(size=(600, 2))
+    latents = factors + 0.05 * rng.normal(size=factors.shape)
+    nearly_constant = 1.0 + 1e-13 * rng.normal(size=600)
+    padded = np.column_stack([factors, nearly_constant])
+    details = mig_details(latents, padded)
+    np.testing.assert_array_equal(details["factor_used"], [True, True, False])
+    assert details["gap"][2] == 0.0
+    assert details["mig"] == pytest.approx(mig(latents, factors), abs=1e-12)
+    assert sap(latents, padded) == pytest.approx(sap(latents, factors), abs=1e-12)
+    for metric in (mig, sap, dci):
+        with pytest.raises(ValueError, match=r"factors must vary"):
+            metric(latents, nearly_constant[:, None])
+
+
+def test_mig_bins_columns_whose_range_exceeds_the_largest_float():
+    # max - min overflows to inf for a column from -1.5e308 to 1.5e308; the
+    # codes must still follow floor((x - min) / (max - min) * n_bins).
+    rng = np.random.default_rng(23)
+    index = rng.integers(0, 5, size=500)
+    wide = ((index / 2.0 - 1.0) * 1.5e308)[:, None]
+    assert np.all(np.isfinite(wide))
+    with np.errstate(all="raise"):
+        codes = equal_width_codes(wide, 20)
+    np.testing.assert_array_equal(codes[:, 0], np.minimum(index * 5, 19))
+    np.testing.assert_array_equal(codes, equal_width_codes(wide / 4.0, 20))
+    factors = np.column_stack([index, rng.uniform(size=500)]).astype(float)
+    latents = np.column_stack([wide[:, 0], factors[:, 1]])
+    assert mig(latents, factors) == pytest.approx(mig(factors, factors), abs=1e-12)
+    assert mig(factors, np.column_stack([wide[:, 0], factors[:, 1]]), factor_discrete=False) == (
+        pytest.approx(mig(factors, factors, factor_discrete=False), abs=1e-12)
+    )
+
+
 def test_collapsed_latents_tolerance():
     rng = np.random.default_rng(8)
     jitter = np.column_stack([1.0 + 1e-6 * rng.normal(size=100), rng.normal(size=100)])

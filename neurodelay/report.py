@@ -221,7 +221,10 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
         fig = plot_sweep(combined, dims, out_dir / "figures" / f"sweep_{m}.png", m)
         if fig is not None:
             figures.append((m, fig))
-    header = ["point"] + [n for d in dims for n in d.names] + ["status"] + (metrics or ["metric"]) + ["error"]
+    delays = (combined is not None and "delay_ms" in combined and "delay" in combined.dims
+              and set(combined["delay_ms"].dims) <= {d.name for d in dims} | {"delay"})
+    header = (["point"] + [n for d in dims for n in d.names] + ["status"] + (metrics or ["metric"])
+              + (["learned delays (ms)"] if delays else []) + ["error"])
     rows = []
     for po in outcome.points:
         p = po.point
@@ -234,9 +237,19 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
                 if sel.ndim == 0:
                     value = _fmt(float(sel))
             values.append(value)
+        if delays:  # each learned delay of the point, in the order of the `delay` dimension
+            learned = ""
+            if po.status in ("ok", "skipped"):
+                sel = combined["delay_ms"].isel({d.name: i for d, i in zip(dims, p.position.values())
+                                                 if d.name in combined["delay_ms"].dims})
+                learned = ", ".join(_fmt(float(v)) for v in np.asarray(sel.values).ravel() if np.isfinite(v))
+            values.append(learned)
         link = f"[{p.name}]({_link(p.name)}/report.md)" if po.status in ("ok", "skipped") else p.name
         rows.append([link] + vals + [po.status] + values + [po.error])
     lines += ["## Points", ""] + _table(rows, header) + [""]
+    if delays:
+        lines += ["Learned delays: `delay_ms` in `sweep.nc`, in the order of its `delay` dimension ("
+                  + ", ".join(f"`{v}`" for v in combined["delay"].values) + ").", ""]
     if "final_loss_total" in metrics:
         lines += ["`final_loss_total`: each point's last finite `loss_total` (over `step` in `sweep.nc`); "
                   "the other columns are `sweep.nc` variables of the same name.", ""]

@@ -203,3 +203,8 @@ def test_a_sweep_of_points_with_and_without_learned_delays_combines(tmp_path):
         assert list(ds["delay_channel"].values) == [0, 1, 2, 3, 4, 5]
         learned = ds["delay_ms"].isel(zip=0).values
         assert np.isfinite(learned).all() and np.isnan(ds["delay_ms"].isel(zip=1).values).all()
+        report = (tmp_path / "runs" / "report.md").read_text(encoding="utf-8")
+        assert "| learned delays (ms) |" in report
+        row = [line for line in report.splitlines() if line.startswith("| [learn_delay=true")][0]
+        assert ", ".join(f"{v:.4g}" for v in learned) in row
+        assert "`edge 0 (world.factors -> r.in)[0]`" in report

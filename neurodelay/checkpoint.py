@@ -16,6 +16,14 @@ Contents (``FORMAT``, version ``VERSION``)::
     rng               {"torch": uint8 tensor, "cuda": [uint8 tensor],
                        "numpy": {...}, "python": {...}}
 
+and, written by :func:`neurodelay.train.train` but not required when
+reading (older checkpoints lack them)::
+
+    delay_history     {<edge index>: [[float]]}: each learned delay in ms
+                      at the logged steps, one row per step
+    train_seconds     training wall time of the run so far, in s
+    train_timed_steps the steps ``train_seconds`` covers
+
 Training derives every batch and every noise draw from (seed, step), so the
 random states are not needed to resume; they are kept so that a resumed
 process is in the same state as the one that stopped.

@@ -38,10 +38,14 @@ ANALYSES: dict[str, Callable[..., Any]] = {}
 def register(name: str):
     """Register the decorated function as the analysis ``name``.
 
+    A function with the same qualified name as the one registered (the
+    same module imported again, say) replaces it.
+
     Raises
     ------
     ValueError
-        If another function is already registered under ``name``.
+        If another function (another qualified name) is already
+        registered under ``name``.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"analysis name must be an identifier, got {name!r}.")

@@ -58,8 +58,11 @@ class ConvEncoder(AbstractComponent):
         Input image channels.
     gaussian : bool
         Gaussian latent: mean and log-variance heads, a sample drawn with the
-        reparameterisation trick while training (the mean otherwise). The
-        traces ``<node>_mu`` and ``<node>_logvar`` are recorded.
+        reparameterisation trick when the run asks for one
+        (``RunContext(sample=True)``, as :func:`~neurodelay.train.train`
+        does), the mean otherwise (:func:`~neurodelay.simulate`, or a
+        module called without a context, in either train or eval mode).
+        The traces ``<node>_mu`` and ``<node>_logvar`` are recorded.
     """
 
     kind = "conv_encoder"

@@ -40,6 +40,7 @@ import pickle
 import shutil
 import socket
 import sys
+import threading
 import time
 import traceback
 import types
@@ -673,27 +674,147 @@ class DaskExecutor:
                 self._check_scripts_on_workers(client, jobs)
 
     def map(self, jobs, *, on_result=None):
+        import uuid
+
         from distributed import as_completed
 
         _check_scripts_here(jobs, f"dask:{self.address}")
+        local = self.address.startswith("local")
         with self._client() as client:
-            if not self.address.startswith("local"):
+            if not local:
                 self._check_scripts_on_workers(client, jobs)
             n_workers = max(1, len(client.scheduler_info().get("workers", {})) or 1)
-            threads = max(1, (os.cpu_count() or 1) // n_workers) if self.address.startswith("local") else None
+            threads = max(1, (os.cpu_count() or 1) // n_workers) if local else None
             jobs = [attrs_evolve_threads(j, threads) if threads else j for j in jobs]
-            futures = client.map(execute_point, jobs, pure=False, retries=2)
-            index = {f.key: i for i, f in enumerate(futures)}
+            sweep = uuid.uuid4().hex  # names this sweep's points on the workers, which may run other sweeps' too
+            futures = []
             results: dict[int, JobResult] = {}
-            for fut in as_completed(futures):
-                i = index[fut.key]
-                try:
-                    results[i] = fut.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after retries
-                    results[i] = JobResult("failed", f"{type(exc).__name__}: {exc}")
-                if on_result:
-                    on_result(jobs[i], results[i])
+            try:
+                with _sigterm_stops_the_sweep():
+                    futures = client.map(_execute_in_dask_worker, jobs, sweep=sweep, own_workers=local, pure=False,
+                                         retries=2)
+                    index = {f.key: i for i, f in enumerate(futures)}
+                    for fut in as_completed(futures):
+                        i = index[fut.key]
+                        try:
+                            results[i] = fut.result()
+                        except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after retries
+                            results[i] = JobResult("failed", f"{type(exc).__name__}: {exc}")
+                        if on_result:
+                            on_result(jobs[i], results[i])
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM to this process (SweepTerminated)
+                _stop_dask_sweep(client, sweep, [f for f in futures if not f.done()],
+                                 getattr(exc, "signal_name", "SIGINT"))
+                raise
             return [results[i] for i in range(len(jobs))]
+
+
+def _stop_dask_sweep(client, sweep: str, running, signal_name: str, limit_s: float = 600.0) -> None:
+    """On Ctrl-C (or SIGTERM): every worker starts no more of the sweep's points and stops the ones it runs
+    at the end of their step, with a checkpoint there; wait up to ``limit_s`` for them.
+
+    Dask runs a point in a worker thread, where training sets no signal
+    handlers (:func:`neurodelay.train.train`), and cancelling its task leaves
+    the thread training; closing a ``dask:local:N`` cluster then kills the
+    worker, and the steps since the last regular checkpoint are lost. Here
+    each worker's event loop (its main thread) tells the point's training to
+    stop instead (:func:`_stop_points_here`), again every 2 s for a worker
+    that joined since (one restarted after its process died). The cluster is
+    closed afterwards: no step is lost, and a rerun resumes every point.
+    """
+    from distributed import wait
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            client.run(_stop_points_here, sweep, signal_name, on_error="ignore")
+        except Exception:  # noqa: BLE001 - no worker answering: closing the cluster ends them
+            pass
+        running = [f for f in running if not f.done()]
+        if not running or time.monotonic() > deadline:
+            return
+        try:
+            wait(running, timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+        except Exception:  # noqa: BLE001 - TimeoutError: tell the workers again
+            pass
+
+
+def _execute_in_dask_worker(job: PointJob, sweep: str, own_workers: bool) -> JobResult:
+    """:func:`execute_point` in a Dask worker thread, stoppable at the end of a step (:func:`_stop_points_here`).
+
+    A point of a sweep already stopped is not started; a point stopped
+    returns as failed (it is not retried elsewhere), its checkpoint kept.
+    In a worker of the sweep's own cluster (``own_workers``) SIGINT and
+    SIGTERM stop its points too (:func:`_stop_points_on_signals`).
+    """
+    from .errors import TrainingInterrupted
+    from .train import cancel_stop
+
+    if own_workers and not _signals_handled:
+        from distributed import get_worker
+
+        get_worker().loop.add_callback(_stop_points_on_signals)  # in the worker's main thread
+    me = threading.get_ident()
+    with _points_lock:
+        if sweep in _stopped_sweeps:
+            return JobResult("failed", "not run: the sweep was interrupted")
+        _running_points[me] = sweep
+    try:
+        return execute_point(job)
+    except TrainingInterrupted as exc:  # raised in this thread by training, at the end of a step
+        return JobResult("failed", str(exc))
+    finally:
+        with _points_lock:
+            _running_points.pop(me, None)
+            cancel_stop(me)  # a stop that came after this point's training, or before it began
+
+
+def _stop_points_here(sweep: str | None, signal_name: str) -> None:
+    """In a Dask worker: stop the training of ``sweep``'s points (every point's, for None) at the end of its
+    step, with a checkpoint there (:func:`neurodelay.train.request_stop`), and start no more of them."""
+    from .train import request_stop
+
+    with _points_lock:
+        if sweep is not None:
+            _stopped_sweeps[sweep] = signal_name
+        else:
+            _stopped_sweeps.update({s: signal_name for s in _running_points.values()})
+        threads = [t for t, s in _running_points.items() if sweep is None or s == sweep]
+        for thread in threads:
+            request_stop(thread, signal_name)
+
+
+def _stop_points_on_signals() -> None:
+    """In a ``dask:local:N`` worker's main thread: SIGINT and SIGTERM stop the worker's points at the end of
+    their step, like a Ctrl-C at the terminal, which reaches the workers too.
+
+    Otherwise SIGINT reaches asyncio's handler, which closes the worker with
+    its point mid-step, and SIGTERM ends the worker at once. The worker
+    itself ends when the sweep closes its cluster. A SIGTERM handler someone
+    else set is left alone.
+    """
+    import signal
+
+    global _signals_handled
+    if _signals_handled:
+        return
+    _signals_handled = True
+
+    def handle(signum, frame):
+        _stop_points_here(None, signal.Signals(signum).name)
+
+    try:
+        signal.signal(signal.SIGINT, handle)
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, handle)
+    except (ValueError, OSError):  # not the main thread
+        pass
+
+
+_points_lock = threading.RLock()  # RLock: _stop_points_here also runs as a signal handler
+_running_points: dict[int, str] = {}  # in a Dask worker: thread id -> sweep of the point it runs
+_stopped_sweeps: dict[str, str] = {}  # sweep -> the signal that stopped it
+_signals_handled = False  # in a dask:local:N worker: SIGINT, SIGTERM stop its points (_stop_points_on_signals)
 
 
 def _restore_environ(saved: dict) -> None:

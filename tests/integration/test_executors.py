@@ -273,12 +273,35 @@ def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, 
     A SIGINT to the sweep's process alone reaches the workers as SIGTERM, with the same outcome. So does a
     SIGTERM to the sweep's process alone (exit 143), which used to end it at once and leave its workers
     training."""
+    _interrupt_a_long_sweep(tmp_path, "processes:2", group, sig,
+                            said="SIGINT" if group else "SIGTERM")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("group, sig", [(True, signal.SIGINT), (False, signal.SIGINT), (False, signal.SIGTERM),
+                                        (True, signal.SIGTERM)],
+                         ids=["ctrl-c", "sigint-to-the-sweep-alone", "sigterm-to-the-sweep-alone",
+                              "sigterm-to-the-group"])
+def test_ctrl_c_stops_a_dask_local_sweep_promptly_and_keeps_every_step(tmp_path, group, sig):
+    """The same on dask:local:2, whose points train in worker threads, where training sets no signal handlers.
+    A Ctrl-C used to close each worker mid-step (asyncio's SIGINT handler) and its nanny killed it 4 s later;
+    a signal to the sweep alone closed the cluster the same way (SIGINT, exit 130) or ended the sweep at once
+    (SIGTERM, exit -15, its workers dying with it); either way each point kept only its last regular
+    checkpoint (a multiple of 50). Now the sweep's workers stop their points at the end of the step, with a
+    checkpoint there, before the cluster is closed."""
+    _interrupt_a_long_sweep(tmp_path, "dask:local:2", group, sig, said=signal.Signals(sig).name)
+
+
+def _interrupt_a_long_sweep(tmp_path, executor: str, group: bool, sig, said: str) -> None:
+    """Start a sweep of six long points on ``executor``; once two train, send ``sig`` to its process group
+    (``group``) or its process alone; check that it exits promptly with 130 or 143, leaves no process behind,
+    and that each point that trained kept the step it reached (training said ``said: training stops``)."""
     path = tmp_path / "long.yaml"
     path.write_text(STUDY.replace("STEPS", "100000").replace("checkpoint_every: 2", "checkpoint_every: 50")
                     .replace("seed: [0, 1]", "seed: [0, 1, 2]"))
     out = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "neurodelay.run", str(path), "--out", str(out),
-                             "--executor", "processes:2", "--quiet"], cwd=Path(__file__).resolve().parents[2],
+                             "--executor", executor, "--quiet"], cwd=Path(__file__).resolve().parents[2],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 180
@@ -307,7 +330,7 @@ def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, 
     assert len(steps) >= 2 and all(50 <= s < 100000 for s in steps.values()), (steps, started, err)
     assert any(s % 50 for s in steps.values()), (steps, err)
     assert len(started) <= 3, (started, err)
-    assert ("SIGINT: training stops" if group else "SIGTERM: training stops") in err, err
+    assert f"{said}: training stops" in err, err
 
 
 def _processes_in_group(pgid: int) -> list[int]:

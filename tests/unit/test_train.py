@@ -495,3 +495,47 @@ def test_checkpoint_path_and_on_log_are_checked_before_any_step(tmp_path):
     with pytest.raises(TypeError, match=r"on_log must be a function on_log\(step, losses\) or None, got 5"):
         run_training(tmp_path / "c.pt", on_log=5)
     assert calls == [] and not (tmp_path / "c.pt").exists()
+
+
+def test_request_stop_ends_a_training_in_another_thread_at_the_end_of_its_step(tmp_path):
+    """A training running outside the main thread (a Dask worker's) sets no signal handler; request_stop
+    stops it as a signal would: the step ends, a checkpoint is written there, TrainingInterrupted is raised
+    in its thread. A request made before the training starts stops it after its first step."""
+    import threading
+
+    from neurodelay.errors import TrainingInterrupted
+    from neurodelay.train import cancel_stop, request_stop
+
+    caught, steps_seen = {}, []
+    started = threading.Event()
+
+    def on_log(step, losses):
+        steps_seen.append(step)
+        if step == 3:
+            started.set()
+            time.sleep(0.3)  # the request lands during this step
+
+    def run(path, pending=False):
+        if pending:
+            request_stop(threading.get_ident(), "SIGTERM")
+        try:
+            run_training(path, settings=attrs.evolve(SETTINGS, steps=1000), on_log=on_log)
+        except TrainingInterrupted as exc:
+            caught[path.name] = exc
+        finally:
+            cancel_stop(threading.get_ident())
+
+    worker = threading.Thread(target=run, args=(tmp_path / "a.pt",))
+    worker.start()
+    assert started.wait(60)
+    request_stop(worker.ident, "SIGINT")
+    worker.join(60)
+    exc = caught["a.pt"]
+    assert exc.signal_name == "SIGINT" and exc.step == 3
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["step"] == 3
+    early = threading.Thread(target=run, args=(tmp_path / "b.pt", True))
+    early.start()
+    early.join(60)
+    assert caught["b.pt"].signal_name == "SIGTERM" and caught["b.pt"].step == 1
+    with pytest.raises(ValueError, match=r"signal_name must be 'SIGINT' or 'SIGTERM', got 'SIGKILL'"):
+        request_stop(worker.ident, "SIGKILL")

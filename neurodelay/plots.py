@@ -20,8 +20,8 @@ from matplotlib.ticker import MaxNLocator
 
 from ._files import atomic_file
 
-__all__ = ["plot_run", "plot_losses", "plot_learned_delays", "plot_frames", "plot_error_time", "plot_latents", "plot_sweep",
-           "save_figure"]
+__all__ = ["plot_run", "plot_losses", "plot_learned_delays", "plot_frames", "plot_error_time", "plot_latents",
+           "plot_sweep", "save_figure"]
 
 _DPI = 100
 
@@ -116,10 +116,7 @@ def plot_learned_delays(ds: xr.Dataset, path) -> Path:
     bounds = set()
     for i in range(ds.sizes["delay"]):
         row = hist.isel(delay=i)
-        label = str(row["delay_edge"].item()) if "delay_edge" in row.coords else f"delay {i}"
-        channel = int(row["delay_channel"]) if "delay_channel" in row.coords else -1
-        if channel >= 0:
-            label += f" [{channel}]"
+        label = str(row["delay"].item()) if "delay" in row.coords else f"delay {i}"  # edge and [channel]
         x = np.concatenate([[0], steps])  # step 0: the initial value
         y = np.concatenate([[float(ds["delay_initial_ms"].isel(delay=i))], row.values])
         ax.plot(x, y, lw=1.3, label=label, **marker)

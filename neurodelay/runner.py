@@ -184,7 +184,7 @@ def _add_learned_delays(ds: xr.Dataset, module, result) -> xr.Dataset:
     rows = []  # (edge index, edge, channel, initial, final, lo, hi) in ms
     dt = float(module.dt_ms)
     for e in module.plan.edges:
-        line = module.delays[str(e.index)] if str(e.index) in module.delays else None
+        line = module._delay(e)
         if line is None or not line.learnable:
             continue
         initial = np.atleast_1d(np.asarray(e.edge.delay_ms, dtype=np.float64))
@@ -201,7 +201,8 @@ def _add_learned_delays(ds: xr.Dataset, module, result) -> xr.Dataset:
     ds = ds.assign_coords(
         delay=("delay", np.asarray(names, dtype=object),
                {"long_name": "learned delay: edge index (source -> node.port) and [channel] of a per-channel one"}),
-        delay_edge=("delay", np.asarray(label, dtype=object), {"long_name": "learned delay's edge (source -> node.port)"}),
+        delay_edge=("delay", np.asarray(label, dtype=object),
+                    {"long_name": "learned delay's edge (source -> node.port)"}),
         delay_edge_index=("delay", np.asarray(index, dtype=np.int64),
                           {"long_name": "index of the edge in the circuit's edge list", "units": "1"}),
         delay_channel=("delay", np.asarray(channel, dtype=np.int64),
@@ -212,15 +213,8 @@ def _add_learned_delays(ds: xr.Dataset, module, result) -> xr.Dataset:
                                ("delay_min_ms", lo, "lower bound of the learned delay"),
                                ("delay_max_ms", hi, "upper bound of the learned delay")):
         ds[name] = ("delay", np.asarray(values, dtype=np.float64), {"long_name": what, "units": "ms"})
-    if result is not None and len(result.steps) and result.delays:
-        by_edge = {}
-        for k, v in result.delays.items():
-            by_edge[int(k)] = v
-        cols, seen = [], {}
-        for i in index:
-            j = seen.get(i, 0)
-            seen[i] = j + 1
-            cols.append(by_edge[i][:, j])
+    if result is not None and len(result.steps) and result.delays:  # keyed by edge index, a column per channel
+        cols = [result.delays[str(i)][:, max(c, 0)] for i, c in zip(index, channel)]
         ds["delay_ms_history"] = (("step", "delay"), np.stack(cols, axis=1), {
             "long_name": "learned delay after the update of each logged training step (NaN: not recorded)",
             "units": "ms"})

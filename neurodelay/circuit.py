@@ -201,7 +201,7 @@ class Plan:
         for name, v in self.valid_from.items():
             if not name.startswith("world."):
                 shape = self.shapes.get(name)
-                lines.append(f"  {name}: step {v} ({v * dt_ms:g} ms), shape {shape}")
+                lines.append(f"  {name}: step {v} ({v * dt_ms:g} ms)" + (f", shape {shape}" if shape else ""))
         return "\n".join(lines)
 
 
@@ -468,7 +468,15 @@ class Circuit:
         return CircuitModule(self, self.plan(input_shapes))
 
     def describe(self, input_shapes=None) -> str:
-        """The circuit's schedule as text (see :meth:`Plan.describe`)."""
+        """The circuit's schedule as text (see :meth:`Plan.describe`).
+
+        ``input_shapes``: the world streams' shapes (a dict, as for
+        :meth:`plan`) or a world spec (as for :meth:`build`); with them the
+        schedule lists each node's output shape. None: shapes unchecked and
+        not listed.
+        """
+        if input_shapes is not None and hasattr(input_shapes, "frame_shape") and hasattr(input_shapes, "n_factors"):
+            input_shapes = world_shapes(input_shapes)
         return self.plan(input_shapes).describe(self.dt_ms)
 
 

@@ -295,3 +295,13 @@ def test_edge_and_circuit_accept_numpy_numbers_and_a_single_edge():
     assert Edge(VEC, "r", delay_ms=np.array([10.0, 20.0])).delay_ms == (10.0, 20.0)
     c = Circuit(nodes={"r": Relay()}, edges=Edge(VEC, "r"), dt_ms=np.int64(10))
     assert c.edges == (Edge(VEC, "r"),) and c.dt_ms == 10.0
+
+
+def test_describe_takes_a_world_like_build_and_lists_no_unknown_shapes():
+    world = nd.MovingCircle(size=32)
+    circuit = nd.presets.inertia(2)
+    by_world = circuit.describe(world)
+    assert by_world == circuit.describe({"world.frames": (1, 32, 32), "world.factors": (6,)})
+    assert "enc: step 1 (10 ms), shape (2,)" in by_world
+    bare = circuit.describe()
+    assert "enc: step 1 (10 ms)\n" in bare and "shape None" not in bare

@@ -6,6 +6,7 @@ default; ``dev`` (50 examples) is quicker while editing:
 """
 
 import os
+import signal
 
 import pytest
 import torch
@@ -18,6 +19,12 @@ settings.register_profile("dev", max_examples=50, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and
+# Python then keeps it ignored, as do the processes it starts. Training rightly leaves an ignored SIGINT alone,
+# so the tests of Ctrl-C would see none: give this process (and so its children) Python's default handler.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -530,7 +530,7 @@ def _execute_in_worker(job: PointJob) -> JobResult:
 
     global _worker_interrupted
     if _worker_interrupted:  # a point queued to this worker before the sweep was interrupted
-        return JobResult("failed", "not run: the sweep was interrupted")
+        return JobResult("failed", _NOT_RUN)
     try:
         return execute_point(job)
     except KeyboardInterrupt as exc:
@@ -542,6 +542,7 @@ def _execute_in_worker(job: PointJob) -> JobResult:
 
 
 _worker_interrupted = False  # in a processes:N worker: a point of it was interrupted (Ctrl-C)
+_NOT_RUN = "not run: the sweep was interrupted"  # a point queued to a worker when the sweep was stopped
 
 
 def _stop_workers(pool, running, grace_s: float = 5.0, limit_s: float = 600.0) -> None:
@@ -595,7 +596,6 @@ def _sigterm_stops_the_sweep():
     handler (one set by someone else is left alone).
     """
     import signal
-    import threading
 
     from .errors import SweepTerminated
 
@@ -757,7 +757,7 @@ def _execute_in_dask_worker(job: PointJob, sweep: str, own_workers: bool) -> Job
     me = threading.get_ident()
     with _points_lock:
         if sweep in _stopped_sweeps:
-            return JobResult("failed", "not run: the sweep was interrupted")
+            return JobResult("failed", _NOT_RUN)
         _running_points[me] = sweep
     try:
         return execute_point(job)

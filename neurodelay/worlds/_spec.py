@@ -214,6 +214,12 @@ def render_parts(world, blob: torch.Tensor, circle: torch.Tensor) -> torch.Tenso
     return out.unsqueeze(-3)
 
 
+def render_blob(world, blob: torch.Tensor) -> torch.Tensor:
+    """The scene without the circle: blob positions (..., 2) to (..., 1, H, W), drawn by the world's renderer."""
+    out = _render.render_blob(blob, world.size, world.blob_sigma, world.blob_brightness, world.seed_compatible)
+    return out.unsqueeze(-3)
+
+
 def masks(world, factors) -> dict:
     """Region masks (..., 1, H, W) bool, keyed inside / edge / object / background.
 

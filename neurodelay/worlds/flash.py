@@ -15,20 +15,43 @@ circle moves along x (directions ``right``, ``left``) or y (``down``,
 step. The blob sits at ``blob`` throughout.
 
 Conditions (``s(t)`` the circle's coordinate along the motion, ``f`` the
-flash's, ``t_f`` the flash step, ``v`` the speed):
+flash's, ``t_f`` the flash step, ``v`` the speed, ``k = t - t_f``):
 
 ``standard``
-    ``s(t) = f + v (t - t_f)``: constant motion through the flash.
+    ``s = f + v k``: constant motion through the flash.
 ``flash_initiated``
-    ``s(t) = f + v max(t - t_f, 0)``: the circle rests at the flash's place
-    until the flash, then moves.
+    No circle before the flash: the circle appears at the flash's place
+    with the flash (step ``t_f``) and moves on, ``s = f + v k`` for
+    ``k >= 0`` (the human paradigm: the moving object starts with the flash).
 ``flash_terminated``
-    ``s(t) = f + v min(t - t_f, 0)``: the circle moves up to the flash's
-    place and stops there.
+    ``s = f + v min(k, 0)``: the circle moves up to the flash's place and
+    stops there (it stays on screen).
+``reversal``
+    ``s = f + v |k|``: the circle comes towards the flash's place against
+    the named direction, reverses at the flash step and moves back along
+    it. The named direction is the motion *after* the flash, the one the
+    flash-lag is measured along.
+``rest_then_move``
+    ``s = f + v max(k, 0)``, shown on every frame: the circle rests at the
+    flash's place until the flash, then moves. (Before the faithful
+    ``flash_initiated`` existed, this condition was called
+    ``flash_initiated``.)
+
+Frames without a circle (``flash_initiated`` before ``t_f``) show the blob
+alone, drawn by the world's own renderer (:func:`circle_visible` says which
+steps show the circle). The factors cannot say "no circle": there they hold
+the place where the circle will appear and zero velocity, as a delay line
+holds the first value it will deliver, so a circuit driven by the factors
+(``world.factors``) sees the circle at rest there, as in ``rest_then_move``;
+only a circuit that sees the frames can tell the two conditions apart. An
+analysis must not score those steps as if a circle were there:
+:func:`neurodelay.analysis.flash_lag.flash_lag` reads only steps whose
+input showed the circle, and reports NaN with a reason for the others.
 
 The velocity factors (``circle_vx``, ``circle_vy``) hold the backward
 difference ``s(t) - s(t - 1)`` (the forward one at step 0), i.e. the motion
-that brought the circle to where it is.
+that brought the circle to where it is: zero before and at the step where
+the circle appears, ``-v`` along the named direction at the reversal step.
 """
 
 from __future__ import annotations
@@ -46,10 +69,20 @@ from ..errors import ConfigError
 from . import _spec
 from .episode import Episode
 
-__all__ = ["FlashLagProbe", "FLASH_CONDITIONS", "DIRECTIONS"]
+__all__ = ["FlashLagProbe", "FLASH_CONDITIONS", "DEFAULT_CONDITIONS", "CONDITION_DESCRIPTIONS", "DIRECTIONS"]
 
 #: The conditions a probe can render.
-FLASH_CONDITIONS = ("standard", "flash_initiated", "flash_terminated")
+FLASH_CONDITIONS = ("standard", "flash_initiated", "flash_terminated", "reversal", "rest_then_move")
+#: The conditions a probe renders by default (the human paradigms).
+DEFAULT_CONDITIONS = ("standard", "flash_initiated", "flash_terminated", "reversal")
+#: One line per condition (stored with the results).
+CONDITION_DESCRIPTIONS = {
+    "standard": "constant motion through the flash",
+    "flash_initiated": "no circle before the flash; it appears at the flash's place with the flash and moves",
+    "flash_terminated": "motion up to the flash's place, then at rest there",
+    "reversal": "motion towards the flash's place, reversed at the flash (measured along the motion after it)",
+    "rest_then_move": "at rest at the flash's place (shown) until the flash, then motion",
+}
 #: Directions of motion: (axis moved along, sign).
 DIRECTIONS = {"right": (0, 1.0), "left": (0, -1.0), "down": (1, 1.0), "up": (1, -1.0)}
 
@@ -98,7 +131,7 @@ def _check_conditions(inst, attr, value):
     bad = [c for c in value if c not in FLASH_CONDITIONS]
     if bad or len(value) == 0 or len(set(value)) != len(value):
         raise ConfigError(f"FlashLagProbe.conditions must be distinct names among {FLASH_CONDITIONS}, "
-                          f"got {value!r}.")
+                          f"got {value!r}; use e.g. conditions={DEFAULT_CONDITIONS}.")
 
 
 def _check_directions(inst, attr, value):
@@ -121,6 +154,11 @@ def _check_radius(inst, attr, value):
                           f"(0, 0.5] image widths, got {value!r}.")
 
 
+def _check_condition(condition) -> None:
+    if not isinstance(condition, str) or condition not in FLASH_CONDITIONS:
+        raise ValueError(f"condition must be one of {FLASH_CONDITIONS}, got {condition!r}.")
+
+
 def _check_world(world) -> None:
     if not all(hasattr(world, a) for a in ("factor_names", "render", "radius")):
         raise TypeError(f"world must be a world spec such as MovingCircle() (it supplies the renderer and the "
@@ -137,11 +175,13 @@ class FlashLagProbe:
         Speeds of the circle in factor units per frame (one factor unit is
         ``0.75 * size`` pixels).
     conditions : tuple of str
-        Among ``standard``, ``flash_initiated``, ``flash_terminated``; a
-        single name (a str) is a one-condition tuple.
+        Among ``standard``, ``flash_initiated``, ``flash_terminated``,
+        ``reversal``, ``rest_then_move`` (default: all but
+        ``rest_then_move``); a single name (a str) is a one-condition tuple.
     directions : tuple of str
         Directions of motion, one sample each: ``right``, ``left``,
-        ``down``, ``up``; a single name (a str) is a one-direction tuple.
+        ``down``, ``up`` (in ``reversal``, the motion after the flash); a
+        single name (a str) is a one-direction tuple.
     flash_step : int
         Step (frame) at which the flash is shown; the circle is at the
         flash's place along the motion then.
@@ -160,7 +200,7 @@ class FlashLagProbe:
     kind: ClassVar[str] = "flash_lag"
 
     speeds: tuple = attrs.field(default=(0.02, 0.04, 0.06), converter=_speeds, validator=_check_speeds)
-    conditions: tuple = attrs.field(default=FLASH_CONDITIONS, converter=_names("conditions"),
+    conditions: tuple = attrs.field(default=DEFAULT_CONDITIONS, converter=_names("conditions"),
                                     validator=_check_conditions)
     directions: tuple = attrs.field(default=("right", "left", "down", "up"), converter=_names("directions"),
                                     validator=_check_directions)
@@ -175,6 +215,9 @@ class FlashLagProbe:
     def along(self, condition: str, speed: float, n_frames: int) -> np.ndarray:
         """The circle's coordinate along the motion, per step.
 
+        In ``flash_initiated`` the steps before the flash, where no circle is
+        shown, hold the flash's place (see :meth:`circle_visible`).
+
         Returns
         -------
         numpy.ndarray
@@ -182,14 +225,29 @@ class FlashLagProbe:
             direction is applied (``f + sign * (along - f)`` gives the
             position for a direction of sign ``sign``).
         """
-        if condition not in FLASH_CONDITIONS:
-            raise ValueError(f"condition must be one of {FLASH_CONDITIONS}, got {condition!r}.")
+        _check_condition(condition)
         dt = np.arange(n_frames, dtype=np.float64) - self.flash_step
-        if condition == "flash_initiated":
+        if condition in ("flash_initiated", "rest_then_move"):
             dt = np.maximum(dt, 0.0)
         elif condition == "flash_terminated":
             dt = np.minimum(dt, 0.0)
+        elif condition == "reversal":
+            dt = np.abs(dt)
         return self.flash_along + float(speed) * dt
+
+    def circle_visible(self, condition: str, n_frames: int) -> np.ndarray:
+        """Which steps show the circle: bool, shape (n_frames,).
+
+        False only in ``flash_initiated`` before ``flash_step`` (the circle
+        appears with the flash); the factors there hold the flash's place
+        and zero velocity, which no analysis may score as a circle.
+        """
+        _check_condition(condition)
+        self._check_frames(n_frames)
+        visible = np.ones(n_frames, dtype=bool)
+        if condition == "flash_initiated":
+            visible[: self.flash_step] = False
+        return visible
 
     def directions_array(self) -> np.ndarray:
         """Unit direction of motion per sample, shape (n_directions, 2) as (x, y)."""
@@ -227,8 +285,10 @@ class FlashLagProbe:
     def check_fits(self, n_frames: int) -> None:
         """Raise ConfigError unless every path of every speed stays inside [0, 1].
 
-        The extreme positions are ``flash_along +- speed * max(flash_step,
-        n_frames - 1 - flash_step)``.
+        Every condition's circle stays within ``flash_along +- speed *
+        max(flash_step, n_frames - 1 - flash_step)`` (the standard
+        condition reaches both ends; the others, a part of that range), so
+        the check asks that range to lie in [0, 1].
         """
         self._check_frames(n_frames)
         self._check_reach(max(self.speeds), n_frames)
@@ -305,7 +365,7 @@ class FlashLagProbe:
         world : MovingCircle
             The world whose renderer and factor layout are used.
         condition : str
-            ``standard``, ``flash_initiated`` or ``flash_terminated``.
+            One of :data:`FLASH_CONDITIONS`.
         speed : float
             Factor units per frame, > 0; the path must stay in [0, 1] (as
             :meth:`check_fits` requires of ``speeds``).
@@ -320,14 +380,21 @@ class FlashLagProbe:
         -------
         Episode
             frames (n_directions, n_frames, 1, size, size), factors
-            (n_directions, n_frames, world.n_factors).
+            (n_directions, n_frames, world.n_factors). Frames at steps where
+            :meth:`circle_visible` is False show the blob alone; the factors
+            there hold the flash's place and zero velocity (module docstring).
         """
         _check_world(world)
+        _check_condition(condition)
         self.check_fits(n_frames)
         self._check_speed(speed, n_frames)
         _spec.check_device(device)
         f = torch.as_tensor(self.factors(world, condition, speed, n_frames), dtype=torch.float32, device=device)
         frames = world.render(f)
+        hidden = torch.as_tensor(~self.circle_visible(condition, n_frames), device=frames.device)
+        if bool(hidden.any()):
+            frames = frames.clone()
+            frames[:, hidden] = _spec.render_blob(world, f[:, hidden, :2])
         if show_flash:
             frames = frames.clone()
             frames[:, self.flash_step] = torch.clamp(frames[:, self.flash_step] + self.flash_disk(world, device),

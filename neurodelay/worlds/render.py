@@ -257,6 +257,43 @@ def render_default(blob, circle, size: int, radius: float, blob_sigma: float, bl
     return out
 
 
+def render_blob(blob, size: int, blob_sigma: float, blob_brightness: float, seed_compatible: bool) -> torch.Tensor:
+    """The blob alone, as the renderers draw it where the circle does not reach.
+
+    Parameters
+    ----------
+    blob : torch.Tensor
+        float32 (..., 2) blob positions [x, y] in factor units.
+    size : int
+        Output size in pixels.
+    blob_sigma, blob_brightness : float
+        As ``render_default``.
+    seed_compatible : bool
+        Draw as ``render_seed_compatible`` (float64 blob at 2*size px,
+        truncated to uint8, PIL's 2x reduction) instead of ``render_default``.
+
+    Returns
+    -------
+    torch.Tensor
+        float32 (..., size, size), values in [0, 1]: equal, pixel for pixel,
+        to the frame the same renderer draws with a circle, wherever that
+        circle leaves the pixel untouched.
+    """
+    lead = blob.shape[:-1]
+    if seed_compatible:
+        n = 2 * size
+        g = blob_profile(blob.to(torch.float64) * n, n, blob_sigma * n, 0.0)
+        img = (g[..., 1, :] * (blob_brightness * 255.0))[..., :, None] * g[..., 0, None, :]
+        comp = img.reshape(-1, n, n).to(torch.int16)  # truncation toward zero, as the composite
+        out = torch.div(pil_halve(comp).to(torch.float64), 255.0).to(torch.float32)
+        return out.reshape(*lead, size, size)
+    blob = blob.to(torch.float32)
+    g = blob_profile(blob * size, size, blob_sigma * size, 0.5)
+    gx = g[..., 0, :]
+    gy = g[..., 1, :] * blob_brightness
+    return gy[..., :, None] * gx[..., None, :]
+
+
 def _quirk_disc(circle: torch.Tensor, n: int, radius: float) -> tuple:
     """The original's binary disc at n px on its window: (inside bool (k, k, B), x0, y0, k)."""
     c = circle.to(torch.float32)

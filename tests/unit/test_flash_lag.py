@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,8 @@ from neurodelay.analysis.flash_lag import _flash_lag_core, flash_lag
 from neurodelay.analysis.lag import fit_readout, px_per_unit
 from neurodelay.circuit import world_shapes
 from neurodelay.errors import ConfigError
-from neurodelay.worlds.flash import FlashLagProbe
+from neurodelay.worlds import _spec
+from neurodelay.worlds.flash import FLASH_CONDITIONS, FlashLagProbe
 from tests.unit.test_lag import compensated_circuit, inertia_circuit
 
 WORLD = MovingCircle(n_frames=30, speed_min=0.005, speed_max=0.03)
@@ -111,3 +113,59 @@ def test_flash_lag_figure(episode, tmp_path):
     assert path.stat().st_size > 1000
     for name, var in out.data_vars.items():
         assert {"units", "long_name"} <= set(var.attrs), name
+
+
+# --------------------------------------------------------------------------
+# The faithful conditions: flash-initiated (no circle before the flash) and reversal
+# --------------------------------------------------------------------------
+
+ALL = FlashLagProbe(speeds=(0.03,), flash_step=4, directions=("right", "up"), conditions=FLASH_CONDITIONS)
+
+
+@pytest.mark.parametrize("seed_compatible", [False, True])
+def test_flash_initiated_shows_no_circle_before_the_flash(seed_compatible):
+    world = MovingCircle(seed_compatible=seed_compatible)
+    init = ALL.episode(world, "flash_initiated", 0.03, 8)
+    rest = ALL.episode(world, "rest_then_move", 0.03, 8)
+    blank = _spec.render_blob(world, init.factors[:, :4, :2])
+    assert torch.equal(init.frames[:, :4], blank)  # the blob alone, as the world's renderer draws it
+    assert not torch.equal(rest.frames[:, :4], blank)  # the old condition shows the circle at rest
+    assert torch.equal(init.frames[:, 4:], rest.frames[:, 4:])  # from the flash on: the same frames
+    # The factors cannot say "no circle": they hold the flash's place and zero velocity (documented).
+    assert torch.equal(init.factors, rest.factors)
+    np.testing.assert_array_equal(ALL.circle_visible("flash_initiated", 8), [0, 0, 0, 0, 1, 1, 1, 1])
+    for cond in ("standard", "flash_terminated", "reversal", "rest_then_move"):
+        assert ALL.circle_visible(cond, 8).all()
+    # Each blank frame is the circle's frame wherever the circle does not reach.
+    alone = attrs.evolve(world, blob_brightness=0.0).render(rest.factors[:, :4])
+    untouched = alone == 0
+    assert torch.equal(rest.frames[:, :4][untouched], blank[untouched])
+
+
+def test_reversal_comes_back_along_the_named_direction():
+    pos = ALL.circle_positions("reversal", 0.03, 8)
+    # right: from the right (x > 0.5) towards the flash's place, back to the right after it
+    np.testing.assert_allclose(pos[0, :, 0], 0.5 + 0.03 * np.abs(np.arange(8) - 4))
+    np.testing.assert_allclose(pos[1, :, 1], 0.5 - 0.03 * np.abs(np.arange(8) - 4))  # up: y decreases after
+    np.testing.assert_allclose(pos[:, 4], [[0.5, 0.3], [0.3, 0.5]])
+    f = ALL.factors(WORLD, "reversal", 0.03, 8)
+    np.testing.assert_allclose(f[0, :5, 4], -0.03)  # velocity: against the named direction up to the flash
+    np.testing.assert_allclose(f[0, 5:, 4], 0.03)
+    np.testing.assert_allclose(f[1, 5:, 5], -0.03)
+
+
+def test_rest_then_move_keeps_the_old_flash_initiated_path():
+    s = ALL.along("rest_then_move", 0.03, 8)
+    np.testing.assert_allclose(s, 0.5 + 0.03 * np.maximum(np.arange(8) - 4, 0))
+    np.testing.assert_array_equal(ALL.along("flash_initiated", 0.03, 8), s)
+
+
+def test_probe_condition_errors_name_the_fix():
+    with pytest.raises(ConfigError, match=r"FlashLagProbe\.conditions must be distinct names among .*got "
+                                          r"\('initiated',\); use e\.g\. conditions="):
+        FlashLagProbe(conditions="initiated")
+    for call in (lambda: ALL.along("nope", 0.03, 8), lambda: ALL.circle_visible("nope", 8),
+                 lambda: ALL.episode(WORLD, "nope", 0.03, 8)):
+        with pytest.raises(ValueError, match=r"condition must be one of \('standard', 'flash_initiated'"):
+            call()
+    assert FlashLagProbe().conditions == ("standard", "flash_initiated", "flash_terminated", "reversal")

@@ -18,7 +18,7 @@ from .disentanglement import (
     sap,
 )
 from .figures import plot_correlation, plot_flash_lag, plot_lag, plot_regions, plot_sweeps, plot_traversals
-from .flash_lag import flash_lag, perception_latency
+from .flash_lag import flash_lag, flash_lag_battery, flash_lag_theory, impulse_response, perception_latency
 from .lag import (
     CIRCLE_FACTORS,
     POSITION_FACTORS,
@@ -44,7 +44,7 @@ __all__ = [
     "mig", "mig_details", "dci", "sap",
     "LinearReadout", "fit_readout", "representational_lag", "lag_resolved_scores",
     "representation_variable", "px_per_unit", "POSITION_FACTORS", "CIRCLE_FACTORS",
-    "flash_lag", "perception_latency",
+    "flash_lag", "flash_lag_battery", "flash_lag_theory", "impulse_response", "perception_latency",
     "region_errors", "static_region_errors", "moving_region_errors", "circle_blob_distance_px",
     "factor_grid", "REGIONS",
     "latent_traversals", "factor_sweeps", "decoder_input",

@@ -16,7 +16,13 @@ lag                ``lag_steps``, ``lag_ms``, ``lag_readout_rmse_px`` (lag),
                    ``_factor`` (figure: lag curves)
 flash_lag          ``flash_lag_px``, ``flash_lag_ms`` (condition, speed),
                    ``flash_lag_px_by_direction``, ``flash_position_error_px``,
-                   ``flash_latency_steps`` / ``_ms`` (figure: bars)
+                   ``flash_latency_steps`` / ``_ms`` (read at the flash's
+                   first representation); the battery
+                   ``flash_lag_battery_px`` / ``_ms`` (read_at, condition,
+                   speed), ``flash_lag_battery_px_by_direction``,
+                   ``flash_lag_battery_ratio`` (read_at, condition),
+                   ``flash_lag_px_by_read_offset`` (condition, speed,
+                   read_offset) (figure: bars per rule, time course)
 regions            ``region_mse`` (region), ``region_pixels``,
                    ``region_mse_by_distance`` (distance_bin, region),
                    ``distance_bin_images``, and for moving worlds
@@ -264,15 +270,22 @@ def run_lag(results: xr.Dataset, ctx) -> xr.Dataset | None:
 
 @register("flash_lag")
 def run_flash_lag(results: xr.Dataset, ctx) -> xr.Dataset | None:
-    """Flash-lag in the standard, flash-initiated and flash-terminated conditions (moving worlds only)."""
+    """Flash-lag in the probe's conditions (moving worlds only): read at the flash's first representation
+    (``flash_lag_px`` ...), and the battery of readout rules (``flash_lag_battery_px`` ...: first, 2 steps
+    later, averaged over 4 steps)."""
+    from neurodelay.analysis.flash_lag import flash_lag_battery
+
     if not _moving(results) or ctx.module is None or _static(ctx.world):
         return None
     var, node = _representation(results, ctx)
     readout, _ = fit_readout(results, var)
     out = _flash_lag(ctx.module, ctx.world, readout, node=node, device=ctx.device)
+    battery = flash_lag_battery(ctx.module, ctx.world, readout, node=node, device=ctx.device)
+    out = xr.merge([out, battery], compat="no_conflicts", join="outer", combine_attrs="override")
     ctx.save_figure(plot_flash_lag(out), "flash_lag",
                     "Flash-lag: decoded moving-circle position minus decoded flash position along the motion, "
-                    "when the flash is first represented.")
+                    "read at the flash's first representation, a fixed latency after it, and averaged over a "
+                    "postdiction window; and read at each step around the flash.")
     return out
 
 

@@ -210,33 +210,94 @@ def plot_gamma_transfer(tr: xr.Dataset) -> Figure:
 
 
 def plot_flash_lag(fl: xr.Dataset) -> Figure:
-    """Flash-lag bars: per condition, one bar per speed, in px and in ms.
+    """Flash-lag bars: per condition, one bar per speed; with the battery, one panel per readout rule.
 
     Parameters
     ----------
     fl : xarray.Dataset
-        From :func:`neurodelay.analysis.flash_lag.flash_lag`.
+        From :func:`neurodelay.analysis.flash_lag.flash_lag` (bars in px and
+        ms), or with the variables of
+        :func:`~neurodelay.analysis.flash_lag.flash_lag_battery` (the
+        registered analysis writes both): bars in ms for each readout rule,
+        and the flash-lag read at each step around the flash (mean over
+        speeds, in ms), with the steps each rule reads marked.
     """
+    if "flash_lag_battery_ms" in fl:
+        return _plot_flash_lag_battery(fl)
     conds = [str(c).replace("_", " ") for c in fl["condition"].values]
     speeds = fl["speed"].values
-    n_s = len(speeds)
-    width = 0.8 / n_s
     fig = _figure(9.0, 3.6)
     axes = fig.subplots(1, 2)
     for ax, var, unit in ((axes[0], "flash_lag_px", "px"), (axes[1], "flash_lag_ms", "ms")):
-        vals = fl[var].values
-        x = np.arange(len(conds))
-        for j in range(n_s):
-            ax.bar(x - 0.4 + width * (j + 0.5), vals[:, j], width, label=f"{speeds[j]:.0f} px/s")
-        ax.axhline(0.0, color="0.3", lw=0.8)
-        ax.set_xticks(x, conds)
-        ax.set_xlabel("condition")
+        _flash_bars(ax, fl[var].values, conds, speeds)
         ax.set_ylabel(f"flash-lag ({unit})")
     axes[0].legend(title="speed", fontsize=8)
     steps = int(fl["flash_latency_steps"])
     fig.suptitle(f"flash-lag: moving circle ahead of the flash (> 0) or behind (< 0), when the flash is seen "
                  f"({steps} step{'s' if steps != 1 else ''} = {float(fl['flash_latency_ms']):.0f} ms after it "
                  f"is shown)", fontsize=10)
+    return fig
+
+
+def _flash_bars(ax, vals: np.ndarray, conds: list, speeds: np.ndarray) -> None:
+    """Bars of vals (condition, speed) grouped by condition, one colour per speed."""
+    n_s = len(speeds)
+    width = 0.8 / n_s
+    x = np.arange(len(conds))
+    for j in range(n_s):
+        ax.bar(x - 0.4 + width * (j + 0.5), vals[:, j], width, label=f"{speeds[j]:.0f} px/s")
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_xticks(x, conds, rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel("condition")
+
+
+def _plot_flash_lag_battery(fl: xr.Dataset) -> Figure:
+    conds = [str(c).replace("_", " ") for c in fl["condition"].values]
+    speeds = fl["speed"].values
+    rules = [str(r) for r in fl["read_at"].values]
+    offsets = fl["read_at_offset_steps"].values
+    n_read = fl["read_at_n_steps"].values
+    fig = _figure(4.0 * (len(rules) + 1), 4.0)
+    axes = fig.subplots(1, len(rules) + 1)
+    lag = fl["flash_lag_battery_ms"].values
+    finite = lag[np.isfinite(lag)]
+    lo, hi = (min(0.0, finite.min()), max(0.0, finite.max())) if finite.size else (-1.0, 1.0)
+    pad = 0.08 * (hi - lo or 1.0)
+    for i, (ax, rule) in enumerate(zip(axes, rules)):
+        _flash_bars(ax, lag[i], conds, speeds)
+        ax.set_ylim(lo - pad, hi + pad)
+        if n_read[i] > 1:
+            ax.set_title(f"{rule}: mean of {n_read[i]} steps from the flash's arrival", fontsize=9)
+        elif offsets[i] > 0:
+            ax.set_title(f"{rule}: {offsets[i]} step{'s' if offsets[i] != 1 else ''} after the flash arrives",
+                         fontsize=9)
+        else:
+            ax.set_title(f"{rule}: when the flash arrives", fontsize=9)
+    axes[0].set_ylabel("flash-lag (ms)")
+    axes[0].legend(title="speed", fontsize=7)
+    ax = axes[-1]
+    t, steps = fl["read_offset"].values, fl["read_offset_steps"].values
+    dt_ms = float(t[steps != 0][0] / steps[steps != 0][0]) if (steps != 0).any() else 1.0
+    # Steps without a circle are NaN for every speed alike: the mean keeps them NaN (gaps in the lines).
+    mean = (fl["flash_lag_px_by_read_offset"].values / fl["speed_px_per_step"].values[None, :, None]).mean(1) * dt_ms
+    near = steps >= -3  # from 3 steps before the flash's arrival: long before it, the lines only diverge
+    for c, name in enumerate(conds):
+        ax.plot(t[near], mean[c, near], marker=".", label=name)
+    for i, rule in enumerate(rules):
+        start = offsets[i] * dt_ms
+        if n_read[i] > 1:
+            ax.axvspan(start, start + (n_read[i] - 1) * dt_ms, color="0.85", zorder=0, label=f"{rule} window")
+        else:
+            ax.axvline(start, color="0.5", ls="--" if offsets[i] else "-", lw=0.8)
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.set_xlabel("time read, from the flash's arrival (ms)")
+    ax.set_ylabel("flash-lag (ms), mean over speeds")
+    ax.set_title("read at each step (lines: first, latency)", fontsize=9)
+    ax.legend(fontsize=7)
+    steps = int(fl["flash_latency_steps"])
+    fig.suptitle(f"flash-lag: moving circle ahead of the flash (> 0) or behind (< 0); the flash arrives "
+                 f"{steps} step{'s' if steps != 1 else ''} = {float(fl['flash_latency_ms']):.0f} ms after it is "
+                 f"shown", fontsize=10)
     return fig
 
 

@@ -59,3 +59,39 @@ def test_blank_frames_are_the_scene_wherever_the_circle_does_not_reach(data):
     untouched = alone == 0
     assert blank.shape == full.shape and blank.dtype == full.dtype
     assert torch.equal(full[untouched], blank[untouched])
+
+
+@settings(max_examples=25)
+@given(st.data())
+def test_battery_of_a_linear_circuit_is_the_theory(data):
+    from neurodelay import build_seeded
+    from neurodelay.analysis.flash_lag import READ_RULES, flash_lag_battery, flash_lag_theory, impulse_response
+    from neurodelay.circuit import world_shapes
+    from tests.unit.test_flash_lag import exact_readout, linear_circuit
+
+    flash_step = data.draw(st.integers(2, 10), label="flash_step")  # the start-up before the flash
+    d = data.draw(st.integers(0, 4), label="delay_steps")
+    kind = data.draw(st.sampled_from(["delay", "extrapolation", "inertia"]), label="circuit")
+    params = {}
+    if kind == "extrapolation":
+        params = {"horizon_steps": data.draw(st.floats(0.0, 3.0), label="horizon_steps")}
+    elif kind == "inertia":
+        params = {"gamma": data.draw(st.floats(0.0, 0.6), label="gamma"),
+                  "alpha": data.draw(st.floats(0.0, 1.5), label="alpha")}
+    latency = data.draw(st.integers(0, 4), label="latency_steps")
+    window = data.draw(st.integers(1, 5), label="window_steps")
+    n_frames = flash_step + d + max(2, latency + 1, window)
+    speed = 0.45 / max(flash_step, n_frames - 1 - flash_step)  # the longest path that fits
+    probe = FlashLagProbe(speeds=(speed,), flash_step=flash_step, directions=("right", "down"),
+                          conditions=FLASH_CONDITIONS)
+    module = build_seeded(linear_circuit(kind, d, **params), input_shapes=world_shapes(WORLD))
+    out = flash_lag_battery(module, WORLD, exact_readout(), probe, latency_steps=latency, window_steps=window)
+    assert out["flash_lag_battery_px"].attrs["n_frames"] == n_frames
+    g = impulse_response(kind, n_frames + 2, **params)
+    steps = out["flash_lag_battery_ms"].values[..., 0] / 10.0  # (read_at, condition): steps of motion
+    for i, rule in enumerate(READ_RULES):
+        opt = {"latency": {"latency_steps": latency}, "postdiction": {"window_steps": window}}.get(rule, {})
+        theory = np.array([flash_lag_theory(g, c, flash_step=flash_step, read_at=rule, **opt)
+                           for c in FLASH_CONDITIONS])
+        np.testing.assert_allclose(steps[i], theory, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(theory).max()),
+                                   err_msg=rule)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import attrs
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
-from neurodelay import MovingCircle, build_seeded, simulate
+from neurodelay import Blend, Circuit, Edge, Extrapolator, MovingCircle, Relay, build_seeded, simulate
 from neurodelay.analysis.figures import plot_flash_lag
-from neurodelay.analysis.flash_lag import _flash_lag_core, flash_lag
-from neurodelay.analysis.lag import fit_readout, px_per_unit
+from neurodelay.analysis.flash_lag import (
+    READ_RULES,
+    _flash_lag_core,
+    _read_core,
+    flash_lag,
+    flash_lag_battery,
+    flash_lag_theory,
+    impulse_response,
+)
+from neurodelay.analysis.lag import LinearReadout, fit_readout, px_per_unit
 from neurodelay.circuit import world_shapes
 from neurodelay.errors import ConfigError
 from neurodelay.worlds import _spec
@@ -169,3 +180,219 @@ def test_probe_condition_errors_name_the_fix():
         with pytest.raises(ValueError, match=r"condition must be one of \('standard', 'flash_initiated'"):
             call()
     assert FlashLagProbe().conditions == ("standard", "flash_initiated", "flash_terminated", "reversal")
+
+
+# --------------------------------------------------------------------------
+# The battery: when the percept is read, against the linear theory
+# --------------------------------------------------------------------------
+
+VEC = "world.factors"
+BATTERY = FlashLagProbe(speeds=(0.02, 0.04), flash_step=10, conditions=FLASH_CONDITIONS)
+RULE_OPTIONS = {"first": {}, "latency": {"latency_steps": 2}, "postdiction": {"window_steps": 4}}
+
+
+def exact_readout(n_latents: int = 6) -> LinearReadout:
+    """The circle position, read exactly from a trace of the world's factors (channels 2, 3)."""
+    coef = np.zeros((n_latents + 1, 2))
+    coef[2, 0] = coef[3, 1] = 1.0
+    return LinearReadout(node="z", lag_steps=0.0, dt_ms=10.0, mean=np.zeros(n_latents), scale=np.ones(n_latents),
+                         coef=coef)
+
+
+def linear_circuit(kind: str, d: int, horizon_steps: float = 0.0, gamma: float = 0.0,
+                   alpha: float = 1.0) -> Circuit:
+    """The factors, delayed d steps, through a pure delay, a feed-forward extrapolator or the inertia loop."""
+    if kind == "delay":
+        return Circuit(nodes={"z": Relay()}, edges=[Edge(VEC, "z", delay_ms=10.0 * d)])
+    if kind == "extrapolation":
+        return Circuit(nodes={"r": Relay(), "z": Extrapolator(alpha=horizon_steps)},
+                       edges=[Edge(VEC, "r", delay_ms=10.0 * d), Edge("r", "z")])
+    return Circuit(nodes={"r": Relay(), "z": Blend(gamma=gamma), "pred": Extrapolator(alpha=alpha)},
+                   edges=[Edge(VEC, "r", delay_ms=10.0 * d), Edge("r", "z.drive"), Edge("z", "pred", delay_ms=10.0),
+                          Edge("pred", "z.prediction")])
+
+
+CASES = [("delay", 2, {}), ("extrapolation", 1, {"horizon_steps": 2.0}), ("extrapolation", 3, {"horizon_steps": 1.5}),
+         ("inertia", 1, {"gamma": 0.5, "alpha": 0.5}), ("inertia", 2, {"gamma": 0.5, "alpha": 1.0}),
+         ("inertia", 0, {"gamma": 0.3, "alpha": 2.0})]
+
+
+@pytest.mark.parametrize("kind, d, params", CASES, ids=[f"{k}-d{d}-{p}" for k, d, p in CASES])
+def test_battery_measures_the_linear_theory_in_every_condition_and_rule(kind, d, params):
+    module = build_seeded(linear_circuit(kind, d, **params), input_shapes=world_shapes(WORLD))
+    out = flash_lag_battery(module, WORLD, exact_readout(), BATTERY, latency_steps=2, window_steps=4)
+    g = impulse_response(kind, 64, **params)
+    v_px = np.asarray(BATTERY.speeds) * PX
+    for rule in READ_RULES:
+        single = flash_lag(module, WORLD, exact_readout(), BATTERY, read_at=rule, **RULE_OPTIONS[rule])
+        for cond in BATTERY.conditions:
+            theory = flash_lag_theory(g, cond, flash_step=BATTERY.flash_step, read_at=rule, **RULE_OPTIONS[rule])
+            got = out["flash_lag_battery_px"].sel(read_at=rule, condition=cond).values
+            # float32 circuits: positions to ~1e-7 factor units, i.e. ~1e-5 steps of motion at these speeds
+            np.testing.assert_allclose(got, theory * v_px, rtol=1e-4, atol=1e-4 * v_px.min(), err_msg=(rule, cond))
+            np.testing.assert_allclose(out["flash_lag_battery_ms"].sel(read_at=rule, condition=cond).values,
+                                       theory * 10.0, rtol=1e-4, atol=1e-3)
+            np.testing.assert_allclose(single["flash_lag_px"].sel(condition=cond).values, got, rtol=1e-9, atol=1e-12)
+        assert single["flash_lag_px"].attrs["read_at"] == rule
+    assert int(out["flash_lag_battery_px"].attrs["perceived_step"]) == BATTERY.flash_step + d
+
+
+def test_theory_closed_forms():
+    """The closed forms of docs/flash-lag.md, in steps of motion, from the general formula."""
+    t_f = 9
+    for h in (0.0, 0.5, 2.0, 3.0):
+        g = impulse_response("extrapolation", 4, horizon_steps=h)
+        th = {(c, r, k): flash_lag_theory(g, c, flash_step=t_f, read_at=r, **({"latency_steps": k} if r == "latency"
+                                                                            else {"window_steps": k}))
+              for c in ("standard", "flash_initiated", "flash_terminated", "reversal")
+              for r, k in (("latency", 0), ("latency", 1), ("latency", 3), ("postdiction", 1), ("postdiction", 4),
+                           ("postdiction", 6))}
+        for k in (1, 3):  # a latency of L >= 1 steps: (L + h, L + h, 0, L + h)
+            assert [th[c, "latency", k] for c in ("standard", "flash_initiated", "flash_terminated", "reversal")] \
+                == pytest.approx([k + h, k + h, 0.0, k + h])
+        assert [th[c, "latency", 0] for c in ("standard", "flash_initiated", "flash_terminated", "reversal")] \
+            == pytest.approx([h, 0.0, h, -h])  # read first: the flash-terminated one equals the standard one
+        for w in (1, 4, 6):
+            m = (w - 1) / 2
+            assert [th[c, "postdiction", w] for c in ("standard", "flash_initiated", "flash_terminated", "reversal")] \
+                == pytest.approx([m + h, m + h * (w - 1) / w, h / w, m + h * (w - 2) / w])
+    # Inertia: read first, (-lambda, 0, -lambda, lambda) once the start-up has settled.
+    for gamma, alpha in ((0.5, 0.5), (0.4, 1.5), (0.6, 0.0), (0.5, 1.0)):
+        lam = gamma * (1 - alpha) / (1 - gamma)
+        g = impulse_response("inertia", 300, gamma=gamma, alpha=alpha)
+        assert float(np.sum(np.arange(300) * g)) == pytest.approx(lam, abs=1e-9)
+        first = [flash_lag_theory(g, c, flash_step=150) for c in ("standard", "flash_initiated", "flash_terminated",
+                                                                  "reversal")]
+        assert first == pytest.approx([-lam, 0.0, -lam, lam], abs=1e-9)
+
+
+def test_read_core_means_the_window_and_refuses_undefined_steps():
+    rel = np.arange(12.0).reshape(2, 6)
+    defined = np.array([[True] * 6, [False, False, True, True, True, True]])
+    np.testing.assert_array_equal(_read_core(rel, defined, 0, 1), [0.0, np.nan])
+    np.testing.assert_array_equal(_read_core(rel, defined, 2, 3), [3.0, 9.0])
+    np.testing.assert_array_equal(_read_core(rel, defined, 4, 3), [np.nan, np.nan])  # past the end
+
+
+def test_flash_lag_read_at_is_an_explicit_checked_option():
+    module = build_seeded(linear_circuit("extrapolation", 1, horizon_steps=1.0), input_shapes=world_shapes(WORLD))
+    probe = FlashLagProbe(speeds=(0.02,), flash_step=6, directions=("right", "left"))
+    default = flash_lag(module, WORLD, exact_readout(), probe)
+    first = flash_lag(module, WORLD, exact_readout(), probe, read_at="first")
+    xr.testing.assert_identical(default, first)
+    assert default["flash_lag_px"].attrs["read_at"] == "first"
+    assert default["flash_lag_px"].attrs["read_n_steps"] == 1 and default["flash_lag_px"].attrs["read_offset_steps"] == 0
+    late = flash_lag(module, WORLD, exact_readout(), probe, read_at="latency", latency_steps=3)
+    assert late["flash_lag_ms"].attrs["latency_steps"] == 3 and late["flash_lag_ms"].attrs["read_offset_steps"] == 3
+    post = flash_lag(module, WORLD, exact_readout(), probe, read_at="postdiction")
+    assert post["flash_lag_px"].attrs["window_steps"] == 4 and post["flash_lag_px"].attrs["read_n_steps"] == 4
+    assert "averaged over the 4 steps" in post["flash_lag_px"].attrs["long_name"]
+    for kw, match in [({"read_at": "later"}, r"read_at must be one of 'first' .* got 'later'"),
+                      ({"read_at": None}, r"read_at must be one of"),
+                      ({"read_at": "latency", "latency_steps": -1}, r"latency_steps must be an integer >= 0"),
+                      ({"read_at": "latency", "latency_steps": True}, r"latency_steps must be an integer >= 0"),
+                      ({"read_at": "postdiction", "window_steps": 0}, r"window_steps must be an integer >= 1"),
+                      ({"latency_steps": 2}, r"latency_steps applies to read_at='latency' only, got "
+                                             r"latency_steps=2 with read_at='first'; drop latency_steps"),
+                      ({"read_at": "latency", "window_steps": 3}, r"window_steps applies to read_at='postdiction'"),
+                      ({"read_at": "latency", "latency_steps": 2, "n_frames": 9},
+                       r"n_frames must exceed flash_step \+ latency \+ last step read = 6 \+ 1 \+ 2, got 9; "
+                       r"use n_frames >= 10")]:
+        with pytest.raises(ValueError, match=match):
+            flash_lag(module, WORLD, exact_readout(), probe, **kw)
+    with pytest.raises(ValueError, match=r"window_steps must be an integer >= 1"):
+        flash_lag_battery(module, WORLD, exact_readout(), probe, window_steps=0)
+
+
+def test_steps_without_a_circle_are_nan_with_a_reason():
+    module = build_seeded(linear_circuit("delay", 2), input_shapes=world_shapes(WORLD))
+    probe = FlashLagProbe(speeds=(0.02,), flash_step=6, directions=("right", "left"),
+                          conditions=("standard", "flash_initiated"))
+    out = flash_lag_battery(module, WORLD, exact_readout(), probe, latency_steps=1, window_steps=2)
+    course = out["flash_lag_px_by_read_offset"]
+    steps = out["read_offset_steps"].values  # from the flash's first representation, step 6 + 2
+    init = course.sel(condition="flash_initiated", speed=course["speed"][0]).values
+    std = course.sel(condition="standard", speed=course["speed"][0]).values
+    assert np.isnan(init[steps < 0]).all() and np.isfinite(init[steps >= 0]).all()  # no circle before the flash
+    assert np.isnan(std[steps < -6]).all() and np.isfinite(std[steps >= -6]).all()  # before D: no representation
+    assert "flash_initiated before the flash" in course.attrs["nan_reason"]
+    assert np.isfinite(out["flash_lag_battery_px"].values).all()  # every rule reads from the flash's arrival on
+    assert "nan_reason" not in out["flash_lag_battery_px"].attrs
+    # A rule that reads past the sequences is NaN with the reason; the others are numbers.
+    short = flash_lag_battery(module, WORLD, exact_readout(), probe, n_frames=10, latency_steps=1, window_steps=3)
+    px = short["flash_lag_battery_px"]
+    assert np.isnan(px.sel(read_at="postdiction").values).all()
+    assert np.isfinite(px.sel(read_at=["first", "latency"]).values).all()
+    assert "read_at='postdiction' reads up to 2 steps after step 8, past the sequences' 10 steps" \
+        in px.attrs["nan_reason"]
+    # A probe whose paths fit no sequence long enough for the window: the battery shortens them and says so.
+    fast = FlashLagProbe(speeds=(0.05,), flash_step=10, directions=("right", "left"))  # paths fit 21 steps
+    late = build_seeded(linear_circuit("delay", 8), input_shapes=world_shapes(WORLD))  # the window needs 10 + 8 + 4
+    out = flash_lag_battery(module=late, world=WORLD, readout=exact_readout(), probe=fast)
+    px = out["flash_lag_battery_px"]
+    assert px.attrs["n_frames"] == 21
+    assert np.isnan(px.sel(read_at="postdiction").values).all()
+    np.testing.assert_allclose(px.sel(read_at="latency", condition="standard").values, 2 * 0.05 * PX)
+    assert "read_at='postdiction' reads up to 3 steps after step 18, past the sequences' 21 steps" \
+        in px.attrs["nan_reason"]
+    with pytest.raises(ConfigError, match="lower the speeds"):
+        flash_lag(late, WORLD, exact_readout(), fast, read_at="postdiction")
+    # No readout lag: nothing is decoded.
+    blind = dataclasses.replace(exact_readout(), lag_steps=float("nan"))
+    nan = flash_lag_battery(module, WORLD, blind, probe)
+    assert np.isnan(nan["flash_lag_battery_px"].values).all()
+    assert "no lag" in nan["flash_lag_battery_px"].attrs["nan_reason"]
+
+
+def test_the_human_pattern_needs_a_later_readout():
+    """Fitted readouts (as a study fits them): read first, FF extrapolation gives the opposite of the human
+    pattern; read 2 steps later, a pure delay and FF extrapolation both give it (docs/flash-lag.md)."""
+    episode = WORLD.sample(32, seed=1)
+    probe = FlashLagProbe(speeds=(0.02, 0.04), flash_step=12)
+    ratios = {}
+    for name, circuit in (("delay", compensated_circuit(2, 0.0)), ("extrapolation", compensated_circuit(2, 2.0))):
+        module = build_seeded(circuit, input_shapes=world_shapes(WORLD))
+        readout, _ = fit_readout(simulate(module, episode), "z", from_step=15)
+        out = flash_lag_battery(module, WORLD, readout, probe)
+        ratios[name] = out["flash_lag_battery_ratio"]
+        std = out["flash_lag_battery_ms"].sel(condition="standard").mean("speed")
+        h = 2.0 if name == "extrapolation" else 0.0
+        np.testing.assert_allclose(std.values, np.array([h, 2 + h, 1.5 + h]) * 10.0, rtol=0.02, atol=0.05)
+    ext = ratios["extrapolation"]
+    np.testing.assert_allclose(ext.sel(read_at="first", condition=["flash_initiated", "flash_terminated"]).values,
+                               [0.0, 1.0], atol=0.01)
+    assert np.isnan(ratios["delay"].sel(read_at="first")).all()  # no standard flash-lag to compare with
+    assert "below 0.1 of a step" in ratios["delay"].attrs["nan_reason"]
+    for r in ratios.values():
+        np.testing.assert_allclose(r.sel(read_at="latency", condition=["flash_initiated", "flash_terminated",
+                                                                       "reversal"]).values, [1.0, 0.0, 1.0],
+                                   atol=0.02)
+        post = r.sel(read_at="postdiction")
+        assert post.sel(condition="flash_initiated") >= 0.75 and abs(post.sel(condition="flash_terminated")) <= 0.25
+
+
+def test_registered_flash_lag_writes_the_battery(tmp_path):
+    from neurodelay.analysis.builtin import run_flash_lag
+    from tests.unit.test_traversals import _Context
+
+    circuit = compensated_circuit(1, 1.0)
+    module = build_seeded(circuit, input_shapes=world_shapes(WORLD))
+    ds = simulate(module, WORLD.sample(16, seed=2))
+    ctx = _Context(study=None, circuit=circuit, module=module, world=WORLD, device="cpu", out_dir=tmp_path)
+    out = run_flash_lag(ds, ctx)
+    assert out["flash_lag_px"].dims == ("condition", "speed") and out["flash_lag_px"].attrs["read_at"] == "first"
+    assert out["flash_lag_battery_px"].dims == ("read_at", "condition", "speed")
+    assert list(out["read_at"].values) == ["first", "latency", "postdiction"]
+    assert list(out["condition"].values) == ["standard", "flash_initiated", "flash_terminated", "reversal"]
+    assert out["read_at_offset_steps"].values.tolist() == [0, 2, 0]
+    assert out["read_at_n_steps"].values.tolist() == [1, 1, 4]
+    np.testing.assert_allclose(out["flash_lag_battery_px"].sel(read_at="first").values, out["flash_lag_px"].values,
+                               rtol=1e-9, atol=1e-12)
+    for name, var in out.data_vars.items():
+        assert {"units", "long_name"} <= set(var.attrs), name
+    out.to_netcdf(tmp_path / "fl.nc", engine="netcdf4")
+    back = xr.open_dataset(tmp_path / "fl.nc")
+    assert back["flash_lag_battery_px"].dims == ("read_at", "condition", "speed")
+    assert {p.name for p, _ in ctx.figures} == {"flash_lag.png"}
+    plot_flash_lag(out).savefig(tmp_path / "battery.png", dpi=50)
+    assert (tmp_path / "battery.png").stat().st_size > 1000

@@ -88,7 +88,10 @@ def test_python_api_guide_runs_as_written(capsys, monkeypatch, tmp_path):
     assert float(scope["lag"]["position_error_px"]) < 0  # behind
     assert scope["scores"]["latent_lag_steps"].values.tolist() == [2.0, 2.0]
     assert scope["analysis"].matched_correlation_score(scope["corr"]) < 0.05
-    assert dict(scope["fl"]["flash_lag_px"].sizes) == {"condition": 3, "speed": 3}
+    assert dict(scope["fl"]["flash_lag_px"].sizes) == {"condition": 4, "speed": 3}
+    assert scope["late"]["flash_lag_px"].attrs["read_offset_steps"] == 2
+    assert scope["battery"]["flash_lag_battery_px"].dims == ("read_at", "condition", "speed")
+    assert scope["analysis"].flash_lag_theory(scope["g"], "flash_terminated", flash_step=8) == 2.0
     assert scope["trav"]["traversal_images"].dims == ("latent", "traversal", "y", "x")
 
     # 6. Studies: a run folder, a custom component, a sweep of its field.

@@ -517,7 +517,8 @@ def flash_lag_battery(module, world, readout: LinearReadout, probe: FlashLagProb
         speeds in px (NaN where the standard one is below
         :data:`RATIO_MIN_STEPS` of a step of motion, or absent);
         ``flash_lag_px_by_read_offset`` (condition, speed, read_offset): the
-        flash-lag read at each single step of the sequences, NaN where the
+        flash-lag read at each single step from the representation's first
+        valid step on (``read_offset`` from ``-flash_step``), NaN where the
         representation holds no circle. Coordinates ``read_at`` with
         ``read_at_offset_steps`` and ``read_at_n_steps`` (the steps each
         rule reads, from ``perceived_step``), ``read_offset`` (ms, with
@@ -545,7 +546,9 @@ def flash_lag_battery(module, world, readout: LinearReadout, probe: FlashLagProb
     v_px = speeds * ppu
     lag_px = along.mean(axis=-1)
     lag_ms = lag_px / v_px * dt_ms
-    course = np.where(defined, rel, np.nan).mean(axis=2)  # (C, S, T)
+    # From the representation's first valid step on: read_offset runs from -flash_step whatever D is, so
+    # that runs with different delays share the coordinate (a sweep over delays combines without gaps).
+    course = np.where(defined, rel, np.nan).mean(axis=2)[..., latency:]  # (C, S, T - D)
 
     reasons = []
     for i, (name, o, n) in enumerate(rules):
@@ -571,7 +574,7 @@ def flash_lag_battery(module, world, readout: LinearReadout, probe: FlashLagProb
              "latency_steps": lat, "window_steps": win, "n_frames": int(n_frames)}
     text = ("moving circle's decoded position minus the flash's, along the motion, read by each rule "
             "(positive: moving circle seen ahead)")
-    offsets = np.arange(n_frames) - t_seen
+    offsets = np.arange(latency, n_frames) - t_seen
     coords = _coords(probe, world, dt_ms)
     coords.update({
         "read_at": ("read_at", [r for r, _, _ in rules], {"long_name": "when the percept is read"}),

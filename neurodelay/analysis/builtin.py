@@ -71,19 +71,18 @@ from neurodelay.analysis.figures import (
 )
 from neurodelay.analysis.flash_lag import flash_lag as _flash_lag
 from neurodelay.analysis._checks import check_seed
-from neurodelay.analysis.lag import (
+from neurodelay.analysis._dataset import (
     CIRCLE_FACTORS,
     POSITION_FACTORS,
-    _check_has_time,
-    _lag_scores_core,
-    _score_inputs,
-    fit_readout,
-    lag_resolved_scores,
+    check_has_time,
     representation_variable,
-    representational_lag,
+    score_inputs,
 )
+from neurodelay.analysis.lag import fit_readout, representational_lag
+from neurodelay.analysis.lag_scores import lag_resolved_scores, lag_scores_core
 from neurodelay.analysis.regions import heldout_region_errors, moving_region_errors, static_region_errors
 from neurodelay.analysis.registry import register
+from neurodelay.analysis.theory import theory_lag
 from neurodelay.analysis.transfer import blend_nodes, gamma_transfer
 from neurodelay.analysis.traversals import decoder_input, factor_sweeps, latent_traversals
 
@@ -145,7 +144,7 @@ def disentanglement_scores(ds: xr.Dataset, node: str | None = None, *, from_step
     """
     var = representation_variable(ds, node)
     seed = check_seed(seed)
-    _check_has_time(ds)
+    check_has_time(ds)
     n_t = ds.sizes["time"]
     if from_step is None:
         from_step = min(int(ds[var].attrs.get("first_valid_step", 0)), n_t - 1)
@@ -154,13 +153,13 @@ def disentanglement_scores(ds: xr.Dataset, node: str | None = None, *, from_step
         raise ValueError(f"from_step must be an integer step in [0, {n_t - 1}] (the sequence has {n_t} steps), "
                          f"got {from_step!r}.")
     from_step = int(from_step)
-    names, scored_names, scored, z, f = _score_inputs(ds, var, from_step, factors, max_rows)
+    names, scored_names, scored, z, f = score_inputs(ds, var, from_step, factors, max_rows)
     n_rows = z.shape[0] * (n_t - from_step)
     if n_rows < 3:
         raise ValueError(f"disentanglement needs at least 3 rows (samples x steps from from_step={from_step}), "
                          f"got {z.shape[0]} sample(s) x {n_t - from_step} step(s) = {n_rows}; evaluate more "
                          f"samples or start earlier.")
-    out = _lag_scores_core(z, f, np.array([0]), from_step, scored, int(max_rows), seed)
+    out = lag_scores_core(z, f, np.array([0]), from_step, scored, int(max_rows), seed)
     corr = out["correlation"][0]
     sub = corr[:, [names.index(n) for n in scored_names]]  # in the order given: latent i ~ factor i
     rows = z[:, from_step:].reshape(-1, z.shape[-1])
@@ -259,13 +258,17 @@ def run_lag(results: xr.Dataset, ctx) -> xr.Dataset | None:
     """Representational lag of the readout and lag-resolved scores (moving worlds only)."""
     if not _moving(results):
         return None
-    var, _ = _representation(results, ctx)
+    var, node = _representation(results, ctx)
     lag = representational_lag(results, var)
     scores = lag_resolved_scores(results, var)
-    ctx.save_figure(plot_lag(lag, scores), "lag",
-                    f"Lag of `{var}`: readout error against lag (estimate {float(lag['lag_ms']):.1f} ms), "
+    circuit = ctx.module.circuit if ctx.module is not None else None
+    theory = theory_lag(results, circuit, node, from_step=int(lag["lag_steps"].attrs["from_step"]))
+    estimate = (f"estimate {float(lag['lag_ms']):.1f} ms" if np.isfinite(float(lag["lag_ms"]))
+                else "no lag read: " + lag["lag_steps"].attrs.get("nan_reason", ""))
+    ctx.save_figure(plot_lag(xr.merge([lag, theory]), scores), "lag",
+                    f"Lag of `{var}`: encoding error and readout error against lag ({estimate}), "
                     f"lag-resolved disentanglement, signed position error over time.")
-    return xr.merge([lag, scores], compat="no_conflicts", join="outer", combine_attrs="override")
+    return xr.merge([lag, scores, theory], compat="no_conflicts", join="outer", combine_attrs="override")
 
 
 @register("flash_lag")

@@ -159,13 +159,28 @@ def plot_lag(lag: xr.Dataset, scores: xr.Dataset | None = None) -> Figure:
     axes = fig.subplots(1, n_panels)
     lag_ms = lag["lag"].values
     ax = axes[0]
-    ax.plot(lag_ms, lag["lag_readout_rmse_px"].values, marker="o", color="tab:blue")
+    if "lag_encoding_error_px" in lag and np.isfinite(lag["lag_encoding_error_px"].values).any():
+        ax.plot(lag_ms, lag["lag_encoding_error_px"].values, marker="o", color="tab:purple",
+                label="encoding model residual")
+    ax.plot(lag_ms, lag["lag_readout_rmse_px"].values, marker="o", color="tab:blue", label="readout error (held out)")
     est = float(lag["lag_ms"])
-    ax.axvline(est, color="tab:red", ls="--", label=f"estimate {est:.1f} ms ({float(lag['lag_steps']):.2f} steps)")
+    if np.isfinite(est):
+        ax.axvline(est, color="tab:red", ls="--", label=f"estimate {est:.1f} ms ({float(lag['lag_steps']):.2f} steps)")
+        if "lag_ms_ci" in lag and np.isfinite(lag["lag_ms_ci"].values).all():
+            lo, hi = lag["lag_ms_ci"].values
+            ax.axvspan(lo, hi, color="tab:red", alpha=0.15, lw=0,
+                       label=f"{lag['lag_ms_ci'].attrs.get('confidence_level', 0.95):.0%} interval")
+    else:
+        ax.set_title("no lag read", fontsize=10)
+    if "lag_theory_steps" in lag and np.isfinite(float(lag["lag_theory_steps"])):
+        th = float(lag["lag_theory_steps"]) * (lag_ms[1] - lag_ms[0] if len(lag_ms) > 1 else 1.0) \
+            / (float(lag["lag_step"][1] - lag["lag_step"][0]) if len(lag_ms) > 1 else 1.0)
+        ax.axvline(th, color="0.3", ls=":", label=f"linear theory {th:.1f} ms")
     ax.set_xlabel("lag of the world behind the representation (ms)")
-    ax.set_ylabel("held-out readout RMS error (px)")
-    ax.set_title("circle-position readout vs lag", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_ylabel("error (px per coordinate)")
+    if np.isfinite(est):
+        ax.set_title("circle position vs lag", fontsize=10)
+    ax.legend(fontsize=7)
     if scores is not None:
         ax = axes[1]
         s_ms = scores["lag"].values
@@ -183,7 +198,9 @@ def plot_lag(lag: xr.Dataset, scores: xr.Dataset | None = None) -> Figure:
     ax.axhline(0.0, color="0.5", lw=0.8)
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("decoded - true position along motion (px)")
-    ax.set_title(f"signed position error (mean {float(lag['position_error_px']):.2f} px)", fontsize=10)
+    pe = float(lag["position_error_px"])
+    ax.set_title(f"signed position error (mean {pe:.2f} px)" if np.isfinite(pe) else "signed position error (not "
+                 "read: see the lag)", fontsize=10)
     return fig
 
 

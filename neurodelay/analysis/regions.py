@@ -23,26 +23,115 @@ Two settings:
 
 Both also bin the error by the distance between the circle centre and the
 blob centre, in pixels (``circle_blob_distance_px``).
+
+How much of the circle is drawn (``drawn``)
+    ``1 - E / E0`` over the inside of the circle, where ``E`` is the
+    reconstruction's summed squared error there and ``E0`` that of the
+    *mean scene* (the world's frames averaged over :data:`N_MEAN_SCENE`
+    draws, the picture a decoder that has collapsed to its training mean
+    draws) on the same images: 0 for a decoder that draws the mean scene, 1
+    for one that draws the circle perfectly, negative for one that does
+    worse than the mean scene. (Measured against a decoder that draws the
+    blob and no circle instead, a collapsed decoder scored 0.25.)
+
+Intervals
+    ``region_mse_ci`` and ``drawn_ci`` are percentile bootstrap intervals
+    (``scipy.stats.bootstrap``, ``n_boot`` resamples) over the images scored
+    (static) or over the sequences (moving: the frames of a sequence are
+    resampled together); they cover the images drawn, not the training run.
 """
 
 from __future__ import annotations
 
 import numbers
 
+import warnings
+
 import numpy as np
 import torch
 import xarray as xr
+from scipy import stats
 
 from neurodelay.analysis._checks import check_int, finite_report
 
-__all__ = ["REGIONS", "region_errors", "static_region_errors", "moving_region_errors",
-           "circle_blob_distance_px", "factor_grid",
-           "heldout_region_errors"]
+__all__ = ["REGIONS", "N_MEAN_SCENE", "region_errors", "static_region_errors", "moving_region_errors",
+           "circle_blob_distance_px", "factor_grid", "heldout_region_errors", "mean_scene"]
 
 #: Regions reported, in order.
 REGIONS = ("inside", "edge", "object", "background")
 #: Distance bins span [0, 1.25 image widths] (the largest circle-blob distance is 1.24).
 _MAX_DISTANCE = 1.25
+#: Scenes averaged into the mean scene (the reference that "drawn" counts from).
+N_MEAN_SCENE = 4096
+_MEAN_SCENE_SEED = 0x6D65616E  # "mean"
+#: Bootstrap resamples of the intervals.
+N_BOOT = 1000
+
+
+def mean_scene(world, n: int = N_MEAN_SCENE, seed: int = _MEAN_SCENE_SEED) -> np.ndarray:
+    """The world's frames averaged over ``n`` seeded draws (and over time): shape (H, W).
+
+    What a decoder collapsed to its training mean draws: the reference of
+    ``drawn`` (0 for this picture).
+    """
+    ep = world.sample(int(n), seed=int(seed))
+    frames = ep.frames.detach().cpu().numpy().astype(np.float64)
+    return frames.reshape(-1, frames.shape[-2], frames.shape[-1]).mean(axis=0)
+
+
+def _intervals(model_sums: np.ndarray, mean_sums: np.ndarray, counts: np.ndarray, n_boot: int,
+               level: float = 0.95, seed: int = 0) -> dict:
+    """``drawn``, and bootstrap intervals of the region errors and of ``drawn``.
+
+    Parameters
+    ----------
+    model_sums, mean_sums, counts : numpy.ndarray, shape (N, R)
+        Per resampling unit (image or sequence) and region: the summed
+        squared error of the reconstruction and of the mean scene, and the
+        pixel count.
+    """
+    inside = REGIONS.index("inside")
+
+    def drawn_of(m, e):
+        return 1.0 - m[inside] / e[inside] if e[inside] > 0 else np.nan
+
+    drawn = drawn_of(model_sums.sum(0), mean_sums.sum(0))
+    ci = np.full((len(REGIONS) + 1, 2), np.nan)
+    if n_boot > 0 and model_sums.shape[0] >= 2:
+        def statistic(i):
+            i = np.asarray(i, dtype=np.int64)
+            m, e, c = model_sums[i].sum(0), mean_sums[i].sum(0), counts[i].sum(0)
+            return np.append(_ratio(m, c), drawn_of(m, e))
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample without a region gives NaN
+            res = stats.bootstrap((np.arange(model_sums.shape[0]),), statistic, vectorized=False,
+                                  n_resamples=int(n_boot), confidence_level=level, method="percentile",
+                                  rng=np.random.default_rng(np.random.SeedSequence([int(seed), 0x726567])))
+        ci = np.stack([res.confidence_interval.low, res.confidence_interval.high], axis=-1)
+    return {"drawn": float(drawn), "region_ci": ci[:-1], "drawn_ci": ci[-1],
+            "mean_scene_mse": _ratio(mean_sums.sum(0), counts.sum(0))}
+
+
+def _interval_vars(iv: dict, n_units: int, unit: str, n_boot: int) -> dict:
+    ci_attrs = {"confidence_level": 0.95, "method": f"percentile bootstrap over {unit}", "n_boot": int(n_boot),
+                f"n_{unit}": int(n_units)}
+    return {
+        "region_mse_ci": (("region", "bound"), iv["region_ci"], {
+            "units": "1", "long_name": "confidence interval of the region errors", **ci_attrs}),
+        "region_mse_mean_scene": ("region", iv["mean_scene_mse"], {
+            "units": "1", "long_name": "mean squared error per pixel of the mean scene (the world's frames "
+                                       "averaged) on the same images, by region"}),
+        "drawn": ((), iv["drawn"], {
+            "units": "1", "long_name": "fraction of the circle's inside drawn: 1 - inside error / inside error of "
+                                       "the mean scene (0: draws the mean scene; 1: draws the circle)",
+            f"n_{unit}": int(n_units)}),
+        "drawn_ci": ("bound", iv["drawn_ci"], {"units": "1", "long_name": "confidence interval of drawn",
+                                               **ci_attrs}),
+    }
+
+
+_BOUND = {"bound": ("bound", ["lower", "upper"], {"long_name": "bound of the confidence interval"})}
 
 
 def factor_grid(n: int = 8) -> np.ndarray:
@@ -228,7 +317,8 @@ def _dataset(res: dict, extra: dict | None = None, coords: dict | None = None, a
 
 
 def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, batch_size: int = 512,
-                         n_bins: int = 10, device="cpu", factors=None, setting: str | None = None) -> xr.Dataset:
+                         n_bins: int = 10, device="cpu", factors=None, setting: str | None = None,
+                         n_boot: int = N_BOOT) -> xr.Dataset:
     """Region errors of a static model over the ``grid_size**4`` factor grid.
 
     Each grid point is rendered as a one-frame sequence (factors beyond the
@@ -255,18 +345,23 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
         Score these factor combinations instead of the grid.
     setting : str, optional
         Description stored in the ``setting`` attribute (default: the grid's).
+    n_boot : int
+        Bootstrap resamples of the images for the intervals (>= 0; 0: none).
 
     Returns
     -------
     xarray.Dataset
         ``region_mse`` (region), ``region_pixels`` (region),
         ``region_mse_by_distance`` (distance_bin, region),
-        ``distance_bin_images`` (distance_bin).
+        ``distance_bin_images`` (distance_bin), ``region_mse_ci`` (region,
+        bound), ``region_mse_mean_scene`` (region), ``drawn`` and
+        ``drawn_ci`` (bound): see the module docstring.
     """
     from neurodelay.components.base import RunContext
 
     batch_size = check_int("batch_size", batch_size, 1)
     n_bins = check_int("n_bins", n_bins, 1)
+    n_boot = check_int("n_boot", n_boot, 0)
     if factors is None:
         grid = factor_grid(grid_size)
         setting = setting or f"static factor grid of {grid_size}^4 = {grid.shape[0]} images"
@@ -278,7 +373,8 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
     n_f = int(world.n_factors)
     factors = np.zeros((grid.shape[0], n_f))
     factors[:, :4] = grid
-    sums, counts = [], []
+    sums, counts, mean_sums = [], [], []
+    scene = mean_scene(world)
     was_training = module.training
     module.eval()
     try:
@@ -302,14 +398,18 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
                                      f"(first for factors {grid[i].tolist()}, image {i} of the grid); the circuit "
                                      f"has diverged: check its training loss.")
                 m = {k: v[:, 0, 0].cpu().numpy() for k, v in world.masks(f).items()}
-                s, c = _region_sums(rec, frames[:, 0, 0].cpu().numpy(), m)
+                target = frames[:, 0, 0].cpu().numpy()
+                s, c = _region_sums(rec, target, m)
                 sums.append(s)
                 counts.append(c)
+                mean_sums.append(_region_sums(np.broadcast_to(scene, target.shape), target, m)[0])
     finally:
         module.train(was_training)
-    sums, counts = np.concatenate(sums), np.concatenate(counts)
+    sums, counts, mean_sums = np.concatenate(sums), np.concatenate(counts), np.concatenate(mean_sums)
     res = _from_sums(sums, counts, circle_blob_distance_px(grid, world.size), n_bins, world.size)
-    return _dataset(res, attrs={"setting": setting, "node": recon_node})
+    iv = _intervals(sums, mean_sums, counts, n_boot)
+    return _dataset(res, _interval_vars(iv, sums.shape[0], "images", n_boot), coords=_BOUND,
+                    attrs={"setting": setting, "node": recon_node})
 
 
 def _from_sums(sums, counts, distance, n_bins, size) -> dict:
@@ -324,7 +424,7 @@ def _from_sums(sums, counts, distance, n_bins, size) -> dict:
 
 
 def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction", offset_steps: int | None = None,
-                         steps=None, n_bins: int = 10) -> xr.Dataset:
+                         steps=None, n_bins: int = 10, n_boot: int = N_BOOT) -> xr.Dataset:
     """Region errors of a moving model, per frame, from a results Dataset.
 
     Parameters
@@ -345,12 +445,15 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
         t + offset in range).
     n_bins : int
         Distance bins (>= 1).
+    n_boot : int
+        Bootstrap resamples of the sequences for the intervals (>= 0).
 
     Returns
     -------
     xarray.Dataset
         As :func:`static_region_errors`, plus ``region_mse_by_time``
-        (time, region; NaN at unscored steps).
+        (time, region; NaN at unscored steps). The mean scene is the mean of
+        the evaluation frames (every step).
     """
     if recon not in ds.data_vars:
         images = [str(n) for n, v in ds.data_vars.items()
@@ -363,6 +466,7 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
             raise KeyError(f"the Dataset has no {name!r} variable; region errors need the world's frames and "
                            f"factors (a results Dataset of simulate or a run).")
     n_bins = check_int("n_bins", n_bins, 1)
+    n_boot = check_int("n_boot", n_boot, 0)
     if ds[recon].shape != ds["frames"].shape:
         raise ValueError(f"recon={recon!r} must be images shaped like the frames {tuple(ds['frames'].dims)} "
                          f"{tuple(ds['frames'].shape)}, got {tuple(ds[recon].dims)} {tuple(ds[recon].shape)}; "
@@ -407,6 +511,10 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
     masks = world.masks(torch.as_tensor(target_f, dtype=torch.float32))
     masks = {k: v[:, :, 0].cpu().numpy() for k, v in masks.items()}
     sums, counts = _region_sums(rec[:, steps], frames[:, steps + offset], masks)  # (n_s, S, R)
+    scene = frames.reshape(-1, frames.shape[-2], frames.shape[-1]).mean(axis=0)
+    mean_sums, _ = _region_sums(np.broadcast_to(scene, frames[:, steps + offset].shape), frames[:, steps + offset],
+                                masks)
+    iv = _intervals(sums.sum(1), mean_sums.sum(1), counts.sum(1), n_boot)
     by_time = np.full((n_t, len(REGIONS)), np.nan)
     by_time[steps] = _ratio(sums.sum(0), counts.sum(0))
     dist = circle_blob_distance_px(target_f, size).reshape(-1)
@@ -414,7 +522,8 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
     extra = {"region_mse_by_time": (("time", "region"), by_time, {
         "units": "1", "long_name": f"mean squared error per pixel by region of the reconstruction at t against "
                                    f"the frame at t + {offset} (NaN: unscored step)"})}
-    return _dataset(res, extra, coords={"time": ds["time"]},
+    extra.update(_interval_vars(iv, n_s, "sequences", n_boot))
+    return _dataset(res, extra, coords={"time": ds["time"], **_BOUND},
                     attrs={"setting": f"evaluation frames, steps {steps.min()}..{steps.max()}",
                            "target_offset_steps": offset})
 
@@ -433,8 +542,8 @@ def heldout_region_errors(module, world, recon_node: str, *, n_blob: int = 6, ba
     Returns
     -------
     xarray.Dataset
-        ``heldout_region_mse`` (split, region) and ``heldout_region_pixels``
-        (split, region).
+        ``heldout_region_mse`` (split, region), ``heldout_region_pixels``
+        (split, region) and ``heldout_drawn`` (split).
     """
     from neurodelay.worlds.circle import circle_value_set
 
@@ -456,8 +565,11 @@ def heldout_region_errors(module, world, recon_node: str, *, n_blob: int = 6, ba
                          attrs={"long_name": f"circle values trained on ({trained!r}) or held out ({other!r})"})
     mse = xr.concat([p["region_mse"] for p in parts], dim=split)
     pix = xr.concat([p["region_pixels"] for p in parts], dim=split)
+    drawn = xr.concat([p["drawn"] for p in parts], dim=split)
+    drawn.attrs.update({"units": "1", "long_name": "fraction of the circle's inside drawn (see drawn), trained and "
+                        "held-out circle positions"})
     mse.attrs.update({"units": "1", "long_name": "mean squared error per pixel by region, trained and held-out "
                       "circle positions"})
     pix.attrs.update({"units": "1", "long_name": "pixels scored per region"})
-    return xr.Dataset({"heldout_region_mse": mse, "heldout_region_pixels": pix},
+    return xr.Dataset({"heldout_region_mse": mse, "heldout_region_pixels": pix, "heldout_drawn": drawn},
                       attrs={"node": recon_node, "trained_circle_values": trained, "heldout_circle_values": other})

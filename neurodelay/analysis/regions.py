@@ -453,7 +453,14 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
     xarray.Dataset
         As :func:`static_region_errors`, plus ``region_mse_by_time``
         (time, region; NaN at unscored steps). The mean scene is the mean of
-        the evaluation frames (every step).
+        the evaluation frames (every step). And whether the reconstruction
+        lags the moving circle: ``error_behind`` and ``error_ahead``, the
+        mean signed error (reconstruction - frame) over the pixels within 2
+        circle radii of the target circle's centre that lie behind it / ahead
+        of it along its motion, and ``motion_asymmetry`` = behind - ahead
+        with its interval (``motion_asymmetry_ci``, over sequences): a
+        reconstruction that draws the circle where it was is too bright
+        behind and too dark ahead, so positive means lagging, 0 neither.
     """
     if recon not in ds.data_vars:
         images = [str(n) for n, v in ds.data_vars.items()
@@ -523,9 +530,75 @@ def moving_region_errors(ds: xr.Dataset, world, *, recon: str = "reconstruction"
         "units": "1", "long_name": f"mean squared error per pixel by region of the reconstruction at t against "
                                    f"the frame at t + {offset} (NaN: unscored step)"})}
     extra.update(_interval_vars(iv, n_s, "sequences", n_boot))
+    extra.update(_motion_asymmetry(rec[:, steps] - frames[:, steps + offset], target_f, fac, steps, ds, world,
+                                   n_boot))
     return _dataset(res, extra, coords={"time": ds["time"], **_BOUND},
                     attrs={"setting": f"evaluation frames, steps {steps.min()}..{steps.max()}",
                            "target_offset_steps": offset})
+
+
+def _motion_asymmetry(err: np.ndarray, target_f: np.ndarray, fac: np.ndarray, steps: np.ndarray, ds: xr.Dataset,
+                      world, n_boot: int) -> dict:
+    """Signed reconstruction error behind minus ahead of the circle along its motion (see moving_region_errors).
+
+    Parameters
+    ----------
+    err : numpy.ndarray, shape (n, S, H, W)
+        Reconstruction minus target frame at the scored steps.
+    target_f : numpy.ndarray, shape (n, S, F)
+        Factors of the target frames.
+    fac : numpy.ndarray, shape (n, T, F)
+        Every factor (for the velocity).
+    """
+    names = [str(f) for f in ds["factor"].values]
+    size = err.shape[-1]
+    cx = (0.75 * target_f[..., names.index("circle_x")] + 0.125) * size  # px; pixel j's centre at j + 0.5
+    cy = (0.75 * target_f[..., names.index("circle_y")] + 0.125) * size
+    if "circle_vx" in names and "circle_vy" in names:
+        vel = target_f[..., [names.index("circle_vx"), names.index("circle_vy")]]
+    else:
+        grad = np.gradient(fac[..., [names.index("circle_x"), names.index("circle_y")]], axis=1)
+        vel = grad[:, steps]
+    speed = np.linalg.norm(vel, axis=-1)
+    moving = speed > 1e-9
+    ux, uy = (vel / np.where(moving, speed, 1.0)[..., None]).transpose(2, 0, 1)
+    grid = np.arange(size) + 0.5
+    dx = grid[None, None, None, :] - cx[..., None, None]
+    dy = grid[None, None, :, None] - cy[..., None, None]
+    near = (dx**2 + dy**2 <= (2.0 * float(world.radius) * size) ** 2) & moving[..., None, None]
+    along = dx * ux[..., None, None] + dy * uy[..., None, None]
+    behind, ahead = near & (along < 0), near & (along > 0)
+    sums = np.stack([(err * behind).sum(axis=(1, 2, 3)), behind.sum(axis=(1, 2, 3)),
+                     (err * ahead).sum(axis=(1, 2, 3)), ahead.sum(axis=(1, 2, 3))], axis=-1)  # per sequence
+
+    def asym(i):
+        t = sums[np.asarray(i, dtype=np.int64)].sum(0)
+        return t[0] / t[1] - t[2] / t[3] if t[1] > 0 and t[3] > 0 else np.nan
+
+    value = float(asym(np.arange(sums.shape[0])))
+    ci = np.full(2, np.nan)
+    if n_boot > 0 and sums.shape[0] >= 2 and np.isfinite(value):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = stats.bootstrap((np.arange(sums.shape[0]),), asym, vectorized=False, n_resamples=int(n_boot),
+                                  method="percentile",
+                                  rng=np.random.default_rng(np.random.SeedSequence([0, 0x617379])))
+        ci = np.array([res.confidence_interval.low, res.confidence_interval.high], dtype=np.float64)
+    tot = sums.sum(0)
+    text = ("mean signed reconstruction error (reconstruction - frame) within 2 circle radii of the circle's "
+            "centre")
+    return {
+        "motion_asymmetry": ((), value, {
+            "units": "1", "long_name": f"{text}, behind the circle minus ahead of it along its motion (positive: "
+                                       f"the reconstruction lags the circle)", "n_sequences": int(sums.shape[0])}),
+        "motion_asymmetry_ci": ("bound", ci, {"units": "1", "long_name": "confidence interval of motion_asymmetry",
+                                              "confidence_level": 0.95, "n_boot": int(n_boot),
+                                              "method": "percentile bootstrap over sequences"}),
+        "error_behind": ((), float(tot[0] / tot[1]) if tot[1] else np.nan, {
+            "units": "1", "long_name": f"{text}, behind the circle along its motion"}),
+        "error_ahead": ((), float(tot[2] / tot[3]) if tot[3] else np.nan, {
+            "units": "1", "long_name": f"{text}, ahead of the circle along its motion"}),
+    }
 
 
 def heldout_region_errors(module, world, recon_node: str, *, n_blob: int = 6, batch_size: int = 512,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from neurodelay import Circuit, CircleOverBlob, Edge, MovingCircle, Relay, build_seeded, simulate
 from neurodelay.analysis.figures import plot_regions
@@ -93,3 +94,41 @@ def test_moving_errors_follow_the_target_frame(tmp_path):
     assert path.stat().st_size > 1000
     with pytest.raises(ValueError, match="offset"):
         moving_region_errors(ds, world, recon="out", offset_steps=3, steps=range(1, 6))
+
+
+def _moving_results(n=48, seed=0):
+    from neurodelay import MovingCircle
+
+    world = MovingCircle(size=32, n_frames=10)
+    ep = world.sample(n, seed=seed)
+    frames = ep.frames[:, :, 0].numpy()
+    ds = xr.Dataset({"frames": (("sample", "time", "y", "x"), frames),
+                     "factors": (("sample", "time", "factor"), ep.factors.numpy())},
+                    coords={"factor": list(world.factor_names), "time": np.arange(10) * 10.0})
+    return world, ds, frames
+
+
+def test_motion_asymmetry_tells_a_lagging_reconstruction_from_a_leading_one():
+    world, ds, f = _moving_results()
+    shifted = {"lagging": np.concatenate([f[:, :1], f[:, :-1]], 1), "leading": np.concatenate([f[:, 1:], f[:, -1:]], 1),
+               "exact": f}
+    out = {k: moving_region_errors(ds.assign(reconstruction=(("sample", "time", "y", "x"), v)), world,
+                                   steps=range(1, 9), n_boot=100) for k, v in shifted.items()}
+    assert float(out["exact"]["motion_asymmetry"]) == 0.0
+    assert float(out["exact"]["drawn"]) == 1.0
+    lag, lead = out["lagging"], out["leading"]
+    assert lag["motion_asymmetry_ci"].values[0] > 0.05  # too bright behind, too dark ahead
+    assert float(lag["error_behind"]) > 0 > float(lag["error_ahead"])
+    assert lead["motion_asymmetry_ci"].values[1] < -0.05
+    assert float(lag["motion_asymmetry"]) == pytest.approx(-float(lead["motion_asymmetry"]), rel=0.05)
+
+
+def test_drawn_is_zero_for_the_mean_scene_and_one_for_the_frames():
+    world, ds, f = _moving_results()
+    mean = np.broadcast_to(f.reshape(-1, 32, 32).mean(0), f.shape)
+    out = moving_region_errors(ds.assign(reconstruction=(("sample", "time", "y", "x"), mean)), world, n_boot=100)
+    assert float(out["drawn"]) == pytest.approx(0.0, abs=1e-6)  # the mean of float32 frames
+    assert out["drawn_ci"].values[0] <= 0.0 <= out["drawn_ci"].values[1]
+    ci = out["region_mse_ci"].sel(region="inside").values
+    assert ci[0] <= float(out["region_mse"].sel(region="inside")) <= ci[1]
+    np.testing.assert_allclose(out["region_mse_mean_scene"].values, out["region_mse"].values, rtol=1e-5)

@@ -35,7 +35,10 @@ STUDIES = (
     "dynamic_prediction_sweep",
     "seed_compatible",
     "delay_learning",
+    "beta_vae_criterion",
 )
+#: Studies trained in milestones (``studies/milestones.py``), with their arguments.
+MILESTONES = {"beta_vae_criterion": ("--every", "500", "--until", "20000")}
 
 
 def run_study(name: str, runs: Path, extra=()) -> float:
@@ -45,8 +48,12 @@ def run_study(name: str, runs: Path, extra=()) -> float:
     finished one is only evaluated and analysed again), and sweep points
     whose results exist are skipped.
     """
-    cmd = [sys.executable, "-m", "neurodelay.run", str(HERE / f"{name}.yaml"), "--out", str(runs), "--resume",
-           *extra]
+    if name in MILESTONES:
+        cmd = [sys.executable, str(HERE / "milestones.py"), str(HERE / f"{name}.yaml"), *MILESTONES[name], "--out",
+               str(runs), *extra]
+    else:
+        cmd = [sys.executable, "-m", "neurodelay.run", str(HERE / f"{name}.yaml"), "--out", str(runs), "--resume",
+               *extra]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT)
@@ -65,7 +72,7 @@ def main(argv=None) -> int:
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
     if not args.findings_only:
         for name in args.only or STUDIES:
-            done = (args.runs / name / "results.nc").exists() or (args.runs / name / "sweep.nc").exists()
+            done = any((args.runs / name / f).exists() for f in ("results.nc", "sweep.nc", "milestones"))
             seconds = run_study(name, args.runs)
             if not done:  # a rerun that skipped finished points says nothing about the study's time
                 times[name] = round(seconds, 1)

@@ -7,23 +7,20 @@ cores for all studies). Run with ``make check-findings`` or
     python -m pytest -m slow tests/slow -k delay_compensation
     NEURODELAY_FINDINGS_RUNS=runs python -m pytest -m slow tests/slow   # reuse (and complete) runs/
 
-Each check of ``studies/findings.py`` must give the same verdict as the one
+Each check of ``studies/findings/`` must give the same verdict as the one
 recorded in ``docs/findings/findings.json`` (written with FINDINGS.md) and a
 value within the recorded tolerance of the recorded value.
 """
 
 import json
 import os
-import sys
 from pathlib import Path
 
+import findings
 import pytest
+import reproduce
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "studies"))
-
-import findings  # noqa: E402
-import reproduce  # noqa: E402
 
 
 @pytest.fixture(scope="session")

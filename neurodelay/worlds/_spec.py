@@ -63,6 +63,16 @@ def unit_interval(inst, attr, value):
         raise ConfigError(f"{_where(inst, attr)} must be in [0, 1], got {value!r}; the original uses 0.8.")
 
 
+def probability(inst, attr, value):
+    if not _is_real(value) or not 0 <= value <= 1:
+        raise ConfigError(f"{_where(inst, attr)} must be a probability in [0, 1], got {value!r}; use e.g. 0.15.")
+
+
+def non_negative(inst, attr, value):
+    if not _is_real(value) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{_where(inst, attr)} must be a finite number >= 0, got {value!r}; use 0 to turn it off.")
+
+
 def frame_count(inst, attr, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 2:
         raise ConfigError(

@@ -196,6 +196,10 @@ class CircleOverBlob:
         return _spec.masks(self, factors)
 
 
+#: How the circle can travel its path (``MovingCircle.motion``).
+MOTIONS = ("linear", "reversal", "accelerating")
+
+
 @_render_fields_doc
 @attrs.frozen
 class MovingCircle:
@@ -221,6 +225,28 @@ class MovingCircle:
         index (uniform, with replacement) from ``original_sequences``.
     n_sequences : int
         Size of the fixed dataset when ``dataset="original"``.
+    motion : {"linear", "reversal", "accelerating"}
+        How the circle travels its path, the straight segment from its first
+        position ``p0`` to ``p0 + v (n_frames - 1)`` drawn as above: at
+        ``p(t) = p0 + v s(t)`` with a path coordinate ``s`` in ``[0,
+        n_frames - 1]``. "linear" (the original): ``s(t) = t``, constant
+        velocity. "reversal": ``s`` moves one step per frame and turns back
+        at random frames (each frame after the first with probability
+        ``reversal_rate``) and at the segment's ends, so the speed is that of
+        the linear world and the path stays inside the image; a linear
+        extrapolation overshoots at every turn. "accelerating": ``s``
+        advances by a smoothly varying, strictly positive amount per frame
+        (``exp`` of a random walk of step ``speed_jitter`` smoothed over 3
+        frames), scaled so that the circle still ends at the segment's end:
+        the mean speed is that of the linear world.
+    reversal_rate : float
+        Probability per frame of a turn (motion "reversal"), in [0, 1].
+    speed_jitter : float
+        Step of the log-speed random walk (motion "accelerating"), >= 0.
+    pixel_noise : float
+        Standard deviation of independent Gaussian noise added to every
+        pixel of the rendered frames (then clipped to [0, 1]); 0: none.
+        Factors and masks are those of the noise-free scene.
     """
 
     kind: ClassVar[str] = "moving_circle"
@@ -236,6 +262,16 @@ class MovingCircle:
     speed_max: Optional[float] = attrs.field(default=None, validator=_spec.optional_speed)
     dataset: Optional[str] = attrs.field(default=None)
     n_sequences: int = attrs.field(default=N_ORIGINAL_SEQUENCES, validator=_spec.positive_int)
+    motion: str = attrs.field(default="linear")
+    reversal_rate: float = attrs.field(default=0.15, validator=_spec.probability)
+    speed_jitter: float = attrs.field(default=0.3, validator=_spec.non_negative)
+    pixel_noise: float = attrs.field(default=0.0, validator=_spec.non_negative)
+
+    @motion.validator
+    def _check_motion(self, attr, value):
+        if value not in MOTIONS:
+            raise ConfigError(f"MovingCircle.motion must be one of {MOTIONS} (how the circle travels its path), got "
+                              f"{value!r}; use motion='linear' (the original's constant velocity).")
 
     @dataset.validator
     def _check_dataset(self, attr, value):
@@ -275,6 +311,11 @@ class MovingCircle:
                     f"MovingCircle.n_frames must be {N_ORIGINAL_FRAMES} with dataset='original' (its sequences "
                     f"have {N_ORIGINAL_FRAMES} frames), got {self.n_frames!r}; set n_frames={N_ORIGINAL_FRAMES} or dataset=None."
                 )
+            if self.motion != "linear":
+                raise ConfigError(
+                    f"MovingCircle with dataset='original' takes its trajectories as they are: motion must be "
+                    f"'linear', got {self.motion!r}; drop it or set dataset=None."
+                )
             if hi is not None or self.min_travel != ORIGINAL_MIN_TRAVEL:
                 raise ConfigError(
                     f"MovingCircle with dataset='original' takes its trajectories as they are: speed_min/"
@@ -300,8 +341,11 @@ class MovingCircle:
     def trajectories(self, n: int, seed: int = 0) -> np.ndarray:
         """Draw sequence factors.
 
-        Generators: ``SeedSequence(seed).spawn(2)`` = (trajectory, blob).
-        The blob is static, its x and y drawn from ``linspace(0, 1, 32)``.
+        Generators: ``SeedSequence(seed).spawn(4)`` = (trajectory, blob,
+        motion, pixel noise); the first two are those of
+        ``spawn(2)``, so linear trajectories are those of every earlier
+        version. The blob is static, its x and y drawn from
+        ``linspace(0, 1, 32)``.
 
         Parameters
         ----------
@@ -314,11 +358,12 @@ class MovingCircle:
         -------
         numpy.ndarray
             float64, shape (n, n_frames, 6): blob x, y, circle x, y (factor
-            units, in [0, 1]) and circle vx, vy (factor units per frame,
-            constant).
+            units, in [0, 1]) and circle vx, vy (factor units per frame:
+            constant for linear motion; else the backward difference
+            ``p(t) - p(t - 1)``, the forward one at step 0).
         """
         n = _spec.check_count("n", n)
-        traj_rng, blob_rng = (np.random.default_rng(s) for s in _spec.seed_sequence(seed).spawn(2))
+        traj_rng, blob_rng, motion_rng, _ = (np.random.default_rng(s) for s in _spec.seed_sequence(seed).spawn(4))
         steps = self.n_frames - 1
         if self.dataset == "original":
             seq = original_sequences(self.n_sequences)[traj_rng.integers(0, self.n_sequences, n)]
@@ -330,7 +375,35 @@ class MovingCircle:
         else:
             start, velocity = self._speed_range(traj_rng, n)
         blob = BLOB_GRID[blob_rng.integers(0, len(BLOB_GRID), (n, 2))]
-        return self._factor_array(start, velocity, blob, self.n_frames)
+        out = self._factor_array(start, velocity, blob, self.n_frames)
+        if self.motion != "linear":
+            s = self._path(motion_rng, n)  # (n, T)
+            out[..., 2:4] = start[:, None] + velocity[:, None] * s[..., None]
+            ds = np.diff(s, axis=1)
+            ds = np.concatenate([ds[:, :1], ds], axis=1)  # backward difference, forward at step 0
+            out[..., 4:] = velocity[:, None] * ds[..., None]
+        return out
+
+    def _path(self, rng, n: int) -> np.ndarray:
+        """Path coordinates s (n, T) in [0, T - 1] for the non-linear motions (see the class docstring)."""
+        n_t = self.n_frames
+        if self.motion == "reversal":
+            turn = rng.random((n, n_t)) < self.reversal_rate
+            s = np.zeros((n, n_t))
+            step = np.ones(n)
+            for t in range(1, n_t):
+                step = np.where(turn[:, t], -step, step)
+                nxt = s[:, t - 1] + step
+                bounce = (nxt < 0) | (nxt > n_t - 1)
+                step = np.where(bounce, -step, step)
+                s[:, t] = s[:, t - 1] + step
+            return s
+        walk = np.cumsum(rng.normal(0.0, self.speed_jitter, (n, n_t + 1)), axis=1)
+        kernel = np.ones(3) / 3.0
+        smooth = np.stack([np.convolve(w, kernel, mode="same") for w in walk])[:, 1:]
+        inc = np.exp(smooth - smooth.mean(axis=1, keepdims=True))[:, 1:]  # (n, T - 1) > 0
+        s = np.concatenate([np.zeros((n, 1)), np.cumsum(inc, axis=1)], axis=1)
+        return s * (n_t - 1) / s[:, -1:]
 
     def _endpoints(self, rng, n):
         points = rng.random((n, 2, 2))
@@ -383,7 +456,13 @@ class MovingCircle:
         _spec.check_device(device)
         f = torch.as_tensor(self.trajectories(n_samples, seed), dtype=torch.float32, device=device)
         # The blob is static within a sequence: render its profiles once per sequence.
-        return Episode(_spec.render_parts(self, f[:, :1, :2], f[..., 2:4]), f, self.factor_names)
+        frames = _spec.render_parts(self, f[:, :1, :2], f[..., 2:4])
+        if self.pixel_noise > 0:
+            noise_seed = _spec.seed_sequence(seed).spawn(4)[3]
+            gen = torch.Generator(device="cpu").manual_seed(int(noise_seed.generate_state(1, dtype=np.uint64)[0] >> 1))
+            noise = torch.randn(frames.shape, generator=gen, dtype=torch.float32).to(frames.device)
+            frames = (frames + self.pixel_noise * noise).clamp_(0.0, 1.0)
+        return Episode(frames, f, self.factor_names)
 
     def episode_from_trajectories(self, start, velocity, blob, n_frames=None, device="cpu") -> Episode:
         """Render given constant-velocity trajectories (for probes).

@@ -386,3 +386,44 @@ def test_episode_rejects_what_no_circuit_can_read(make, error, match):
     ep = MovingCircle(n_frames=3).sample(2)
     with pytest.raises(error, match=match):
         make(ep)
+
+
+@pytest.mark.parametrize("motion", ["reversal", "accelerating"])
+def test_non_linear_motion_keeps_the_path_speed_and_image(motion):
+    kw = dict(n_frames=20, speed_min=0.01, speed_max=0.05)
+    linear = MovingCircle(**kw).trajectories(400, seed=5)
+    f = MovingCircle(**kw, motion=motion).trajectories(400, seed=5)
+    np.testing.assert_array_equal(f[..., :2], linear[..., :2])  # same blobs
+    np.testing.assert_array_equal(f[:, 0, 2:4], linear[:, 0, 2:4])  # same start
+    p = f[..., 2:4]
+    assert p.min() >= -1e-12 and p.max() <= 1 + 1e-12
+    np.testing.assert_allclose(f[:, 1:, 4:], np.diff(p, axis=1), atol=1e-12)  # backward differences
+    np.testing.assert_allclose(f[:, 0, 4:], p[:, 1] - p[:, 0], atol=1e-12)
+    v = linear[:, 0, 4:]  # the path's own velocity
+    step = np.linalg.norm(np.diff(p, axis=1), axis=-1) / np.linalg.norm(v, axis=-1)[:, None]
+    if motion == "reversal":
+        np.testing.assert_allclose(step, 1.0, rtol=1e-9)  # the linear world's speed at every frame
+        turns = (np.diff(np.sign(f[..., 4]), axis=1) != 0).sum(1)
+        assert turns.mean() > 1.5
+    else:
+        np.testing.assert_allclose(step.mean(axis=1), 1.0, rtol=1e-9)  # the same mean speed
+        np.testing.assert_allclose(f[:, -1, 2:4], linear[:, -1, 2:4], atol=1e-12)  # ends where the path ends
+        assert (step.std(axis=1) > 0.05).all()
+
+
+def test_pixel_noise_changes_the_frames_only_and_is_seeded():
+    clean = MovingCircle().sample(4, seed=2)
+    a, b = MovingCircle(pixel_noise=0.1).sample(4, seed=2), MovingCircle(pixel_noise=0.1).sample(4, seed=2)
+    assert torch.equal(a.frames, b.frames) and torch.equal(a.factors, clean.factors)
+    assert 0.05 < float((a.frames - clean.frames).std()) < 0.11
+    assert float(a.frames.min()) >= 0.0 and float(a.frames.max()) <= 1.0
+
+
+@pytest.mark.parametrize("kw, match", [({"motion": "zigzag"}, "motion must be one of"),
+                                       ({"reversal_rate": 1.5}, "probability"),
+                                       ({"speed_jitter": -1.0}, ">= 0"), ({"pixel_noise": float("nan")}, ">= 0"),
+                                       ({"dataset": "original", "n_sequences": 10, "motion": "reversal"},
+                                        "motion must be 'linear'")])
+def test_motion_options_are_checked(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        MovingCircle(**kw)

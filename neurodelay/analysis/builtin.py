@@ -320,6 +320,26 @@ def run_heldout(results: xr.Dataset, ctx) -> xr.Dataset | None:
     return heldout_region_errors(ctx.module, ctx.world, recon, device=ctx.device)
 
 
+@register("blank")
+def run_blank(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Blank the input for 1-4 steps and decode the representation's own extrapolation (moving, linear worlds)."""
+    from neurodelay.analysis.blank import blank_extrapolation
+    from neurodelay.components import Extrapolator
+
+    if not _moving(results) or ctx.module is None or _static(ctx.world) \
+            or getattr(ctx.world, "motion", "linear") != "linear" or "circle_vx" not in results["factor"].values:
+        return None
+    recon = _recon_node(results, ctx)
+    if recon is None:
+        return None
+    var, node = _representation(results, ctx)
+    circuit = ctx.module.circuit
+    alphas = [circuit.nodes[e.target_node].alpha for e in circuit.edges
+              if e.source == node and isinstance(circuit.nodes.get(e.target_node), Extrapolator)]
+    return blank_extrapolation(ctx.module, results, ctx.world, node=var, recon_node=recon,
+                               alpha=float(alphas[0]) if alphas else 1.0, device=ctx.device)
+
+
 @register("gamma_transfer")
 def run_gamma_transfer(results: xr.Dataset, ctx) -> xr.Dataset | None:
     """The trained circuit re-evaluated with its Blend's gamma set to 0, 0.2, ..., 1 (moving worlds, one Blend)."""

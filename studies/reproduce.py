@@ -35,8 +35,14 @@ STUDIES = (
     "dynamic_prediction_sweep",
     "seed_compatible",
     "delay_learning",
+    "pretrain_ae",
+    "inertia_warm",
+    "pretrain_vae",
+    "prediction_warm",
     "beta_vae_criterion",
 )
+#: Studies that start from another study's checkpoints (train.init_from), which must run first.
+NEEDS = {"inertia_warm": ("pretrain_ae",), "prediction_warm": ("pretrain_vae",)}
 #: Studies trained in milestones (``studies/milestones.py``), with their arguments.
 MILESTONES = {"beta_vae_criterion": ("--every", "500", "--until", "20000")}
 

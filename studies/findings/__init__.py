@@ -29,6 +29,7 @@ from .inertia import section_inertia_gamma_sweep, section_inertia_lag
 from .prediction import section_dynamic_prediction_sweep
 from .seed_compatible import section_seed_compatible
 from .supervised import section_supervised_control, section_supervised_decoder
+from .warm import section_inertia_warm, section_prediction_warm
 
 __all__ = ["SECTIONS", "RECORD", "build_sections", "write_findings", "main"]
 
@@ -39,8 +40,10 @@ SECTIONS: dict[str, Callable[[Path, Path], Section]] = {
     "beta_vae_seeds": section_beta_vae_seeds,
     "beta_vae_criterion": section_beta_vae_criterion,
     "dynamic_prediction_sweep": section_dynamic_prediction_sweep,
+    "prediction_warm": section_prediction_warm,
     "inertia_gamma_sweep": section_inertia_gamma_sweep,
     "inertia_lag": section_inertia_lag,
+    "inertia_warm": section_inertia_warm,
     "delay_compensation": section_delay_compensation,
     "seed_compatible": section_seed_compatible,
     "delay_learning": section_delay_learning,

@@ -11,7 +11,8 @@ from findings.core import REGISTRY, TAGS, Measured, checks, load_registry, parse
 
 
 def test_every_study_declares_its_checks_and_every_declaration_has_a_study():
-    assert set(REGISTRY) == set(reproduce.STUDIES) == set(SECTIONS)
+    assert set(REGISTRY) == set(SECTIONS)
+    assert set(SECTIONS) <= set(reproduce.STUDIES)  # the others (pretraining) only feed them
     for study, entries in REGISTRY.items():
         assert entries, study
         for cid, spec in entries.items():

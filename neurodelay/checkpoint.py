@@ -79,7 +79,7 @@ RESUMABLE_TRAIN = ("steps", "log_every", "checkpoint_every")
 
 #: Keys of ``train`` added after checkpoints were first written, with the value that means what their
 #: absence meant: a study holding that value trains alike with a checkpoint whose study lacks the key.
-LATER_TRAIN_DEFAULTS = {"delay_lr": None}
+LATER_TRAIN_DEFAULTS = {"delay_lr": None, "init_from": None}
 
 
 def _training_part(study_text: str):

@@ -42,6 +42,7 @@ from .errors import CheckpointError, ConfigError, NeurodelayError
 from .record import RESERVED_NAMES, module_dataset, variable_name, write_netcdf
 from .simulation import build_seeded
 from .study import GraphCircuit, Study, check_study, study_to_yaml
+from .warmstart import resolve_init_from, warm_start
 
 __all__ = ["run_study", "resolve_device", "evaluate", "AnalysisError", "CHECKPOINT", "RESULTS",
            "variable_name", "RESERVED_NAMES"]
@@ -299,6 +300,9 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
     circuit = study.build_circuit()
     world = study.world
     module = build_seeded(circuit, input_shapes=world_shapes(world), seed=_seed(study.seed, _INIT_TAG))
+    if study.train.init_from is not None:  # a warm start; a checkpoint that is resumed replaces it
+        warm_start(module, resolve_init_from(study.train.init_from, out=out, study_name=study.name,
+                                             seed=study.seed))
     n_params = sum(p.numel() for p in module.parameters() if p.requires_grad)
     study_text = study_to_yaml(study)
     ckpt = out / CHECKPOINT

@@ -76,6 +76,13 @@ def _one_of(*options: str):
     return check
 
 
+def _init_from(inst, attr, value):
+    from .warmstart import check_init_from
+
+    if value is not None:
+        check_init_from(value)
+
+
 @attrs.frozen
 class TrainSettings:
     """How to train.
@@ -109,6 +116,15 @@ class TrainSettings:
         faster on GPUs with bf16 units, about 3 significant digits per value.
         Where the device has no bf16 units (:func:`neurodelay._perf.bf16_native`)
         bf16 is emulated and slower than float32, and :func:`train` warns.
+    init_from : str or None
+        Start from another run's weights: a checkpoint whose parameters of
+        matching names and shapes initialise the circuit before training
+        (a warm start; the others keep their seeded initialisation). It may
+        hold ``{out}`` (the output root, ``--out``) and ``{seed}`` (the
+        study's seed), e.g. ``"{out}/pretrain_ae/seed={seed}/checkpoint.pt"``,
+        or be ``"package:NAME"`` for a file shipped in
+        ``neurodelay/pretrained``; see :mod:`neurodelay.warmstart`. With
+        ``steps: 0`` the run evaluates the warm-started circuit as it is.
     """
 
     steps: int = attrs.field(default=1000, validator=_non_negative_int)
@@ -120,6 +136,7 @@ class TrainSettings:
     log_every: int = attrs.field(default=10, validator=_positive_int)
     checkpoint_every: int = attrs.field(default=500, validator=_positive_int)
     precision: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
+    init_from: str | None = attrs.field(default=None, kw_only=True, validator=_init_from)
 
 
 @dataclass

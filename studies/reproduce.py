@@ -76,10 +76,16 @@ def main(argv=None) -> int:
     args.runs.mkdir(parents=True, exist_ok=True)
     times_path = args.runs / "reproduce_times.json"
     times = json.loads(times_path.read_text()) if times_path.exists() else {}
+    failed = []
     if not args.findings_only:
         for name in args.only or STUDIES:
             done = any((args.runs / name / f).exists() for f in ("results.nc", "sweep.nc", "milestones"))
-            seconds = run_study(name, args.runs)
+            try:
+                seconds = run_study(name, args.runs)
+            except subprocess.CalledProcessError as err:  # go on with the others; say so at the end
+                print(f"{name} failed (exit {err.returncode}); going on with the other studies", flush=True)
+                failed.append(name)
+                continue
             if not done:  # a rerun that skipped finished points says nothing about the study's time
                 times[name] = round(seconds, 1)
                 times_path.write_text(json.dumps(times, indent=2) + "\n")
@@ -88,6 +94,9 @@ def main(argv=None) -> int:
 
     write_findings(args.runs, args.out)
     print(f"wrote {args.out}")
+    if failed:
+        print(f"these studies failed: {', '.join(failed)}; rerun them with --only (they resume)", flush=True)
+        return 1
     return 0
 
 

@@ -50,7 +50,9 @@ from pathlib import Path
 
 import attrs
 
-from .errors import ConfigError
+from . import _bounds
+from ._files import folder_lock
+from .errors import ConfigError, FolderLockedError
 
 __all__ = ["ExecutorSettings", "PointJob", "UnloadableJob", "execute_point", "parse_executor", "make_executor",
            "sweep_lock", "SweepLockedError", "study_scripts", "load_script", "detached_job_fate", "slurm_job_state"]
@@ -434,21 +436,33 @@ def parse_executor(name: str) -> tuple[str, str]:
     if kind == "local" and not arg:
         return kind, ""
     if kind == "processes":
-        if not arg.isdigit() or int(arg) < 1:
-            raise ConfigError(f"executor {text!r}: processes needs a worker count >= 1, e.g. processes:2.")
+        if not _worker_count(arg):
+            raise ConfigError(f"executor {text!r}: processes needs a worker count >= 1 (at "
+                              f"most {_bounds.MAX_WORKERS}), e.g. processes:2.")
         return kind, arg
     if kind == "dask":
         if not arg:
             raise ConfigError(f"executor {text!r}: give a scheduler address (dask:tcp://host:8786) "
                               f"or dask:local:N for a local cluster of N workers.")
-        if arg.startswith("local"):
+        if local_dask(arg):
             n = arg.partition(":")[2]
-            if not n.isdigit() or int(n) < 1:
-                raise ConfigError(f"executor {text!r}: dask:local needs a worker count >= 1, e.g. dask:local:2.")
+            if not _worker_count(n):
+                raise ConfigError(f"executor {text!r}: dask:local needs a worker count >= 1 (at "
+                                  f"most {_bounds.MAX_WORKERS}), e.g. dask:local:2.")
         return kind, arg
     if kind == "slurm" and arg in ("", "local"):
         return kind, arg
     raise ConfigError(f"executor {text!r} is not known; valid: {valid}.")
+
+
+def local_dask(address: str) -> bool:
+    """Whether a ``dask:`` address names a local cluster (``local:N``), not a scheduler (``localhost:8786``)."""
+    return address == "local" or address.startswith("local:")
+
+
+def _worker_count(text: str) -> bool:
+    """Whether ``text`` is a worker count within bounds (ASCII digits, 1 to ``MAX_WORKERS``)."""
+    return text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= _bounds.MAX_WORKERS
 
 
 class LocalExecutor:
@@ -632,7 +646,7 @@ class DaskExecutor:
     def _client(self):
         from distributed import Client, LocalCluster
 
-        if self.address.startswith("local"):
+        if local_dask(self.address):
             n = int(self.address.partition(":")[2])
             saved = dict(os.environ)
             try:
@@ -669,7 +683,7 @@ class DaskExecutor:
         workers that lack the script. A ``dask:local:N`` cluster is not started here."""
         _check_scripts_here(jobs, f"dask:{self.address}")
         _require("distributed", "dask", f"dask:{self.address}")
-        if not self.address.startswith("local"):
+        if not local_dask(self.address):
             with self._client() as client:
                 self._check_scripts_on_workers(client, jobs)
 
@@ -679,7 +693,7 @@ class DaskExecutor:
         from distributed import as_completed
 
         _check_scripts_here(jobs, f"dask:{self.address}")
-        local = self.address.startswith("local")
+        local = local_dask(self.address)
         with self._client() as client:
             if not local:
                 self._check_scripts_on_workers(client, jobs)
@@ -1005,8 +1019,8 @@ def make_executor(settings: ExecutorSettings, folder: Path):
     return SlurmExecutor(settings, folder, cluster="local" if arg == "local" else "slurm")
 
 
-class SweepLockedError(ConfigError):
-    """Another sweep is writing the same output folder."""
+class SweepLockedError(FolderLockedError):
+    """Another sweep (or run) is writing the same output folder."""
 
 
 class ExecutorUnavailable(ConfigError):
@@ -1015,35 +1029,14 @@ class ExecutorUnavailable(ConfigError):
 
 @contextmanager
 def sweep_lock(folder: Path):
-    """Hold ``folder/.lock`` while a sweep writes the folder.
+    """Hold ``folder/.lock`` while a sweep writes the folder (see :func:`neurodelay._files.folder_lock`).
 
-    A second sweep on the same folder refuses with :class:`SweepLockedError`.
-    A lock left by a process that no longer runs (on this host) is taken over.
+    A second sweep, or a single run, on the same folder refuses with
+    :class:`SweepLockedError`. The lock ends with the process that holds it,
+    however that ends; a ``.lock`` file no process holds is taken over.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / ".lock"
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            owner = lock.read_text(encoding="utf-8").strip() if lock.exists() else ""
-            host, _, pid = owner.partition(" ")
-            if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
-                lock.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            raise SweepLockedError(
-                f"{folder} is being written by another sweep (lock held by {owner or 'unknown'}: {lock}). "
-                f"Wait for it to finish, use another --out folder, or delete {lock} if that sweep is dead."
-            ) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        break
-    try:
+    with folder_lock(folder, "sweep", SweepLockedError):
         yield
-    finally:
-        lock.unlink(missing_ok=True)
 
 
 def _absent_files(paths) -> list[str]:

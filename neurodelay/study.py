@@ -52,6 +52,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn
 
+from . import _bounds
 from .circuit import Circuit, Edge, world_shapes
 from .components import COMPONENTS
 from .components._validators import is_real
@@ -76,9 +77,8 @@ WORLDS: dict[str, type] = {cls.kind: cls for cls in (CircleOverBlob, MovingCircl
 #: Default seed of the evaluation set: fixed, and distinct from training seeds.
 EVAL_SEED = 1_000_003
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?)$")
-_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_DEVICE_RE = re.compile(r"(cpu|cuda(:[0-9]{1,9})?)\Z")
+_NUMBER_RE = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
 
 
 class StudyError(ConfigError):
@@ -111,10 +111,9 @@ class _Problem(ValueError):
 
 # ============================================================ validators
 def _check_name(inst, attr, value):
-    if not isinstance(value, str) or not _NAME_RE.match(value):
-        raise ValueError(
-            f"name must be a non-empty name of letters, digits and _ . + - (it names the output "
-            f"folder), got {value!r}; use e.g. name: my-study.")
+    problem = _bounds.name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _check_seed(inst, attr, value):
@@ -427,8 +426,9 @@ def _show(value) -> str:
 def _s_int(value, _):
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value) and abs(value) < 1e15:
+        raise _Problem(f"expected an integer, got {value!r} (a number with a decimal point); write it "
+                       f"without one: {int(value)}.")
     raise _Problem(f"expected an integer, got {_show(value)}.")
 
 
@@ -895,6 +895,9 @@ def structure_study(raw, *, source: str = "<study>", extra_kinds: Mapping[str, t
     if not isinstance(raw, Mapping):
         raise StudyError(source, [("$", f"a study file is a mapping of sections (name: ..., world: ..., "
                                         f"circuit: ...), got {_show(raw)}.")])
+    problem = _bounds.raw_problem(raw)
+    if problem is not None:
+        raise StudyError(source, [("$", problem)])
     raw, filled = _fill_sizes(dict(raw), extra_kinds)
     world_given = isinstance(raw.get("world"), Mapping) and "size" in raw["world"]
     conv = _converter(extra_kinds)
@@ -1130,13 +1133,14 @@ def _check_study(study: Study, extra_kinds, filled: Mapping[str, int], world_giv
     if study.sweep is not None:
         problems += _check_sweep_paths(study, extra_kinds)
         if not problems:
+            too_many = _bounds.sweep_size_problem(study.sweep.n_points)
+            if too_many is not None:
+                return [("$.sweep", too_many)]
             problems += _check_sweep_points(study, extra_kinds)
     return problems
 
 
 def _check_point(study: Study) -> list[tuple[str, str]]:
-    from .simulation import build_seeded  # local: keeps `import neurodelay.study` light
-
     if isinstance(study.circuit, GraphCircuit) and study.circuit.dt_ms is not None \
             and float(study.circuit.dt_ms) != float(study.dt_ms):
         return [("$.dt_ms", f"the circuit was made with dt_ms={study.circuit.dt_ms:g} but the study has "
@@ -1147,23 +1151,24 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
         problems = _preset_key_problems(study.circuit.preset, [k for k, _ in study.circuit.params])
         if problems:
             return [("$.circuit" + path, msg) for path, msg in problems]
-    try:
-        circuit = study.build_circuit()
-    except (ConfigError, ValueError, TypeError) as exc:
-        msg = _message(exc)
-        if preset:
-            return [_preset_problem(study, msg, lambda pc: pc.build(dt))]
-        return [(_circuit_path(msg), msg)]
-    try:
-        shapes = world_shapes(study.world)
-        module = build_seeded(circuit, input_shapes=shapes, seed=0)
-    except (ConfigError, ValueError, TypeError) as exc:
-        msg = _message(exc)
-        if preset:
-            return [_preset_problem(study, msg, lambda pc: build_seeded(pc.build(dt), input_shapes=shapes, seed=0))]
-        return [(_circuit_path(msg), msg)]
+    problems = _value_bounds(study)
+    if problems:  # out of bounds: building the circuit could take forever, or all the memory there is
+        return problems
+    key = (repr(study.circuit), repr(world_shapes(study.world)), dt)
+    if _BUILD_CACHE is not None and key in _BUILD_CACHE:
+        circuit, module, problems = _BUILD_CACHE[key]
+    else:
+        circuit, module, problems = _build_checked(study)
+        if _BUILD_CACHE is not None:
+            if len(_BUILD_CACHE) >= 8:  # a few circuits at a time: a sweep's points vary them in order
+                del _BUILD_CACHE[next(iter(_BUILD_CACHE))]
+            _BUILD_CACHE[key] = (circuit, module, problems)
+    if module is None:
+        return problems
+    problems = _memory_bounds(study, circuit, module)
+    if problems:
+        return problems
     learnable = any(p.requires_grad for p in module.parameters())
-    problems = []
     if study.objective is None:
         if study.train.steps > 0 and learnable:
             problems.append(("$.objective", (
@@ -1181,6 +1186,116 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
                 problems.append((f"$.analyses[{i}]", f"unknown analysis {name!r}; "
                                                      f"{_suggest(name, list(registered)) if registered else 'none is registered.'}"))
     return problems
+
+
+#: While a sweep's points are checked: the circuits built so far, by (circuit, world shapes, dt), since
+#: most sweeps vary settings that leave the circuit as it is (seeds, learning rates).
+_BUILD_CACHE: dict | None = None
+
+
+def _build_checked(study: Study):
+    """(circuit spec, built module, []) of a study, or (None, None, problems) when it does not build."""
+    from .simulation import build_seeded
+
+    dt = float(study.dt_ms)
+    preset = isinstance(study.circuit, PresetCircuit)
+    try:
+        circuit = study.build_circuit()
+    except (ConfigError, ValueError, TypeError) as exc:
+        msg = _message(exc)
+        if preset:
+            return None, None, [_preset_problem(study, msg, lambda pc: pc.build(dt))]
+        return None, None, [(_circuit_path(msg), msg)]
+    problems = _memory_bounds(study, circuit, None)
+    if problems:  # the parameters alone would not fit: do not build them
+        return None, None, problems
+    try:
+        shapes = world_shapes(study.world)
+        module = build_seeded(circuit, input_shapes=shapes, seed=0)
+    except (ConfigError, ValueError, TypeError) as exc:
+        msg = _message(exc)
+        if preset:
+            return None, None, [_preset_problem(
+                study, msg, lambda pc: build_seeded(pc.build(dt), input_shapes=shapes, seed=0))]
+        return None, None, [(_circuit_path(msg), msg)]
+    return circuit, module, []
+
+
+def _delays(study: Study):
+    """(path, delay in ms) of every delay the study writes: a graph's edges', a preset's ``*delay_ms``."""
+    if isinstance(study.circuit, GraphCircuit):
+        for i, e in enumerate(study.circuit.edges):
+            for key in ("delay_ms", "min_delay_ms", "max_delay_ms"):
+                value = getattr(e, key, None)
+                if value is not None:
+                    yield f"$.circuit.edges[{i}].{key}", value
+    elif isinstance(study.circuit, PresetCircuit):
+        for key, value in study.circuit.params:
+            if key.endswith("delay_ms"):
+                yield f"$.circuit.{key}", value
+
+
+def _value_bounds(study: Study) -> list[tuple[str, str]]:
+    """The study's values against the bounds of :mod:`neurodelay._bounds` (integers, times, delays)."""
+    problems = _bounds.integer_problems(unstructure_study(study))
+    if problems:
+        return problems
+    size = getattr(study.world, "size", None)
+    problems = _bounds.time_problems(float(study.dt_ms), getattr(study.world, "n_frames", None),
+                                     size if isinstance(size, int) else None)
+    if problems:
+        return problems
+    return _bounds.delay_problems(_delays(study), float(study.dt_ms))
+
+
+def _memory_limits(study: Study) -> tuple[int | None, int | None, str]:
+    """(host bytes, device bytes, how to name the host) that the study's points run with; None: unknown."""
+    from .executors import local_dask, parse_executor
+
+    if study.executor is not None:
+        try:
+            kind, arg = parse_executor(study.executor.name)
+        except ConfigError:
+            kind, arg = "local", ""
+        if kind == "slurm" and arg != "local":
+            mem = study.executor.mem_gb
+            return (mem * 2**30 if mem else None), None, "a Slurm job (executor.mem_gb)"
+        if kind == "dask" and not local_dask(arg):
+            return None, None, "a Dask worker"
+    gpu = _bounds.machine_memory(study.device) if study.device.startswith("cuda") else None
+    return _bounds.machine_memory("cpu"), gpu, "this machine"
+
+
+def _memory_bounds(study: Study, circuit: Circuit, module) -> list[tuple[str, str]]:
+    """Refuse a study whose memory need plainly exceeds the machine's (see :func:`_bounds.memory_problems`).
+
+    Before the circuit is built (``module`` None) only its parameters are
+    estimated, so that checking never allocates what cannot fit.
+    """
+    memory, gpu, where = _memory_limits(study)
+    if memory is None and gpu is None:
+        return []
+    world = study.world
+    frame_values = math.prod(world.frame_shape) + int(world.n_factors)
+    n_frames = study.n_frames
+    trace_values = 0
+    if module is not None:
+        trace_values = sum(math.prod(shape) for name, shape in module.plan.shapes.items()
+                           if shape is not None and not name.startswith("world."))
+    extra = []
+    if getattr(world, "dataset", None) == "original":
+        n = int(world.n_sequences)
+        extra.append(("$.world.n_sequences", f"the original dataset of {n:,} sequences (x 10 frames x 4 factors "
+                                             f"x 8 bytes)", n * 10 * 4 * 8))
+    trains = study.train.steps > 0 and module is not None  # before building: the weights alone
+    param_bytes = (_bounds.parameter_bytes(circuit.nodes) if module is None
+                   else sum(p.numel() * p.element_size() for p in module.parameters()))
+    return _bounds.memory_problems(
+        parameter_bytes=param_bytes, trace_values=trace_values, frame_values=frame_values,
+        batch_size=study.train.batch_size if module is not None else 0, n_frames=n_frames,
+        n_sequences=study.evaluate.n_sequences if module is not None else 0, optimizer=study.train.optimizer,
+        trains=trains, device=study.device, memory=memory, gpu_memory=gpu, where=where,
+        extra=extra if module is None else [])
 
 
 def _check_objective(study: Study, module) -> list[tuple[str, str]]:
@@ -1323,10 +1438,23 @@ def _check_sweep_points(study: Study, extra_kinds) -> list[tuple[str, str]]:
     """Every point of the sweep, checked; a problem at a swept path is located at its sweep entry."""
     from .sweep import expand  # noqa: PLC0415 - sweep imports this module
 
+    global _BUILD_CACHE
+
     entries = [(_path_key(p), p, where) for p, where, _ in _sweep_entries(study.sweep)]
+    outer, _BUILD_CACHE = _BUILD_CACHE, ({} if _BUILD_CACHE is None else _BUILD_CACHE)
+    try:
+        return _point_problems(study, extra_kinds, entries)
+    finally:
+        _BUILD_CACHE = outer
+
+
+def _point_problems(study: Study, extra_kinds, entries) -> list[tuple[str, str]]:
+    from .sweep import expand  # noqa: PLC0415 - sweep imports this module
+
+    base = attrs.evolve(study, sweep=None)  # what with_values makes of each point, without the sweep's lists
     for point in expand(study):
         try:
-            with_values(study, point.values, extra_kinds=extra_kinds)
+            with_values(base, point.values, extra_kinds=extra_kinds)
         except StudyError as e:
             label = ", ".join(f"{k}={_yaml_value(v)}" for k, v in point.values.items())
             problems = []
@@ -1484,13 +1612,23 @@ def parse_override(text: str) -> tuple[str, Any]:
         When there is no ``=`` or the value is not valid YAML.
     """
     if "=" not in text:
-        raise StudyError("--set", [("", f"--set {text!r}: expected key.path=value, e.g. --set train.steps=100.")])
+        raise StudyError("--set", [("", f"--set {_cut(text)}: expected key.path=value, e.g. --set train.steps=100.")])
     path, _, value_text = text.partition("=")
     try:
         value = yaml.safe_load(value_text) if value_text.strip() else None
     except yaml.YAMLError as e:
-        raise StudyError("--set", [("", f"--set {text!r}: the value is not valid YAML ({e}).")]) from None
+        raise StudyError("--set", [("", f"--set {_cut(text)}: the value is not valid YAML ({e}).")]) from None
+    except (RecursionError, ValueError) as e:  # nested too deep for the parser; an integer of too many digits
+        raise StudyError("--set", [("", f"--set {_cut(text)}: the value cannot be read ({_unreadable(e)}).")]) from None
+    problem = _bounds.raw_problem(value, "the value")
+    if problem is not None:
+        raise StudyError("--set", [("", f"--set {_cut(text)}: {problem}")])
     return path.strip(), value
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """``text`` quoted, cut to about ``limit`` characters (a --set may carry a whole file)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit - 20]!r}...({len(text)} characters)"
 
 
 def apply_overrides(raw: dict, overrides, *, source: str = "--set",
@@ -1506,8 +1644,17 @@ def apply_overrides(raw: dict, overrides, *, source: str = "--set",
     StudyError
         For a path that does not exist in the schema (with the closest valid key).
     """
-    raw = _thaw(raw)
     problems = []
+    for path, value in overrides:
+        problem = _bounds.raw_problem(value, "the value")
+        if problem is not None:
+            problems.append(("", f"{source} {path}: {problem}"))
+    if problems:
+        raise StudyError(source, problems)
+    problem = _bounds.raw_problem(raw)
+    if problem is not None:
+        raise StudyError(source, [("$", problem)])
+    raw = _thaw(raw)
     for path, value in overrides:
         try:
             _set_path(raw, path, value, extra_kinds=extra_kinds)
@@ -1664,7 +1811,9 @@ def _read_yaml(path: Path):
     except (OSError, UnicodeDecodeError) as e:
         raise StudyError(str(path), [("", f"cannot read {path}: {e}")]) from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except (RecursionError, ValueError) as e:  # nested too deep for the parser; an integer of too many digits
+        raise StudyError(str(path), [("", f"cannot read {path}: {_unreadable(e)}.")]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -1672,6 +1821,18 @@ def _read_yaml(path: Path):
         context = getattr(e, "context", None)
         detail = f"{context}: {problem}" if context else problem
         raise StudyError(str(path), [("", f"YAML syntax error{where}: {detail}.")]) from None
+    problem = _bounds.raw_problem(raw, "the file")
+    if problem is not None:
+        raise StudyError(str(path), [("$", problem)])
+    return raw
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Why PyYAML could not build a value (it raised RecursionError or ValueError, not a YAMLError)."""
+    if isinstance(exc, RecursionError):
+        return (f"it nests mappings and lists too deep for the YAML reader (a study needs about 6 levels; "
+                f"at most {_bounds.MAX_DEPTH} are allowed)")
+    return f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; write the value out plainly"
 
 
 class _StrictLoader(yaml.SafeLoader):

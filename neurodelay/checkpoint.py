@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,77 @@ def _changed_field(a, b) -> str:
     return f" at {where} ({show(old)} in the checkpoint, {show(new)} in this run)"
 
 
+_TERM_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _contents_problem(ckpt: dict) -> str | None:
+    """What in a checkpoint's contents does not hold together (None if everything does).
+
+    Checked before anything is restored or any file touched: the step, the
+    seed, the study text, the kinds of the model, optimiser and random
+    states, and the histories (logged steps increasing within the step,
+    one value per logged step for each loss term and learned delay, terms
+    named like variables).
+    """
+    step, seed = ckpt["step"], ckpt["seed"]
+    if not _is_int(step) or step < 0:
+        return f"its step is {_short_value(step)}, not a count of steps >= 0"
+    if not _is_int(seed) or not 0 <= seed < 2**64:
+        return f"its seed is {_short_value(seed)}, not an integer in [0, 2**64)"
+    if not isinstance(ckpt["study_text"], str):
+        return f"its study_text is a {type(ckpt['study_text']).__name__}, not text"
+    model = ckpt["model"]
+    if not isinstance(model, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in model.items()):
+        return "its model is not a mapping of parameter names to tensors"
+    bad = [k for k, v in model.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        return f"its model holds NaN or infinite values (in {bad[0]})"
+    if not isinstance(ckpt["optimizer"], dict) or not isinstance(ckpt["rng"], dict):
+        return "its optimizer or rng entry is not a mapping"
+    history = ckpt["history"]
+    if not isinstance(history, dict):
+        return "its history is not a mapping"
+    steps = history.get("step", [])
+    if not isinstance(steps, list) or not all(_is_int(s) for s in steps):
+        return "its history's logged steps are not a list of integers"
+    if any(b <= a for a, b in zip(steps, steps[1:])) or (steps and not 1 <= steps[0] <= steps[-1] <= step):
+        return (f"its history's logged steps ({_short_value(steps)}) are not increasing steps from 1 to its step "
+                f"{step}")
+    for term, values in history.items():
+        if term == "step":
+            continue
+        if not isinstance(term, str) or not _TERM_RE.match(term):
+            return f"its history names a loss term {_short_value(term)}, not a name of letters, digits and _"
+        if not isinstance(values, list) or len(values) != len(steps) or not all(_is_number(v) for v in values):
+            return (f"its history of the {term} loss is not one number per logged step ({len(steps)} logged "
+                    f"steps)")
+    delays = ckpt.get("delay_history", {})
+    if not isinstance(delays, dict):
+        return "its delay_history is not a mapping"
+    for edge, rows in delays.items():
+        if not (isinstance(edge, str) and edge.isdigit() and isinstance(rows, list)
+                and all(isinstance(r, list) and r and all(_is_number(v) for v in r) for r in rows)
+                and len({len(r) for r in rows}) <= 1):
+            return f"its delay_history of edge {_short_value(edge)} is not rows of numbers of one width"
+        if len(rows) not in (0, len(steps)):
+            return (f"its delay_history of edge {edge} has {len(rows)} rows for {len(steps)} logged steps")
+    return None
+
+
+def _short_value(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
                     seed: int | None = None) -> dict[str, Any]:
     """Read a checkpoint written by training, checking that it is whole and ours.
@@ -290,6 +362,10 @@ def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
     missing = [k for k in _KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks {', '.join(missing)}; {_FIX}.")
+    problem = _contents_problem(ckpt)
+    if problem is not None:
+        raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: {problem}; a checkpoint that training "
+                              f"wrote never is, so it was damaged or made by hand: {_FIX}.")
     if study_text is not None:
         stored = str(ckpt["study_text"])
         if not trains_alike(stored, study_text):

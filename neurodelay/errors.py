@@ -36,6 +36,20 @@ class CheckpointError(NeurodelayError, ValueError):
     """A checkpoint is missing, truncated or belongs to another study."""
 
 
+class OutputError(NeurodelayError, OSError):
+    """An output folder cannot be written: no space left on its device, read-only, or not permitted.
+
+    Raised in place of the writer's own error (an ``OSError``, or a
+    library's message such as netCDF's "HDF error") with a message that says
+    which of these it is and where; the writer's error is its ``__cause__``.
+    Writes are atomic, so the file being written is left as it was.
+    """
+
+
+class FolderLockedError(ConfigError):
+    """Another run or sweep is writing the same output folder (it holds the folder's ``.lock``)."""
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped at the end of a step on Ctrl-C (SIGINT) or SIGTERM, after saving a checkpoint there.
 

@@ -20,9 +20,11 @@ after the current step and a checkpoint there).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
 import traceback
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -92,26 +94,46 @@ def _dry_run(study, out: Path) -> int:
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line, ``warning: ...`` (a neurodelay warning is addressed to the user, not a debugger)."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file, flush=True)
+
+
+#: Room left in a path for what a run writes below its folder (a sweep point's folder, figures/...).
+_PATH_ROOM = 400
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(args)
+
+
+def _main(args) -> int:
     import torch
 
-    from .errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
+    from ._files import output_error
+    from .errors import CheckpointError, ConfigError, FolderLockedError, TrainingError, TrainingInterrupted
     from .runner import AnalysisError, resolve_device, run_study
     from .study import StudyError, load_study
-    from .executors import SweepLockedError, parse_executor
+    from .executors import parse_executor
     from .sweep import collect, run_sweep
 
     if args.device == "cuda" and not torch.cuda.is_available():
         return _error("--device cuda: no CUDA device is available here (torch.cuda.is_available() is "
                       "False); use --device cpu.")
+    script = Path(args.study).suffix == ".py"
     try:
         study = load_study(args.study, args.overrides, device=args.device)
         resolve_device(study.device)
     except (StudyError, ConfigError) as exc:
         return _error(str(exc))
-    except Exception:  # noqa: BLE001 - a Python study that raised
+    except Exception as exc:  # noqa: BLE001 - a Python study that raised
+        if not script:  # a YAML study is read by neurodelay alone: whatever it holds, this is a bug
+            return _error(f"internal error while loading {args.study} ({type(exc).__name__}: {exc}); this is a "
+                          f"bug in neurodelay: please report it with the study file.")
         traceback.print_exc()
         return _error(f"the study script {args.study} raised an error (traceback above).")
     out = Path(args.out) / study.name
@@ -119,6 +141,11 @@ def main(argv=None) -> int:
         if folder.exists() and not folder.is_dir():
             return _error(f"--out: {folder} is a file, not a folder; give another --out (the run writes "
                           f"{out}/).")
+    longest = len(os.fsencode(os.path.abspath(out))) + _PATH_ROOM
+    if longest > _path_max(Path(args.out)):
+        return _error(f"--out: {out} is too long a path for this file system ({longest - _PATH_ROOM} bytes, and a "
+                      f"run writes up to {_PATH_ROOM} more below it; at most {_path_max(Path(args.out))}); "
+                      f"give a shorter --out.")
     if args.executor is not None:
         try:
             parse_executor(args.executor)
@@ -145,7 +172,7 @@ def main(argv=None) -> int:
                 return 1
             return 0
         run_study(study, out, resume=args.resume, quiet=args.quiet)
-    except SweepLockedError as exc:
+    except FolderLockedError as exc:
         return _error(str(exc))
     except CheckpointError as exc:
         return _error(f"cannot resume: {exc}")
@@ -166,10 +193,29 @@ def main(argv=None) -> int:
         print(f"interrupted ({name}); {again} in {out}.", file=sys.stderr)
         return 143 if name == "SIGTERM" else 130
     except Exception as exc:  # noqa: BLE001
-        traceback.print_exc()
-        print(f"run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        diagnosed = output_error(out, exc)  # a full disk, a read-only folder: said plainly, no traceback
+        if diagnosed is None and isinstance(exc, OSError) and exc.filename is not None:
+            print(f"run failed: {exc}", file=sys.stderr)
+            return 1
+        if diagnosed is None:
+            traceback.print_exc()
+            print(f"run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        kept = (f" The last checkpoint written is kept: rerun with --resume to go on from it."
+                if (out / "checkpoint.pt").exists() and study.sweep is None else "")
+        print(f"run failed: {diagnosed}{kept}", file=sys.stderr)
         return 1
     return 0
+
+
+def _path_max(folder: Path) -> int:
+    """The longest path (bytes) the file system holding ``folder`` takes."""
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        return int(os.pathconf(folder, "PC_PATH_MAX"))
+    except (OSError, ValueError):
+        return 4096
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import torch
 import xarray as xr
 import yaml
 
-from ._files import write_text_atomic
+from ._files import check_writable, folder_lock, write_text_atomic
 from .checkpoint import load_checkpoint
 from .circuit import world_shapes
 from .components.base import RunContext
@@ -228,11 +228,30 @@ def _versions() -> tuple[str, str]:
     return __version__, torch.__version__
 
 
-def _clear_outputs(out: Path) -> None:
-    for name in (RESULTS, "report.md"):
+def _clear_outputs(out: Path, checkpoint: bool = False) -> None:
+    """Remove a previous run's results, report and figures (and, ``checkpoint``, its checkpoint)."""
+    names = (RESULTS, "report.md") + ((CHECKPOINT,) if checkpoint else ())
+    for name in names:
         (out / name).unlink(missing_ok=True)
     if (out / "figures").is_dir():
         shutil.rmtree(out / "figures")
+
+
+def _made_folders(out: Path) -> list[Path]:
+    """The folders that making ``out`` would create (``out`` first, then its missing parents)."""
+    made, folder = [], Path(out)
+    while not folder.exists() and folder.parent != folder:
+        made.append(folder)
+        folder = folder.parent
+    return made
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the run wrote something), or gone
+            return
 
 
 def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None = None,
@@ -245,7 +264,7 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
         A single-run study (no ``sweep``; see :func:`neurodelay.sweep.run_sweep`).
     out_dir : path-like
         The run's folder; created if needed. Nothing is written before the
-        study and device are checked.
+        study and device are checked, and before a checkpoint to resume is.
     resume : bool
         Continue training from ``out_dir/checkpoint.pt`` if it exists (a
         finished one is not trained further), then evaluate, analyse and
@@ -277,12 +296,21 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
         The loss became NaN or infinite.
     AnalysisError
         An analysis failed (after results, figures and report are written).
-    """
-    from .analysis.registry import AnalysisContext, available
-    from .plots import plot_run
-    from .report import write_report
-    from .train import steps_below_checkpoint, train
+    FolderLockedError
+        Another run or sweep is writing ``out_dir`` (nothing written).
+    OutputError
+        ``out_dir`` cannot be written: no space left on its device, or not
+        writable (the files written so far are whole: every write is atomic).
 
+    Notes
+    -----
+    The run holds ``out_dir/.lock`` while it writes (see
+    :func:`neurodelay._files.folder_lock`). Without ``resume`` (or without
+    a checkpoint to resume) it replaces the folder's run: the old results,
+    report, figures and checkpoint are removed before it writes. A
+    checkpoint that ``resume`` refuses leaves the folder as it was. A run
+    that fails before writing anything leaves no folder it made.
+    """
     if not isinstance(study, Study):
         raise TypeError(f"study must be a neurodelay.study.Study, got {type(study).__name__}.")
     if study.sweep is not None:
@@ -294,8 +322,24 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
     extra = ({type(s).kind: type(s) for s in study.circuit.nodes.values()}
              if isinstance(study.circuit, GraphCircuit) else None)
     check_study(study, extra_kinds=extra)
-    t_start = time.perf_counter()
     out = Path(out_dir)
+    made = _made_folders(out)
+    try:
+        with folder_lock(out, "run"):
+            return _run_locked(study, out, resume=resume, quiet=quiet)
+    except BaseException:
+        _remove_if_empty(made)  # a run that failed before it wrote anything leaves no folder behind
+        raise
+
+
+def _run_locked(study: Study, out: Path, *, resume: bool, quiet: bool) -> Path:
+    """:func:`run_study` once the study is checked and ``out`` is locked."""
+    from .analysis.registry import AnalysisContext, available
+    from .plots import plot_run
+    from .report import write_report
+    from .train import steps_below_checkpoint, train
+
+    t_start = time.perf_counter()
     dev = study.device
     circuit = study.build_circuit()
     world = study.world
@@ -307,15 +351,14 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
     study_text = study_to_yaml(study)
     ckpt = out / CHECKPOINT
     resuming = resume and ckpt.exists()
-    if not resuming:
-        out.mkdir(parents=True, exist_ok=True)
-        _clear_outputs(out)
-        write_text_atomic(out / "study.resolved.yaml", study_text)
-
     if resuming and not (study.train.steps > 0 and n_params > 0):  # train() would not read the checkpoint
         held = load_checkpoint(ckpt, study_text=study_text, seed=study.seed)["step"]
         if not isinstance(held, int) or held > study.train.steps:
             raise CheckpointError(steps_below_checkpoint(ckpt, held, study.train.steps))
+    check_writable(out)
+    if not resuming:  # a fresh run replaces the folder's run, its checkpoint included
+        _clear_outputs(out, checkpoint=True)
+        write_text_atomic(out / "study.resolved.yaml", study_text)
 
     result = None
     if study.train.steps > 0 and n_params > 0:

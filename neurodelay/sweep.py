@@ -25,6 +25,7 @@ with NaN.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import re
 import time
@@ -156,8 +157,17 @@ def _fmt(value) -> str:
     return str(value)
 
 
+#: The longest point folder name; longer ones keep their start and a hash of the whole (a folder name may have
+#: at most 255 bytes, and files such as ``.results.nc.XXXXXXXX.tmp`` go inside it).
+MAX_POINT_NAME = 200
+
+
 def _folder(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)
+    name = re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)
+    if len(name) > MAX_POINT_NAME:
+        digest = hashlib.sha1(name.encode("ascii")).hexdigest()[:12]
+        name = f"{name[:MAX_POINT_NAME - 13]}~{digest}"
+    return name
 
 
 def expand(study: Study) -> list[Point]:
@@ -645,8 +655,14 @@ def _say(quiet: bool, text: str) -> None:
 def _coordinate(values) -> np.ndarray:
     """Swept values as a coordinate: numbers stay numbers (floats if any is one), text stays text,
     anything else (lists, booleans, None, mixtures) becomes its text form."""
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if all(-2**63 <= v < 2**63 for v in values):
+            return np.asarray(values, dtype=np.int64)
+        if all(0 <= v < 2**64 for v in values):  # seeds reach 2**64 - 1
+            return np.asarray(values, dtype=np.uint64)
+        return np.asarray([_fmt(v) for v in values])
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.int64 if all(isinstance(v, int) for v in values) else np.float64)
+        return np.asarray(values, dtype=np.float64)
     if all(isinstance(v, str) for v in values):
         return np.asarray(values)
     return np.asarray([_fmt(v) for v in values])

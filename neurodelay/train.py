@@ -405,6 +405,11 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
                 values = torch.stack([v.detach() for v in losses.values()])
                 if keys is None:
                     keys = list(losses)
+                    if logged_steps and set(history) != set(keys):  # before anything is written
+                        raise CheckpointError(
+                            f"checkpoint {str(checkpoint_path)!r} does not fit this objective: its history "
+                            f"has the loss terms {', '.join(sorted(history))}, this run's are "
+                            f"{', '.join(sorted(keys))}; delete it or run without --resume.")
                     first_bad = torch.full((len(keys),), -1, dtype=torch.int64, device=values.device)
                 first_bad.masked_fill_((first_bad < 0) & ~torch.isfinite(values), step)
                 bar.update(1)
@@ -572,6 +577,43 @@ def _raise_if_bad(first_bad, keys, checkpoint_path, saved_step) -> None:
         f"Lower train.lr, set train.grad_clip, or check the world's frames for NaN.")
 
 
+#: Hyperparameters of an optimiser's parameter group that a checkpoint must hold as this run sets them.
+_GROUP_SETTINGS = ("lr", "alpha", "eps", "betas", "momentum", "weight_decay", "centered", "amsgrad")
+
+
+def _plain_setting(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _optimizer_state_problem(optimizer, settings_now: list[dict]) -> str | None:
+    """What in a restored optimiser's state does not fit its parameters or settings (None if it fits).
+
+    ``load_state_dict`` checks the groups and their sizes only: a state tensor
+    of another shape would fail at the first step, and a learning rate other
+    than the study's would train on silently. ``settings_now``: each group's
+    settings before the state was loaded.
+    """
+    for i, (group, want) in enumerate(zip(optimizer.param_groups, settings_now)):
+        for key in _GROUP_SETTINGS:
+            if key in group and key in want and _plain_setting(group[key]) != _plain_setting(want[key]):
+                return f"its parameter group {i} has {key} {group[key]!r}, this run {want[key]!r}"
+        for p in group["params"]:
+            for name, value in optimizer.state.get(p, {}).items():
+                if not isinstance(value, torch.Tensor):
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        continue
+                    return f"its state {name!r} is a {type(value).__name__}, not a tensor"
+                if name == "step":
+                    if value.numel() != 1:
+                        return f"its state 'step' has shape {tuple(value.shape)}, not a single number"
+                elif value.shape != p.shape:
+                    return (f"its state {name!r} has shape {tuple(value.shape)} for a parameter of shape "
+                            f"{tuple(p.shape)}")
+                elif value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                    return f"its state {name!r} holds NaN or infinite values"
+    return None
+
+
 def steps_below_checkpoint(path, step: int, steps: int) -> str:
     """The message for resuming a checkpoint at ``step`` with ``train.steps = steps`` below it."""
     return (f"checkpoint {str(path)!r} is at step {step}, beyond this run's train.steps = {steps}: a resume "
@@ -588,14 +630,23 @@ def _restore(path: Path, module, optimizer, settings, study_text, seed, history,
                               f"delete it or run without --resume.")
     if step > settings.steps:
         raise CheckpointError(steps_below_checkpoint(path, step, settings.steps))
+    settings_now = [{k: g[k] for k in _GROUP_SETTINGS if k in g} for g in optimizer.param_groups]
     try:
         module.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as err:
+        problem = _optimizer_state_problem(optimizer, settings_now)
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as err:
+        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if problem is not None:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} does not fit this circuit or optimiser "
-            f"({str(err).splitlines()[0]}); delete it or run without --resume.") from None
-    restore_rng_state(ckpt["rng"])
+            f"checkpoint {str(path)!r} does not fit this circuit or optimiser ({problem}); delete it or run "
+            f"without --resume.") from None
+    try:
+        restore_rng_state(ckpt["rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} holds random states that cannot be restored ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); delete it or run without --resume.") from None
     saved = dict(ckpt["history"])
     logged_steps.extend(int(s) for s in saved.pop("step", []))
     for k, v in saved.items():
@@ -607,6 +658,11 @@ def _restore(path: Path, module, optimizer, settings, study_text, seed, history,
         for k, line in module.delays.items():
             if k in delay_log:
                 rows = saved_delays.get(k)
+                if rows and any(len(row) != line.steps.numel() for row in rows):
+                    raise CheckpointError(
+                        f"checkpoint {str(path)!r} does not fit this circuit: its delay history of edge {k} has "
+                        f"{len(rows[0])} value(s) per step, the edge learns {line.steps.numel()}; delete it or "
+                        f"run without --resume.")
                 if not isinstance(rows, list) or len(rows) != len(logged_steps):
                     rows = [[float("nan")] * line.steps.numel()] * len(logged_steps)
                 delay_log[k][:] = [[float(x) for x in row] for row in rows]

@@ -462,3 +462,15 @@ def test_rerun_of_a_sweep_that_trains_nothing_skips_its_points(tmp_path, capsys,
     capsys.readouterr()
     assert main([str(study), "--out", str(runs)]) == 0
     assert calls == [] and "rose" not in capsys.readouterr().out
+
+
+def test_a_sweep_of_the_largest_seeds_combines_them(tmp_path, capsys):
+    """Seeds reach 2**64 - 1, past numpy's int64: sweep.nc holds them as unsigned 64-bit integers (the combine
+    step failed with OverflowError, so not even the good point reached sweep.nc)."""
+    runs = tmp_path / "runs"
+    path = _write(tmp_path, {**BASE, "sweep": {"seed": [0, 2**64 - 1]}})
+    assert main([str(path), "--out", str(runs), "--quiet"]) == 0, capsys.readouterr().err
+    ds = xr.load_dataset(runs / "sw" / "sweep.nc")
+    assert ds["seed"].dtype == np.uint64 and ds["seed"].values.tolist() == [0, 2**64 - 1]
+    assert np.isfinite(ds["reconstruction_mse"].values).all()
+    assert ds.attrs["points_without_results"] == "[]"

@@ -99,3 +99,35 @@ def test_a_section_only_one_side_has_is_named_as_absent(tmp_path):
     old_checkpoint(path, "name: a\nseed: 3\n")
     with pytest.raises(CheckpointError, match=r"at objective \(absent in the checkpoint, \{beta: 1\} in this run\)"):
         load_checkpoint(path, study_text="name: b\nseed: 3\nobjective: {beta: 1}\n")
+
+
+def whole_checkpoint(path, **changes) -> None:
+    """A version-1 checkpoint with consistent contents (3 steps logged), ``changes`` applied."""
+    ckpt = {"format": FORMAT, "version": 1, "step": 3, "seed": 3, "study_text": text(),
+            "model": {"w": torch.zeros(2)}, "optimizer": {}, "rng": {},
+            "history": {"step": [1, 2, 3], "total": [3.0, 2.0, 1.0], "reconstruction": [3.0, 2.0, 1.0]}}
+    ckpt.update(changes)
+    torch.save(ckpt, path)
+
+
+@pytest.mark.parametrize("changes, text_", [
+    ({"history": {"step": [1, 2, 3], "total": [3.0, 2.0]}}, "its history of the total loss is not one number per logged step"),
+    ({"history": {"step": [1, 3, 2], "total": [1.0, 1.0, 1.0]}}, "are not increasing steps from 1 to its step 3"),
+    ({"history": {"step": [1, 2, 4], "total": [1.0, 1.0, 1.0]}}, "are not increasing steps from 1 to its step 3"),
+    ({"history": {"step": [1], "a b": [1.0]}}, "names a loss term 'a b', not a name"),
+    ({"history": {"step": [1], "total": ["1"]}}, "its history of the total loss is not one number"),
+    ({"step": -1}, "its step is -1"),
+    ({"seed": 2**64}, "its seed is 18446744073709551616"),
+    ({"study_text": 3}, "its study_text is a int"),
+    ({"model": {"w": torch.tensor([float("nan")])}}, "its model holds NaN or infinite values (in w)"),
+    ({"delay_history": {"0": [[1.0]]}}, "its delay_history of edge 0 has 1 rows for 3 logged steps"),
+    ({"delay_history": {"0": [[1.0], [1.0, 2.0], [1.0]]}}, "is not rows of numbers of one width"),
+])
+def test_a_checkpoint_whose_contents_do_not_hold_together_is_refused(tmp_path, changes, text_):
+    path = tmp_path / "checkpoint.pt"
+    whole_checkpoint(path)
+    assert load_checkpoint(path, study_text=text(), seed=3)["step"] == 3
+    whole_checkpoint(path, **changes)
+    with pytest.raises(CheckpointError, match="is inconsistent: ") as caught:
+        load_checkpoint(path, study_text=text())
+    assert text_ in str(caught.value) and "delete it to start afresh" in str(caught.value)

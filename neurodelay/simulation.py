@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from .components.base import RunContext
 from .record import module_dataset
 from .worlds._spec import check_device
 
-__all__ = ["simulate", "build_seeded"]
+__all__ = ["simulate", "build_seeded", "NonFiniteInputWarning"]
 
 
 def build_seeded(circuit: Circuit, *, input_shapes=None, world=None, seed: int = 0) -> CircuitModule:
@@ -32,8 +33,26 @@ def _check_seed(seed) -> None:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}; use one below 2**64, e.g. seed=0.")
 
 
+class NonFiniteInputWarning(RuntimeWarning):
+    """:func:`simulate` ran a circuit on an episode holding NaN or infinite values."""
+
+
+def _non_finite(streams: dict) -> str | None:
+    """Where the first stream with NaN or infinite values has them (None if every value is finite)."""
+    for name, x in streams.items():
+        if not torch.is_tensor(x) or not x.is_floating_point():
+            continue
+        bad = ~torch.isfinite(x)
+        n = int(bad.sum())
+        if n:
+            first = [int(i) for i in bad.nonzero()[0][:2]]
+            return (f"{name} holds {n} NaN or infinite value{'s' if n > 1 else ''} (first at sample {first[0]}"
+                    + (f", step {first[1]}" if len(first) > 1 else "") + ")")
+    return None
+
+
 def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device=None,
-             mode: str = "auto") -> xr.Dataset:
+             mode: str = "auto", check_finite: bool = False) -> xr.Dataset:
     """Run ``circuit`` on ``episode`` without gradients and return its traces.
 
     The module runs in evaluation mode: Gaussian latents give their means
@@ -55,6 +74,10 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
         stays there; its training or evaluation mode is restored afterwards.
     mode : {"auto", "sequence", "step"}
         Execution mode (see :meth:`CircuitModule.forward`).
+    check_finite : bool
+        Refuse an episode holding NaN or infinite values (ValueError). By
+        default such an episode runs (the values pass through the circuit
+        into its traces) with a :class:`NonFiniteInputWarning`.
 
     Returns
     -------
@@ -70,7 +93,16 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
                         f"{type(episode).__name__}; a dict of streams goes to the built module instead: "
                         f"module(streams).")
     check_device(device)  # a clear error for an unknown name or an absent GPU, not torch's from inside .to()
+    if not isinstance(check_finite, (bool, np.bool_)):
+        raise TypeError(f"check_finite must be True or False, got {check_finite!r}.")
     streams = episode.streams()
+    bad = _non_finite(streams)
+    if bad is not None:
+        if check_finite:
+            raise ValueError(f"simulate: the episode's {bad}; replace them (torch.nan_to_num), or pass "
+                             f"check_finite=False to run it anyway.")
+        warnings.warn(f"simulate: the episode's {bad}; they pass through the circuit into its traces "
+                      f"(check_finite=True refuses such an episode).", NonFiniteInputWarning, stacklevel=2)
     device = torch.device(device) if device is not None else next(iter(streams.values())).device
     streams = {k: v.to(device) for k, v in streams.items()}
     if isinstance(circuit, Circuit):

@@ -1,0 +1,45 @@
+"""``simulate`` on episodes holding NaN or infinite values: a warning, or a refusal with ``check_finite``."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+
+import neurodelay as nd
+from neurodelay.simulation import NonFiniteInputWarning
+
+WORLD = nd.MovingCircle(size=16, n_frames=4)
+CIRCUIT = nd.presets.autoencoder(n_latents=2, size=16)
+
+
+def poisoned(value=float("nan")):
+    episode = WORLD.sample(3, seed=0)
+    frames = episode.frames.clone()
+    frames[1, 2, 0, 5, 5] = value
+    return dataclasses.replace(episode, frames=frames)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_frames_warn_and_pass_through(value):
+    with pytest.warns(NonFiniteInputWarning, match=r"world\.frames holds 1 NaN or infinite value \(first at sample 1, "
+                                                   r"step 2\).*check_finite=True refuses"):
+        ds = nd.simulate(CIRCUIT, poisoned(value))
+    assert not np.isfinite(ds["enc"].values[1, 2]).all() and np.isfinite(ds["enc"].values[0]).all()
+
+
+def test_check_finite_refuses_them():
+    with pytest.raises(ValueError, match=r"the episode's world\.frames holds 1 NaN .*torch\.nan_to_num"):
+        nd.simulate(CIRCUIT, poisoned(), check_finite=True)
+    with pytest.raises(TypeError, match="check_finite must be True or False"):
+        nd.simulate(CIRCUIT, WORLD.sample(2), check_finite="yes")
+
+
+def test_finite_episodes_run_without_a_word():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a = nd.simulate(CIRCUIT, WORLD.sample(2, seed=1))
+        b = nd.simulate(CIRCUIT, WORLD.sample(2, seed=1), check_finite=True)
+    assert a.identical(b)

@@ -138,6 +138,11 @@ def _positive_int(inst, attr, value):
         raise ValueError(f"{attr.name} must be an integer >= 1, got {value!r}.")
 
 
+def _text(value) -> str | None:
+    """``value`` if it is text, else None: a name to look up in a registry (a list is no key of one)."""
+    return value if isinstance(value, str) else None
+
+
 def _freeze(value):
     """Lists (nested) to tuples, so that specs stay hashable and immutable."""
     if isinstance(value, (list, tuple)):
@@ -190,7 +195,7 @@ def _preset_parameters(name: str) -> list[str]:
 
 def _preset_key_problems(name, keys) -> list[tuple[str, str]]:
     """(sub-path, message) for an unknown preset ``name``, or for each of ``keys`` it does not take."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return [(".preset", f"unknown preset {name!r}; {hint}valid presets: {', '.join(PRESETS)}.")]
@@ -616,7 +621,7 @@ class _StudyConverter:
         if "kind" not in value:
             raise _Problem(f"{what} needs a kind: one of {', '.join(registry)}.")
         kind = value["kind"]
-        if kind not in registry:
+        if not isinstance(kind, str) or kind not in registry:
             close = difflib.get_close_matches(str(kind), list(registry), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise _KindProblem(f"unknown {what} kind {kind!r}; {hint}valid kinds: {', '.join(registry)}.")
@@ -656,7 +661,7 @@ class _StudyConverter:
         if isinstance(value, PresetCircuit):
             return value
         name = value.get("preset")
-        if name not in PRESETS:
+        if not isinstance(name, str) or name not in PRESETS:
             raise _Located(_preset_key_problems(name, []))
         fn = PRESETS[name]
         hints = typing.get_type_hints(fn)
@@ -867,7 +872,7 @@ def _flatten_extra(exc: ForbiddenExtraKeysError, path: str, cl) -> list[tuple[st
     valid = [f.name for f in attrs.fields(exc.cl)]
     what = getattr(exc.cl, "kind", None) or exc.cl.__name__
     return [(path + _key_path(k), f"unknown key {k!r} in {what}; {_suggest(k, valid)}")
-            for k in sorted(exc.extra_fields)]
+            for k in sorted(exc.extra_fields, key=str)]
 
 
 # ============================================================ structuring
@@ -917,7 +922,7 @@ def _world_size(raw: Mapping):
     world = raw.get("world")
     size = None
     if isinstance(world, Mapping):
-        cls = WORLDS.get(world.get("kind"))
+        cls = WORLDS.get(_text(world.get("kind")))
         size = world.get("size", attrs.fields_dict(cls)["size"].default if cls else None)
     elif world is None:
         size = attrs.fields_dict(MovingCircle)["size"].default
@@ -951,14 +956,14 @@ def _fill_sizes(raw: dict, extra_kinds: Mapping[str, type] | None = None) -> tup
         return raw, {}
     circuit, filled = dict(circuit), {}
     kinds = {**COMPONENTS, **(extra_kinds or {})}
-    if circuit.get("preset") in PRESETS:
+    if _text(circuit.get("preset")) in PRESETS:
         if "size" in inspect.signature(PRESETS[circuit["preset"]]).parameters and "size" not in circuit:
             circuit["size"] = size
             filled["$.circuit.size"] = size
     elif isinstance(circuit.get("nodes"), Mapping):
         nodes = {}
         for name, spec in circuit["nodes"].items():
-            cls = kinds.get(spec.get("kind")) if isinstance(spec, Mapping) else None
+            cls = kinds.get(_text(spec.get("kind"))) if isinstance(spec, Mapping) else None
             if _image_sized(cls) and "size" not in spec:
                 spec = {**spec, "size": size}
                 filled[f"$.circuit.nodes{_key_path(name)}.size"] = size
@@ -1530,12 +1535,12 @@ def _children(schema, raw, kinds: Mapping[str, type] | None = None) -> tuple[str
         cls = schema[1]
         return cls.__name__, {f.name: _field_schema(cls, f.name) for f in attrs.fields(cls)}
     if kind == "world":
-        k = raw.get("kind", MovingCircle.kind) if isinstance(raw, Mapping) else MovingCircle.kind
+        k = _text(raw.get("kind", MovingCircle.kind)) if isinstance(raw, Mapping) else MovingCircle.kind
         cls = WORLDS.get(k, MovingCircle)
         return f"world ({cls.kind})", {"kind": ("leaf",), **{f.name: ("leaf",) for f in attrs.fields(cls)}}
     if kind == "circuit":
         if isinstance(raw, Mapping) and "preset" in raw:
-            fn = PRESETS.get(raw["preset"])
+            fn = PRESETS.get(_text(raw["preset"]))
             params = [p for p in inspect.signature(fn).parameters if p != "dt_ms"] if fn else []
             return f"the {raw['preset']!r} preset", {"preset": ("leaf",), **{p: ("leaf",) for p in params}}
         return "the graph circuit", {"nodes": ("nodes",), "edges": ("list", ("attrs", Edge))}
@@ -1544,7 +1549,7 @@ def _children(schema, raw, kinds: Mapping[str, type] | None = None) -> tuple[str
         return "the circuit's nodes", {n: ("component",) for n in names}
     if kind == "component":
         registry = COMPONENTS if kinds is None else kinds
-        cls = registry.get(raw.get("kind")) if isinstance(raw, Mapping) else None
+        cls = registry.get(_text(raw.get("kind"))) if isinstance(raw, Mapping) else None
         fields = [f.name for f in attrs.fields(cls)] if cls is not None else []
         return f"a {cls.kind if cls else 'component'}", {"kind": ("leaf",), **{f: ("leaf",) for f in fields}}
     return "a value", {}
@@ -1599,6 +1604,11 @@ def _set_path(raw: dict, path: str, value, *, check_only: bool = False,
             nxt = [] if child_schema[0] == "list" else {}
             if not check_only:
                 node[tok] = nxt
+        elif not isinstance(nxt, list if child_schema[0] == "list" else dict) and child_schema[0] != "leaf":
+            here = ".".join(str(t) for t in done + [tok])
+            raise _PathError(f"{here} is {_yaml_value(nxt)}, not a {'list' if child_schema[0] == 'list' else 'section'}, "
+                             f"so it has no entry {tokens[i + 1]!r}; set the whole of {here} instead, e.g. "
+                             f"--set '{here}={'[...]' if child_schema[0] == 'list' else '{...}'}'.")
         node, schema = nxt, child_schema
         done.append(tok)
 
@@ -1618,7 +1628,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(value_text) if value_text.strip() else None
     except yaml.YAMLError as e:
         raise StudyError("--set", [("", f"--set {_cut(text)}: the value is not valid YAML ({e}).")]) from None
-    except (RecursionError, ValueError) as e:  # nested too deep for the parser; an integer of too many digits
+    except (RecursionError, ValueError, TypeError) as e:  # too deep; an integer of too many digits; a list as a key
         raise StudyError("--set", [("", f"--set {_cut(text)}: the value cannot be read ({_unreadable(e)}).")]) from None
     problem = _bounds.raw_problem(value, "the value")
     if problem is not None:
@@ -1763,12 +1773,12 @@ def _follow_world_size(raw: dict, old_size, set_paths, extra_kinds: Mapping[str,
     def same(v) -> bool:
         return type(v) is int and v == old_size
 
-    if circuit.get("preset") in PRESETS:
+    if _text(circuit.get("preset")) in PRESETS:
         if same(circuit.get("size")) and free("circuit", "size"):
             del circuit["size"]
     elif isinstance(circuit.get("nodes"), dict):
         for name, spec in circuit["nodes"].items():
-            cls = kinds.get(spec.get("kind")) if isinstance(spec, dict) else None
+            cls = kinds.get(_text(spec.get("kind"))) if isinstance(spec, dict) else None
             if _image_sized(cls) and same(spec.get("size")) \
                     and free("circuit", "nodes", name, "size"):
                 del spec["size"]
@@ -1812,7 +1822,7 @@ def _read_yaml(path: Path):
         raise StudyError(str(path), [("", f"cannot read {path}: {e}")]) from None
     try:
         raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except (RecursionError, ValueError) as e:  # nested too deep for the parser; an integer of too many digits
+    except (RecursionError, ValueError, TypeError) as e:  # too deep; an integer of too many digits; a list as a key
         raise StudyError(str(path), [("", f"cannot read {path}: {_unreadable(e)}.")]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
@@ -1828,10 +1838,12 @@ def _read_yaml(path: Path):
 
 
 def _unreadable(exc: BaseException) -> str:
-    """Why PyYAML could not build a value (it raised RecursionError or ValueError, not a YAMLError)."""
+    """Why PyYAML could not build a value (it raised RecursionError, ValueError or TypeError, not a YAMLError)."""
     if isinstance(exc, RecursionError):
         return (f"it nests mappings and lists too deep for the YAML reader (a study needs about 6 levels; "
                 f"at most {_bounds.MAX_DEPTH} are allowed)")
+    if isinstance(exc, TypeError):
+        return f"a mapping has a key that is a list or mapping ({exc}); keys are names"
     return f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; write the value out plainly"
 
 

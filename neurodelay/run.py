@@ -11,10 +11,13 @@ Output goes to ``DIR/<name>/`` (default DIR ``runs``): ``results.nc``,
 sweep puts each point in a subfolder and adds ``sweep.nc``. ``STUDY`` may be
 a Python script defining ``study()`` (see :func:`neurodelay.study.load_study`).
 
-Exit status: 0 on success; 2 for an invalid study or invocation (the message
-on stderr, no traceback; nothing is written); 1 when a run (or any sweep
-point) fails; 130 when interrupted by Ctrl-C, 143 by SIGTERM (during training
-after the current step and a checkpoint there).
+Exit status: 0 on success; 2 for an invalid study or invocation, a checkpoint
+``--resume`` refuses, or an output folder another run or sweep holds (the
+message on stderr, no traceback; nothing is written); 1 when a run (or any
+sweep point) fails, a full disk or an unwritable folder included (said as
+such, no traceback); 130 when interrupted by Ctrl-C, 143 by SIGTERM (during
+training after the current step and a checkpoint there). See
+docs/reliability.md for the whole contract.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import FORMAT, load_checkpoint
 from .errors import CheckpointError, ConfigError
 
 __all__ = ["FIELDS", "PACKAGE_PREFIX", "check_init_from", "resolve_init_from", "warm_start", "runs_root"]
@@ -108,14 +108,19 @@ def warm_start(module: torch.nn.Module, source) -> list[str]:
         raise CheckpointError(f"train.init_from: {name!r} does not exist; run the study that writes it first "
                               f"(e.g. python -m neurodelay.run studies/pretrain_ae.yaml for "
                               f"'{{out}}/pretrain_ae/seed={{seed}}/checkpoint.pt'), or correct the path.")
-    if isinstance(source, Path):
-        state = load_checkpoint(source)["model"]
-    else:
-        with source.open("rb") as fh:
+    with source.open("rb") as fh:
+        try:
             held = torch.load(fh, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated zip, bad pickle, a global weights_only refuses
+            raise CheckpointError(f"train.init_from: {name!r} cannot be read ({type(err).__name__}: "
+                                  f"{str(err).splitlines()[0] if str(err) else ''}).") from None
+    if isinstance(held, dict) and held.get("format") == FORMAT:
+        state = load_checkpoint(Path(str(source)))["model"]  # a training checkpoint: checked whole
+    else:
         state = held.get("model", held) if isinstance(held, dict) else None
-        if not isinstance(state, dict):
-            raise CheckpointError(f"train.init_from: {name!r} holds no state dict.")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"train.init_from: {name!r} holds no state dict (a checkpoint of a run, or a file "
+                              f"of studies/ship_pretrained.py).")
     own = module.state_dict()
     copied, wrong = [], []
     for key, value in own.items():

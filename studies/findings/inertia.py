@@ -93,7 +93,7 @@ scene), gamma = 0 is a per-frame autoencoder. Its sweep never applied gamma in t
 **Measured:** {provenance(runs, sec.study, pts)}
 Trained at each gamma (both variants). "z motion" is the mean over sequences of the standard deviation of z
 over time divided by its standard deviation across sequences (0: z never moves). The lag (steps of the world
-behind z, with its 95 % bootstrap interval over sequences) is read only where a linear readout of the circle's
+behind z, with its 95 % bootstrap interval over sequences) is read only where a (quadratic) readout of the circle's
 position from z reaches a held-out R^2 of 0.5; "theory" is the lag of the same circuit's linear loop driven by the
 true position on the same sequences and read the same way (docs/original-study.md §6 gives 1 step in steady state
 for every gamma < 1 with alpha = 1; on these 10-frame sequences, transients included, it reads slightly more).

@@ -79,7 +79,7 @@ prediction term never trained prediction; the original reports no outcome of the
 t >= 2). "Relative prediction error" is mean ||z_t - zhat_t||^2 / mean ||z_t - z_(t-1)||^2 on the
 evaluation set: 0 for latents that move exactly linearly, 1 when extrapolating is no better than holding
 the last value, about 3 for latents that jitter independently from step to step (a ratio: shrinking the latents
-does not lower it). "Readout R^2" is the held-out R^2 of a linear readout of the circle's position from z; the lag
+does not lower it). "Readout R^2" is the held-out R^2 of a readout of the circle's position from z (quadratic in z); the lag
 is read only where it reaches 0.5.
 
 {table(["beta_norm", "lambda", "reconstruction MSE", "relative prediction error", "readout R^2", "lag (steps)", "MIG",

@@ -41,7 +41,7 @@ import xarray as xr
 import yaml
 
 from ._files import write_text_atomic
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
 from .record import write_netcdf
 from .study import Study, study_to_yaml, with_values
 
@@ -628,7 +628,7 @@ def _run_here(study, pending, out_dir, outcome, runner, resume, device, quiet, n
             failure = _failure(point, text, time.perf_counter() - t0)
             outcome.points.append(failure)
             _say(quiet, f"    failed: {failure.error}")
-            if not quiet:
+            if not quiet and not isinstance(exc, OutputError):  # a full disk is said, not traced
                 traceback.print_exc()
             continue
         outcome.points.append(PointOutcome(point, "ok", "", time.perf_counter() - t0))

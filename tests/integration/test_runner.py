@@ -199,18 +199,21 @@ _FAULTS = textwrap.dedent("""
 
     study, mnt, ro = sys.argv[1], sys.argv[2], sys.argv[3]
 
-    def fill(leave_blocks):
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", mnt], check=True)
-        st = os.statvfs(mnt)
-        with open(os.path.join(mnt, "filler"), "wb") as f:
+    def fill(folder, leave_blocks):  # a fresh 4 MiB tmpfs, filled but for leave_blocks blocks
+        os.makedirs(folder)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", folder], check=True)
+        st = os.statvfs(folder)
+        with open(os.path.join(folder, "filler"), "wb") as f:
             f.write(bytes((st.f_bavail - leave_blocks) * st.f_frsize))
+        return folder
 
-    fill(50)  # 200 KiB: the resolved study fits, the first checkpoint does not
-    print("CHECKPOINT", main([study, "--out", mnt + "/runs", "--quiet"]), sorted(os.listdir(mnt + "/runs/tiny")))
-    subprocess.run(["umount", mnt], check=True)
-    fill(10)  # 40 KiB: nothing to train, results.nc does not fit
-    print("RESULTS", main([study, "--out", mnt + "/runs", "--quiet", "--set", "train.steps=0",
-                           "--set", "evaluate.n_sequences=64"]), sorted(os.listdir(mnt + "/runs/tiny")))
+    out = fill(mnt + "/a", 50)  # 200 KiB: the resolved study fits, the first checkpoint does not
+    print("CHECKPOINT", main([study, "--out", out, "--quiet"]), sorted(os.listdir(out + "/tiny")))
+    out = fill(mnt + "/b", 10)  # 40 KiB: nothing to train, results.nc does not fit
+    print("RESULTS", main([study, "--out", out, "--quiet", "--set", "train.steps=0",
+                           "--set", "evaluate.n_sequences=64"]), sorted(os.listdir(out + "/tiny")))
+    out = fill(mnt + "/c", 50)  # a sweep: each point's first checkpoint does not fit
+    print("SWEEP", main([study, "--out", out, "--set", "sweep={seed: [0, 1]}"]))
     subprocess.run(["mount", "--bind", ro, ro], check=True)
     subprocess.run(["mount", "-o", "remount,bind,ro", ro], check=True)
     print("READONLY", main([study, "--out", ro + "/runs", "--quiet"]))
@@ -239,13 +242,17 @@ def test_a_full_disk_and_a_read_only_folder_fail_with_what_happened(tmp_path):
                           env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root})
     out, err = proc.stdout, proc.stderr
     assert proc.returncode == 0 and "Traceback" not in err, err
-    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    labels = ("CHECKPOINT", "RESULTS", "SWEEP", "READONLY")
+    lines = dict(line.split(" ", 1) for line in out.splitlines() if line.startswith(labels))
     mnt = tmp_path / "mnt"
     # the first checkpoint did not fit: torch says "enforce fail at inline_container.cc"
     assert lines["CHECKPOINT"] == "1 ['study.resolved.yaml']", out  # whole files only, no temporary left
-    assert f"run failed: no space left on the device holding {mnt}/runs/tiny" in err and "inline_container" in err
+    assert f"run failed: no space left on the device holding {mnt}/a/tiny" in err and "inline_container" in err
     # results.nc did not fit: netCDF says "HDF error"
     assert lines["RESULTS"] == "1 ['study.resolved.yaml']", out
     assert err.count("no space left on the device holding") == 2 and "NetCDF: HDF error" in err, err
+    assert lines["SWEEP"] == "1", out  # both points failed, said without a traceback
+    assert "2 of 2 sweep points failed: seed=0, seed=1" in err, err
+    assert out.count("failed: OutputError: no space left on the device holding") == 2, out
     assert lines["READONLY"] == "1", out
     assert f"run failed: {tmp_path / 'ro'}/runs/tiny is not writable: its file system" in err and "read-only" in err

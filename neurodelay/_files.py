@@ -76,6 +76,10 @@ def atomic_file(path: str | os.PathLike, mode: str | None = "wb", *, encoding: s
     except BaseException as exc:
         # Asked while the partial file still fills the device (removing it frees the space again).
         diagnosed = output_error(path.parent, exc) if isinstance(exc, Exception) else None
+        try:  # emptied first: a library whose write failed may keep the file open (HDF5 does), and its space with it
+            os.truncate(tmp, 0)
+        except OSError:
+            pass
         try:
             os.unlink(tmp)
         except OSError:

@@ -82,10 +82,11 @@ def test_shipped_studies_load_and_round_trip(name):
 
 def test_quickstart_is_the_issue_study():
     study = load_study(STUDIES / "quickstart.yaml")
-    assert study.circuit == PresetCircuit("inertia", (("n_latents", 4), ("gamma", 0.5), ("alpha", 1.0),
+    assert study.circuit == PresetCircuit("inertia", (("n_latents", 10), ("gamma", 0.5), ("alpha", 1.0),
                                                       ("input_delay_ms", 10.0), ("size", 32)))
-    assert study.objective == Objective(reconstruction="gaussian", beta=0.0)
-    assert (study.train.batch_size, study.train.optimizer, study.train.lr) == (64, "rmsprop", 1e-3)
+    assert study.objective == Objective(reconstruction="gaussian", beta=0.0, score_from_step=2)
+    assert (study.train.batch_size, study.train.optimizer, study.train.lr) == (32, "adam", 1e-4)
+    assert study.train.init_from == "package:quickstart_ae"  # the shipped per-frame autoencoder
     assert 0 < study.train.steps <= 2000
     assert study.evaluate.n_sequences == 256
     assert study.build_circuit().dt_ms == 10.0

@@ -1,7 +1,8 @@
 """Benchmark: moving-circle sequences (10 frames of 32x32) per second.
 
 Compares neurodelay's batched renderers (default and seed-compatible,
-factor sampling included) with a plain per-frame reference written here:
+factor sampling included; the default world also with reversals, with
+acceleration and with pixel noise) with a plain per-frame reference written here:
 numpy render at 64 px and reduction to 32 px, one frame at a time in Python
 loops over sequences and frames, as the original generator worked.
 
@@ -110,7 +111,10 @@ def main(argv=None):
     print(f"{'renderer':<30}{'batch':>7}{'sequences/s':>14}{'x reference':>13}")
     print(f"{'reference (numpy, per frame)':<30}{1:>7}{ref_rate:>14,.0f}{1.0:>13.1f}")
     seeds = iter(range(10**9))
-    worlds = [("neurodelay default", MovingCircle()), ("neurodelay seed_compatible", MovingCircle(seed_compatible=True))]
+    worlds = [("neurodelay default", MovingCircle()), ("neurodelay seed_compatible", MovingCircle(seed_compatible=True)),
+              ("default, motion reversal", MovingCircle(motion="reversal")),
+              ("default, motion accelerating", MovingCircle(motion="accelerating")),
+              ("default, pixel_noise 0.1", MovingCircle(pixel_noise=0.1))]
     for name, world in worlds:
         for batch in a.batch:
             t = _time(lambda: world.sample(batch, seed=next(seeds), device=a.device), a.min_time, sync)

@@ -85,7 +85,7 @@ def section_inertia_warm(runs: Path, out_root: Path) -> Section:
     am, aci, an = seed_interval(a75)
     sec.checks = checks(sec.study, {
         "warm_frozen_matches_theory": Measured(worst(frozen_err, "linear"), n=f"{len(gammas) * len(alphas)} conditions"),
-        "warm_training_keeps_lag": Measured(worst({(k[0],) + k[1:]: v for k, v in diff_cells.items()}, "linear")),
+        "warm_training_keeps_lag": Measured(worst(diff_cells, "linear")),
         "warm_training_keeps_lag_reversal": Measured(worst(diff_cells, "reversal")),
         "warm_alpha1_no_extra_lag": Measured(max((abs(v) for k, v in alpha1_err.items()
                                                   if k[0] == "linear" and np.isfinite(v)), default=np.nan)),

@@ -1,0 +1,134 @@
+"""The optimal observer of a delayed, noisy position: the steady-state Kalman filter and its lag-noise frontier.
+
+The world is one coordinate of the circle (the two are independent). The
+observer receives ``y[t] = p[t - d] + e[t]``: the position ``d`` steps late,
+with white noise of variance ``r`` (a frame's pixel noise read as position),
+and estimates the position now, ``p[t]``. Two models of the motion:
+
+``"random_walk"``
+    ``p[t + 1] = p[t] + w[t]``, ``w`` of variance ``q``: the observer
+    assumes the position wanders. Its steady-state estimate is exponential
+    smoothing, ``x[t] = x[t - 1] + K (y[t] - x[t - 1])``, which lags a ramp by
+    ``d + (1 - K) / K`` steps and passes ``K / (2 - K)`` of the noise
+    variance. This is the inertia circuit with ``alpha = 0`` and ``gamma = 1
+    - K``: the frontier of this model is where inertia without
+    extrapolation can land.
+``"constant_velocity"``
+    ``p[t + 1] = p[t] + v[t]``, ``v[t + 1] = v[t] + w[t]``: the observer
+    assumes the velocity wanders. Its steady-state estimate of ``p[t - d]``
+    and ``v[t - d]``, extrapolated ``d`` steps, follows a ramp with no lag
+    and passes more of the noise the longer the extrapolation.
+
+Both are computed, not simulated: the steady-state prior covariance is the
+solution of the discrete algebraic Riccati equation
+(``scipy.linalg.solve_discrete_are``), the gain ``K = P H' (H P H' + r)^-1``.
+Sweeping the ratio ``q / r`` (how much the observer trusts the motion model
+against the observations) traces each model's trade-off between lag (steps)
+and noise (the estimate's variance over ``r``), a *frontier* on which
+trained circuits can be placed by their measured lag and readout noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy.linalg import solve_discrete_are
+
+__all__ = ["MODELS", "steady_state_gain", "observer_lag_noise", "frontier"]
+
+#: Motion models of the observer.
+MODELS = ("random_walk", "constant_velocity")
+
+
+def _system(model: str, q: float):
+    if model == "random_walk":
+        return np.array([[1.0]]), np.array([[1.0]]), np.array([[q]])
+    if model == "constant_velocity":
+        return np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([[1.0, 0.0]]), np.array([[0.0, 0.0], [0.0, q]])
+    raise ValueError(f"model must be one of {MODELS}, got {model!r}.")
+
+
+def steady_state_gain(model: str, q_over_r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Steady-state Kalman gain K (n, 1) and filtered error covariance P (n, n), in units of ``r``.
+
+    Parameters
+    ----------
+    model : {"random_walk", "constant_velocity"}
+    q_over_r : float
+        Process noise variance over observation noise variance, > 0.
+    """
+    if not np.isfinite(q_over_r) or q_over_r <= 0:
+        raise ValueError(f"q_over_r must be a finite number > 0, got {q_over_r!r}; use e.g. 0.1.")
+    f, h, q = _system(model, float(q_over_r))
+    prior = solve_discrete_are(f.T, h.T, q, np.array([[1.0]]))  # r = 1: everything in units of r
+    k = prior @ h.T @ np.linalg.inv(h @ prior @ h.T + 1.0)
+    post = (np.eye(f.shape[0]) - k @ h) @ prior
+    return k, post
+
+
+def observer_lag_noise(model: str, q_over_r: float, delay_steps: float) -> tuple[float, float]:
+    """Lag on a ramp (steps) and noise gain of the optimal observer of ``p[t]`` from ``y[t] = p[t - d] + e``.
+
+    The steady-state filter is a linear time-invariant map from the
+    observations to the estimate, ``x[t] = sum_k h[k] y[t - k]`` with
+    ``h[k] = c F^d A^k K`` (``A = (I - K H) F``; the filtered state
+    extrapolated ``d`` steps). On constant-velocity motion it lags by
+    ``d + sum_k k h[k]`` steps (its gain ``sum_k h[k]`` is 1), and it passes
+    ``sum_k h[k]^2`` of the observation noise's variance (the noise gain; a
+    discrete Lyapunov equation).
+
+    Returns
+    -------
+    (float, float)
+        The lag in steps (``d + (1 - K) / K`` for the random walk, 0 for
+        the constant-velocity model) and the noise gain (``K / (2 - K)``
+        for the random walk).
+    """
+    from scipy.linalg import solve_discrete_lyapunov
+
+    if not np.isfinite(delay_steps) or delay_steps < 0 or delay_steps != int(delay_steps):
+        raise ValueError(f"delay_steps must be a whole number of steps >= 0, got {delay_steps!r}.")
+    k, _ = steady_state_gain(model, q_over_r)
+    f, h, _ = _system(model, float(q_over_r))
+    n = f.shape[0]
+    a = (np.eye(n) - k @ h) @ f
+    out = np.linalg.matrix_power(f, int(delay_steps))[:1]  # c F^d
+    inv = np.linalg.inv(np.eye(n) - a)
+    dc = float((out @ inv @ k)[0, 0])
+    first_moment = float((out @ a @ inv @ inv @ k)[0, 0])
+    lag = float(delay_steps) + first_moment / dc
+    x = solve_discrete_lyapunov(a, k @ k.T)
+    noise = float((out @ x @ out.T)[0, 0])
+    return lag, noise
+
+
+def frontier(model: str, delay_steps: float, q_over_r=None) -> xr.Dataset:
+    """Lag and noise of the optimal observer over a range of ``q / r`` (its trade-off curve).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``observer_lag_steps`` and ``observer_noise`` (the noise gain: the
+        estimate's variance from observation noise of variance ``r``, over
+        ``r``) over ``q_over_r`` (default: 41 values from 1e-4 to 1e4), and
+        for the random walk ``observer_gain`` (K, so that inertia with
+        ``gamma = 1 - K`` and ``alpha = 0`` is that observer).
+    """
+    qs = np.logspace(-4, 4, 41) if q_over_r is None else np.asarray(q_over_r, dtype=np.float64)
+    lag, noise, gain = [], [], []
+    for x in qs:
+        a, b = observer_lag_noise(model, float(x), delay_steps)
+        lag.append(a)
+        noise.append(b)
+        gain.append(float(steady_state_gain(model, float(x))[0][0, 0]))
+    return xr.Dataset(
+        {"observer_lag_steps": ("q_over_r", np.array(lag), {"units": "steps", "long_name": "steady-state lag of "
+                                                            "the optimal observer on constant-velocity motion"}),
+         "observer_noise": ("q_over_r", np.array(noise), {"units": "1", "long_name": "noise gain of the optimal "
+                                                          "observer: its estimate's variance over the observation "
+                                                          "noise's"}),
+         "observer_gain": ("q_over_r", np.array(gain), {"units": "1", "long_name": "steady-state Kalman gain "
+                                                        "of the position"})},
+        coords={"q_over_r": ("q_over_r", qs, {"units": "1", "long_name": "process noise over observation noise"})},
+        attrs={"model": model, "delay_steps": float(delay_steps)},
+    )

@@ -1,0 +1,64 @@
+"""The optimal observer's lag-noise frontier: closed forms, and inertia as the random-walk observer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import neurodelay as nd
+from neurodelay.analysis.kalman import frontier, observer_lag_noise, steady_state_gain
+from neurodelay.analysis.theory import steady_state_lag, theory_circuit
+
+
+@pytest.mark.parametrize("q", [0.003, 0.1, 2.0])
+@pytest.mark.parametrize("d", [0, 1, 3])
+def test_the_random_walk_observer_is_exponential_smoothing(q, d):
+    k = float(steady_state_gain("random_walk", q)[0][0, 0])
+    assert k == pytest.approx((-q + np.sqrt(q * q + 4 * q)) / 2)  # the scalar Riccati equation's root
+    lag, noise = observer_lag_noise("random_walk", q, d)
+    assert lag == pytest.approx(d + (1 - k) / k, rel=1e-9)
+    assert noise == pytest.approx(k / (2 - k), rel=1e-9)
+
+
+def test_inertia_without_extrapolation_sits_on_the_random_walk_frontier():
+    names = nd.MovingCircle().factor_names
+    for q, d in ((0.05, 1), (1.0, 2)):
+        k = float(steady_state_gain("random_walk", q)[0][0, 0])
+        circuit = nd.presets.inertia(n_latents=2, gamma=1 - k, alpha=0.0, input_delay_ms=10 * d)
+        th, _ = theory_circuit(circuit, "z")
+        lag, _ = steady_state_lag(th, "z", names, n_steps=600)
+        # d + gamma (1 - alpha) / (1 - gamma) with gamma = 1 - K is the observer's d + (1 - K) / K
+        assert lag == pytest.approx(observer_lag_noise("random_walk", q, d)[0], abs=1e-3)
+
+
+def test_the_constant_velocity_observer_has_no_lag_and_pays_in_noise():
+    lags, noise = [], []
+    for d in (0, 1, 2, 4):
+        a, b = observer_lag_noise("constant_velocity", 0.1, d)
+        lags.append(a)
+        noise.append(b)
+    np.testing.assert_allclose(lags, 0.0, atol=1e-9)
+    assert np.all(np.diff(noise) > 0)  # extrapolating further passes more noise
+    # The noise gain is the sum of squares of the filter's impulse response: simulate it.
+    k, _ = steady_state_gain("constant_velocity", 0.1)
+    f, h = np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([[1.0, 0.0]])
+    a = (np.eye(2) - k @ h) @ f
+    resp, x = [], k.copy()
+    for _ in range(2000):
+        resp.append(float((np.linalg.matrix_power(f, 2) @ x)[0, 0]))
+        x = a @ x
+    assert np.sum(np.square(resp)) == pytest.approx(observer_lag_noise("constant_velocity", 0.1, 2)[1], rel=1e-6)
+    assert np.sum(resp) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_the_frontier_and_its_checks():
+    fr = frontier("random_walk", 1)
+    assert fr["observer_lag_steps"].dims == ("q_over_r",)
+    assert np.all(np.diff(fr["observer_lag_steps"].values) < 0)  # trusting the observations more: less lag,
+    assert np.all(np.diff(fr["observer_noise"].values) > 0)  # more noise
+    with pytest.raises(ValueError, match="model must be one of"):
+        frontier("brownian", 1)
+    with pytest.raises(ValueError, match="q_over_r"):
+        steady_state_gain("random_walk", 0.0)
+    with pytest.raises(ValueError, match="delay_steps"):
+        observer_lag_noise("random_walk", 0.1, 1.5)

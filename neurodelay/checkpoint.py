@@ -37,9 +37,10 @@ and the keys of ``train`` that say how long to train and how often to log
 and save (``RESUMABLE_TRAIN``: ``steps``, ``log_every``,
 ``checkpoint_every``), which do not change the parameters at any step. So a
 run can be resumed, finished training re-evaluated and re-analysed, or
-trained for longer, after those change. A key of ``train`` added later
-(``LATER_TRAIN_DEFAULTS``: ``delay_lr``) is also left out where it holds
-the value its absence meant, so that checkpoints written before it existed
+trained for longer, after those change. A key of ``train`` or ``world`` added later
+(``LATER_TRAIN_DEFAULTS``: ``delay_lr``, ``init_from``;
+``LATER_WORLD_DEFAULTS``: ``motion``, ``reversal_rate``, ``speed_jitter``,
+``pixel_noise``) is also left out where it holds the value its absence meant, so that checkpoints written before it existed
 still resume. The whole text is still stored (it is the
 study of the last run that wrote the file), and checkpoints written before
 this rule, which store the same whole text, are reduced the same way.
@@ -60,7 +61,8 @@ import yaml
 from ._files import atomic_file
 from .errors import CheckpointError
 
-__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "LATER_TRAIN_DEFAULTS", "training_text",
+__all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "LATER_TRAIN_DEFAULTS", "LATER_WORLD_DEFAULTS",
+           "training_text",
            "trains_alike", "save_checkpoint", "load_checkpoint", "capture_rng_state", "restore_rng_state",
            "remove_stale_temporaries"]
 
@@ -81,6 +83,10 @@ RESUMABLE_TRAIN = ("steps", "log_every", "checkpoint_every")
 #: Keys of ``train`` added after checkpoints were first written, with the value that means what their
 #: absence meant: a study holding that value trains alike with a checkpoint whose study lacks the key.
 LATER_TRAIN_DEFAULTS = {"delay_lr": None, "init_from": None}
+#: The same for keys of ``world`` added later (the motion models and pixel noise of the moving circle):
+#: a linear, noise-free world's study trains alike with a checkpoint written before they existed.
+LATER_WORLD_DEFAULTS = {"motion": "linear", "reversal_rate": 0.15, "speed_jitter": 0.3, "pixel_noise": 0.0}
+_LATER_DEFAULTS = {"train": LATER_TRAIN_DEFAULTS, "world": LATER_WORLD_DEFAULTS}
 
 
 def _training_part(study_text: str):
@@ -93,8 +99,10 @@ def _training_part(study_text: str):
         return study_text
     part = {k: v for k, v in raw.items() if k not in NOT_TRAINING}
     if isinstance(part.get("train"), dict):
-        part["train"] = {k: v for k, v in part["train"].items() if k not in RESUMABLE_TRAIN
-                         and not (k in LATER_TRAIN_DEFAULTS and v == LATER_TRAIN_DEFAULTS[k])}
+        part["train"] = {k: v for k, v in part["train"].items() if k not in RESUMABLE_TRAIN}
+    for section, later in _LATER_DEFAULTS.items():
+        if isinstance(part.get(section), dict):
+            part[section] = {k: v for k, v in part[section].items() if not (k in later and v == later[k])}
     return part
 
 

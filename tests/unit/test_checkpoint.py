@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import yaml
@@ -131,3 +133,17 @@ def test_a_checkpoint_whose_contents_do_not_hold_together_is_refused(tmp_path, c
     with pytest.raises(CheckpointError, match="is inconsistent: ") as caught:
         load_checkpoint(path, study_text=text())
     assert text_ in str(caught.value) and "delete it to start afresh" in str(caught.value)
+
+
+def test_a_linear_world_trains_alike_with_a_checkpoint_written_before_the_motion_models():
+    """World keys added later (motion, reversal_rate, speed_jitter, pixel_noise) left out at their defaults."""
+    from neurodelay.checkpoint import trains_alike
+
+    old = "seed: 1\nworld: {kind: moving_circle, size: 32}\ntrain: {steps: 10, lr: 0.001}\n"
+    new = ("seed: 1\nworld: {kind: moving_circle, size: 32, motion: linear, reversal_rate: 0.15, "
+           "speed_jitter: 0.3, pixel_noise: 0.0}\ntrain: {steps: 20, lr: 0.001}\n")
+    assert trains_alike(old, new)
+    for changed in ("motion: reversal", "reversal_rate: 0.2", "speed_jitter: 0.5", "pixel_noise: 0.1"):
+        key = changed.split(":")[0]
+        other = re.sub(rf"{key}: [^,}}]+", changed, new)
+        assert other != new and not trains_alike(old, other), changed

@@ -2,26 +2,29 @@
 
 The encoding model
 ------------------
-The representation is modelled as a noisy affine function of the circle's
-position some ``L`` steps ago::
+The representation is modelled as a noisy function of the circle's position
+some ``L`` steps ago::
 
-    z[s, t] = A p[s, t - L] + b + e[s, t]
+    z[s, t] = f(p[s, t - L]) + e[s, t]
 
-``A`` (M x 2) and ``b`` are fitted by least squares over every sequence at
-each candidate ``L``; the lag is the ``L`` whose fit leaves the smallest
-residual, measured in position units through a fixed left inverse ``W`` of
-``A`` (the generalised-least-squares inverse, weighted by the residual
-covariance of a first whole-step scan)::
+with ``f`` linear in a set of features of the position: the position
+itself and Gaussian bumps on a grid over the image (:func:`position_features`),
+so that a representation linear in the position is fitted exactly and one
+that codes it smoothly but not linearly nearly so. ``f`` is fitted by least
+squares over every sequence at each candidate ``L``; the lag is the ``L``
+whose fit leaves the smallest residual, measured after whitening by a fixed
+matrix (the inverse square root of the residual covariance of a first
+whole-step scan)::
 
-    c(L) = mean over rows of |W (z - A_L p_L - b_L)|^2 / 2
+    c(L) = mean over rows and latents of (W' (z - f_L(p_L)))^2
 
-Every candidate model has the same regressors (two positions and an
-intercept), so their residuals are compared in sample: with noise
-independent across rows, ``E[c(L)]`` is the misfit plus a term of the noise
-that is the same at every ``L``. (Scoring on held-out sequences instead
-adds the slope's estimation error, whose size depends on the spread of the
-shifted positions and so on ``L``: on slow 30-frame paths with noise
-constant over each sequence it pulled the lag by +0.3 steps at 4 px.)
+Every candidate model has the same features, so their residuals are compared
+in sample: with noise independent across rows, ``E[c(L)]`` is the misfit
+plus a term of the noise that is the same at every ``L``. (Scoring on
+held-out sequences instead adds the fit's estimation error, whose size
+depends on the spread of the shifted positions and so on ``L``: on slow
+30-frame paths with noise constant over each sequence it pulled the lag by
++0.3 steps at 4 px.)
 
 Why this way round (position -> z, not z -> position)? Noise in ``z`` sits
 in the response of the regression, where least squares is unbiased; in a
@@ -31,10 +34,15 @@ that depends on how the position's spread varies with ``L`` over bounded
 paths, which pulls the decoded lag (for the ideal inertia circuit d = 1,
 gamma = 0.5, alpha = 0 on 10-frame paths, 1.89 steps without noise, 1.62
 at 3.4 px). With ``W`` fixed the noise adds the same to every ``L``, so the
-minimiser is that of the noise-free circuit, transients included; and for a
-circuit whose ``z`` is linear in the position (any blend / extrapolator /
-delay loop) ``W A = I`` makes the misfit the same whatever the noise
-covariance.
+minimiser is that of the noise-free circuit, transients included.
+
+Why the bumps? With the position alone (an affine ``f``) a representation
+that codes the position nonlinearly leaves a misfit that depends on ``L``
+through the spread of the shifted positions (paths are bounded: positions
+late in a path are distributed differently from early ones): per-frame
+beta-VAEs with no delay at all read 0.14-0.39 steps that way, 0.02-0.03
+with the bumps; a per-frame autoencoder one step late read 1.06-1.07, 1.03-1.05
+with them.
 """
 
 from __future__ import annotations
@@ -44,7 +52,8 @@ from scipy.optimize import minimize_scalar
 
 from neurodelay.analysis.disentanglement import collapsed_latents
 
-__all__ = ["shift", "ShiftedPositions", "lstsq_affine", "encoding_lag_core", "velocity_gain", "refine_argmin"]
+__all__ = ["shift", "ShiftedPositions", "position_features", "grid_size", "lstsq_affine", "encoding_lag_core",
+           "velocity_gain", "refine_argmin"]
 
 
 def shift(pos: np.ndarray, lag: float, steps: np.ndarray) -> np.ndarray:
@@ -130,10 +139,105 @@ def _standardise(rows: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.nda
     return mean, sd
 
 
+#: Most radial basis functions per axis of the encoding model's position features.
+MAX_GRID = 6
+#: Spacing (steps) of the fine lag grid around the best whole lag.
+FINE_STEP = 0.05
+
+
+def grid_size(n_rows: int) -> int:
+    """Basis functions per axis for ``n_rows`` rows: at least 10 rows per feature, at most :data:`MAX_GRID`."""
+    n = int(np.floor(np.sqrt(max(n_rows / 10.0 - 3.0, 0.0))))
+    return min(n, MAX_GRID) if n >= 3 else 0
+
+
+def position_features(x: np.ndarray, n_grid: int) -> np.ndarray:
+    """A constant, the position (..., 2) and, for ``n_grid`` >= 3, Gaussian bumps on an ``n_grid``-square grid.
+
+    The grid spans [-0.1, 1.1] in factor units (the circle's positions and
+    a margin), each bump as wide as the grid's spacing: with the position
+    itself among the features a representation linear in the position is
+    fitted exactly, and one that codes it smoothly but not linearly (an
+    autoencoder's latents) nearly so.
+    """
+    parts = [np.ones(x.shape[:-1] + (1,)), x]
+    if n_grid >= 3:
+        c = np.linspace(-0.1, 1.1, n_grid)
+        per_axis = np.exp(-((x[..., None] - c) ** 2) / (2.0 * (c[1] - c[0]) ** 2))  # (..., 2, n_grid)
+        bumps = per_axis[..., 1, :, None] * per_axis[..., 0, None, :]  # separable: rows of y, columns of x
+        parts.append(bumps.reshape(x.shape[:-1] + (n_grid * n_grid,)))
+    return np.concatenate(parts, axis=-1)
+
+
+def _parabola_min(xs: np.ndarray, ys: np.ndarray, i: int) -> float:
+    """The minimum of the parabola through the points i - 1, i, i + 1 (the point itself at an end or if flat)."""
+    if i <= 0 or i >= len(xs) - 1:
+        return float(xs[i])
+    (x0, x1, x2), (y0, y1, y2) = xs[i - 1:i + 2], ys[i - 1:i + 2]
+    den = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / den
+    bb = (x2 * x2 * (y0 - y1) + x1 * x1 * (y2 - y0) + x0 * x0 * (y1 - y2)) / den
+    if not a > 0:
+        return float(xs[i])
+    return float(np.clip(-bb / (2 * a), x0, x2))
+
+
+def lag_grid(lags: np.ndarray, centre: float) -> np.ndarray:
+    """The whole lags and a fine grid (FINE_STEP) within one step of ``centre``, sorted."""
+    lo, hi = max(float(lags[0]), centre - 1.0), min(float(lags[-1]), centre + 1.0)
+    fine = np.arange(lo, hi + 1e-9, FINE_STEP)
+    return np.unique(np.round(np.concatenate([lags.astype(np.float64), fine]), 9))
+
+
+class EncodingStats:
+    """Per-sequence sufficient statistics of the encoding model at a set of lags.
+
+    For sequence ``s`` and lag ``L_k``: ``G[s, k] = X' X`` and ``C[s, k] =
+    X' zw`` over its rows, with ``X`` the position features at ``t - L_k``
+    and ``zw`` the whitened latents, and ``Z[s] = |zw|^2``. A weighting of
+    the sequences (a bootstrap resample's counts) then gives the fit and its
+    residual at every lag of the set without touching the rows again, and a
+    batch of weightings is one matrix product.
+    """
+
+    def __init__(self, zw: np.ndarray, shifted: ShiftedPositions, rows: np.ndarray, grid: np.ndarray, n_grid: int):
+        n, n_steps, m = zw.shape
+        self.grid = np.asarray(grid, dtype=np.float64)
+        self.norm = n_steps * m
+        self.z = np.einsum("nsm,nsm->n", zw, zw)
+        x = np.stack([position_features(shifted.at(float(lag), rows).reshape(n, n_steps, 2), n_grid)
+                      for lag in self.grid], axis=1)  # (n, K, S, F)
+        xt = np.swapaxes(x, -1, -2)
+        self.f = x.shape[-1]
+        self.g = (xt @ x).reshape(n, -1)  # (n, K * F * F)
+        self.c = (xt @ zw[:, None]).reshape(n, -1)  # (n, K * F * M)
+        self.m = m
+
+    def curves(self, w: np.ndarray) -> np.ndarray:
+        """The criterion (mean squared whitened residual per latent) at every lag of the set, shape (B, K).
+
+        ``w`` : (B, n) or (n,) sequence weights (a resample's counts); a
+        1-d ``w`` gives shape (K,).
+        """
+        w2 = np.atleast_2d(np.asarray(w, dtype=np.float64))
+        k, f = len(self.grid), self.f
+        g = (w2 @ self.g).reshape(len(w2), k, f, f)
+        c = (w2 @ self.c).reshape(len(w2), k, f, self.m)
+        ridge = 1e-10 * np.trace(g, axis1=-2, axis2=-1)[..., None, None] * np.eye(f)
+        explained = np.einsum("bkam,bkam->bk", c, np.linalg.solve(g + ridge, c))
+        out = ((w2 @ self.z)[:, None] - explained) / (w2.sum(axis=1)[:, None] * self.norm)
+        return out[0] if np.ndim(w) == 1 else out
+
+    def lags(self, w: np.ndarray) -> np.ndarray:
+        """The lag (minimum of the parabola through the best grid point and its neighbours) per weighting."""
+        ys = np.atleast_2d(self.curves(w))
+        out = np.array([_parabola_min(self.grid, y, int(np.argmin(y))) for y in ys])
+        return out[0] if np.ndim(w) == 1 else out
+
+
 def encoding_lag_core(z: np.ndarray, pos: np.ndarray, steps: np.ndarray, lags: np.ndarray, rows: np.ndarray, *,
-                      weights: np.ndarray | None = None, xatol: float = 1e-6,
-                      shifted: ShiftedPositions | None = None) -> dict:
-    """Lag of the encoding model ``z ~ A p(t - L) + b`` (see the module docstring).
+                      shifted: ShiftedPositions | None = None, n_grid: int | None = None) -> dict:
+    """Lag of the encoding model ``z ~ f(p(t - L))`` (see the module docstring).
 
     Parameters
     ----------
@@ -146,84 +250,73 @@ def encoding_lag_core(z: np.ndarray, pos: np.ndarray, steps: np.ndarray, lags: n
     lags : numpy.ndarray of int, shape (K,)
         Candidate whole-step lags, increasing.
     rows : numpy.ndarray of int
-        Sequences used (indices; repeats allowed, as in a bootstrap resample).
-    weights : numpy.ndarray, shape (2, M), optional
-        A left inverse ``W`` to use instead of the one of the first scan
-        (the bootstrap reuses the point estimate's); applied to the
-        latents standardised by the mean and spread of ``rows``, the kept
-        (non-constant) latents only when ``z`` is passed whole.
-    xatol : float
-        Tolerance of the fractional refinement, in steps.
+        Sequences used (distinct).
     shifted : ShiftedPositions, optional
         ``pos`` shifted by each whole lag of ``lags`` (made here if not given).
+    n_grid : int, optional
+        Radial basis functions per axis (default :func:`grid_size` of the
+        rows used; 0: the position alone).
 
     Returns
     -------
     dict
         ``lag`` (steps; NaN when ``z`` does not depend on the position:
         ``reason`` says why), ``curve`` (K,) the criterion at each whole lag
-        (factor units squared, per coordinate), ``error`` the criterion at
-        ``lag``, ``at_edge`` (bool), ``weights`` W (2, M_kept), ``kept``
-        (M,) bool: latents that are not constant, ``reason``.
+        (mean squared whitened residual per latent), ``at_edge`` (bool),
+        ``stats`` (:class:`EncodingStats` on a grid around the lag, for the
+        bootstrap; None without a lag), ``n_grid``, ``reason``.
     """
     n_k = len(lags)
-    out = {"lag": float("nan"), "curve": np.full(n_k, np.nan), "error": float("nan"), "at_edge": False,
-           "weights": None, "kept": None, "reason": None}
+    out = {"lag": float("nan"), "curve": np.full(n_k, np.nan), "at_edge": False, "stats": None, "reason": None,
+           "n_grid": 0}
     m = z.shape[-1]
-    zr = z[rows][:, steps].reshape(-1, m)
-    keep = ~collapsed_latents(zr) if weights is None else np.ones(m, dtype=bool)
-    out["kept"] = keep
+    zr = z[rows][:, steps]  # (n, S, M)
+    keep = ~collapsed_latents(zr.reshape(-1, m))
     if not keep.any():
         out["reason"] = "constant"
         return out
-    mean, sd = _standardise(zr, keep)
-    zs = (zr[:, keep] - mean) / sd  # zero mean over the rows used
+    mean, sd = _standardise(zr.reshape(-1, m), keep)
+    zs = (zr[..., keep] - mean) / sd
     if shifted is None:
         shifted = ShiftedPositions(pos, int(lags[0]), int(lags[-1]), steps)
+    n_grid = grid_size(zs.shape[0] * zs.shape[1]) if n_grid is None else int(n_grid)
+    out["n_grid"] = n_grid
+    flat = zs.reshape(-1, zs.shape[-1])
 
-    def fit(lag: float):
-        """Slope (2, M) of z on the centred position at ``lag``, and the residuals (None: no spread)."""
-        x = shifted.at(lag, rows)
-        xc = x - x.mean(axis=0)
-        gram = xc.T @ xc
-        det = gram[0, 0] * gram[1, 1] - gram[0, 1] * gram[1, 0]
-        if not det > 1e-12 * max(gram[0, 0] * gram[1, 1], 1e-300):
-            return None, None
-        slope = np.linalg.solve(gram, xc.T @ zs)
-        return slope, zs - xc @ slope
+    def fit(lag: float, target: np.ndarray):
+        x = position_features(shifted.at(lag, rows), n_grid)
+        coef, *_ = np.linalg.lstsq(x, target, rcond=None)  # SVD: no ridge to bias an exact fit
+        return target - x @ coef
 
-    if weights is None:
-        # First scan: residuals in standardised z units pick the lag whose residual covariance weights W.
-        first = []
-        for k in lags:
-            _, r = fit(float(k))
-            first.append(float(np.mean(r**2)) if r is not None else np.inf)
-        if not np.isfinite(min(first)):
-            out["reason"] = "no_position"
-            return out
-        slope, r = fit(float(lags[int(np.argmin(first))]))
-        a = slope.T  # (M_kept, 2)
-        s = np.atleast_2d(np.cov(r, rowvar=False))
-        s = s + (1e-3 * np.trace(s) / s.shape[0] + 1e-12) * np.eye(s.shape[0])
-        s_inv_a = np.linalg.solve(s, a)
-        info = a.T @ s_inv_a  # (2, 2)
-        if not np.all(np.isfinite(info)) or np.linalg.cond(info) > 1e12:
-            out["reason"] = "no_position"
-            return out
-        weights = np.linalg.solve(info, s_inv_a.T)  # (2, M_kept): W A = I
-    w_t = np.asarray(weights).T
-
-    def crit(lag: float) -> float:
-        _, r = fit(lag)
-        return float(np.mean((r @ w_t) ** 2)) / 2.0 if r is not None else np.inf
-
-    curve = np.array([crit(float(k)) for k in lags])
-    if not np.isfinite(curve).any():
+    # First scan: residuals in standardised units pick the lag whose residual covariance whitens the rest.
+    first = np.array([float(np.mean(fit(float(k), flat) ** 2)) for k in lags])
+    best = int(np.argmin(first))
+    if not first[best] < 1.0 - 1e-9:  # the position explains nothing of z
         out["reason"] = "no_position"
         return out
-    lag = refine_argmin(crit, lags.astype(np.float64), curve, xatol=xatol) if n_k > 1 else float(lags[0])
-    out.update(lag=lag, curve=curve, error=crit(lag), weights=np.asarray(weights),
+    r = fit(float(lags[best]), flat)
+    cov = np.atleast_2d(np.cov(r, rowvar=False))
+    cov = cov + (1e-3 * np.trace(cov) / cov.shape[0] + 1e-12) * np.eye(cov.shape[0])
+    vals, vecs = np.linalg.eigh(cov)
+    zw = zs @ ((vecs / np.sqrt(vals)) @ vecs.T)  # whitened by the fixed S^-1/2
+
+    def crit(lag: float) -> float:
+        return float(np.mean(fit(lag, zw.reshape(-1, zw.shape[-1])) ** 2))
+
+    curve = np.array([crit(float(k)) for k in lags])
+    stats = EncodingStats(zw, shifted, rows, lag_grid(lags, float(lags[int(np.argmin(curve))])), n_grid)
+    ys = stats.curves(np.ones(len(rows)))
+    i = int(np.argmin(ys))
+    lag = _parabola_min(stats.grid, ys, i)
+    if 0 < i < len(ys) - 1:
+        # Polish with the residuals themselves (the Gram statistics lose digits to cancellation when the fit
+        # is nearly exact), over two grid points each side in case that moved the grid's minimum by one.
+        lo, hi = float(stats.grid[max(i - 2, 0)]), float(stats.grid[min(i + 2, len(ys) - 1)])
+        res = minimize_scalar(crit, bounds=(lo, hi), method="bounded", options={"xatol": 1e-7})
+        lag = min((float(res.x), float(stats.grid[i]), lag), key=crit)
+    out.update(lag=lag, curve=curve, stats=stats, rows=np.asarray(rows),
                at_edge=bool(n_k > 1 and (lag <= lags[0] + 1e-3 or lag >= lags[-1] - 1e-3)))
+    return out
     return out
 
 
@@ -251,7 +344,9 @@ def velocity_gain(z: np.ndarray, pos: np.ndarray, vel: np.ndarray, steps: np.nda
     z_tr = (zt[:, keep] - mean) / sd
     z_te = (z[test][:, steps].reshape(-1, m)[:, keep] - mean) / sd
     target = shift(pos, lag, steps)
-    p_tr, p_te = target[train].reshape(-1, 2), target[test].reshape(-1, 2)
+    n_grid = grid_size(z_tr.shape[0])
+    p_tr = position_features(target[train].reshape(-1, 2), n_grid)[:, 1:]  # lstsq_affine adds the constant
+    p_te = position_features(target[test].reshape(-1, 2), n_grid)[:, 1:]
     v_tr, v_te = vel[train][:, steps].reshape(-1, 2), vel[test][:, steps].reshape(-1, 2)
     sst = float(np.sum((z_te - z_tr.mean(axis=0)) ** 2))
     c_p = lstsq_affine(p_tr, z_tr)

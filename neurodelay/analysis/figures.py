@@ -159,10 +159,11 @@ def plot_lag(lag: xr.Dataset, scores: xr.Dataset | None = None) -> Figure:
     axes = fig.subplots(1, n_panels)
     lag_ms = lag["lag"].values
     ax = axes[0]
-    if "lag_encoding_error_px" in lag and np.isfinite(lag["lag_encoding_error_px"].values).any():
-        ax.plot(lag_ms, lag["lag_encoding_error_px"].values, marker="o", color="tab:purple",
-                label="encoding model residual")
     ax.plot(lag_ms, lag["lag_readout_rmse_px"].values, marker="o", color="tab:blue", label="readout error (held out)")
+    if "lag_encoding_residual" in lag and np.isfinite(lag["lag_encoding_residual"].values).any():
+        twin = ax.twinx()
+        twin.plot(lag_ms, lag["lag_encoding_residual"].values, marker="s", color="tab:purple", lw=1)
+        twin.set_ylabel("encoding model residual (whitened)", color="tab:purple", fontsize=8)
     est = float(lag["lag_ms"])
     if np.isfinite(est):
         ax.axvline(est, color="tab:red", ls="--", label=f"estimate {est:.1f} ms ({float(lag['lag_steps']):.2f} steps)")
@@ -177,7 +178,7 @@ def plot_lag(lag: xr.Dataset, scores: xr.Dataset | None = None) -> Figure:
             / (float(lag["lag_step"][1] - lag["lag_step"][0]) if len(lag_ms) > 1 else 1.0)
         ax.axvline(th, color="0.3", ls=":", label=f"linear theory {th:.1f} ms")
     ax.set_xlabel("lag of the world behind the representation (ms)")
-    ax.set_ylabel("error (px per coordinate)")
+    ax.set_ylabel("readout error (px per coordinate)")
     if np.isfinite(est):
         ax.set_title("circle position vs lag", fontsize=10)
     ax.legend(fontsize=7)

@@ -1,14 +1,14 @@
 """Representational lag: how far behind (or ahead of) the world a representation is.
 
 The lag (:func:`representational_lag`)
-    The representation ``z`` is modelled as an affine function of the
-    circle's position ``L`` steps ago plus noise, ``z[t] = A p[t - L] + b +
-    e`` (an *encoding model*), fitted by least squares on one half of the
-    sequences for each candidate ``L`` (fractional: the position is
-    interpolated linearly between steps and extended linearly past the ends,
-    exact for constant velocity); the lag is the ``L`` whose fit leaves the
-    smallest residual on the other half, the residual measured in position
-    units through a fixed left inverse of ``A`` (see
+    The representation ``z`` is modelled as a function of the circle's
+    position ``L`` steps ago plus noise, ``z[t] = f(p[t - L]) + e`` (an
+    *encoding model*; ``f`` linear in the position and in Gaussian bumps
+    over the image, so that smooth nonlinear codes fit too), fitted by least
+    squares over every sequence for each candidate ``L`` (fractional: the
+    position is interpolated linearly between steps and extended linearly
+    past the ends, exact for constant velocity); the lag is the ``L`` whose
+    fit leaves the smallest residual, whitened by a fixed matrix (see
     :mod:`neurodelay.analysis._lagfit`). A grid of whole steps, then a
     bounded scalar minimisation around the best one.
 
@@ -93,7 +93,7 @@ from neurodelay.analysis._dataset import (
     px_per_unit,
     representation_variable,
 )
-from neurodelay.analysis._lagfit import ShiftedPositions, encoding_lag_core, refine_argmin, shift, velocity_gain
+from neurodelay.analysis._lagfit import encoding_lag_core, refine_argmin, shift, velocity_gain
 from neurodelay.analysis.disentanglement import collapsed_latents
 from neurodelay.analysis.lag_scores import lag_resolved_scores
 
@@ -313,7 +313,8 @@ def _estimate(z, pos, vel, steps, lags, train, test, method: str, max_velocity_g
     ``scale``, ``coef``; fitted at lag 0 when there is no lag), the curves
     ``encoding_curve`` and ``mse_curve``, ``decoding_lag``,
     ``velocity_gain``, ``at_edge`` and ``weights`` (the encoding model's
-    metric and kept latents, for the bootstrap).
+    per-sequence statistics, :class:`~neurodelay.analysis._lagfit.EncodingStats`,
+    for the bootstrap).
     """
     dec = _readout_lag_core(z, pos, steps, lags, train, test, degree)
     out = {"mse_curve": dec["mse_curve"], "decoding_lag": dec["lag"], "encoding_curve": np.full(len(lags), np.nan),
@@ -321,7 +322,7 @@ def _estimate(z, pos, vel, steps, lags, train, test, method: str, max_velocity_g
     if method == "encoding":
         enc = encoding_lag_core(z, pos, steps, lags, np.sort(np.concatenate([train, test])))
         out["encoding_curve"] = enc["curve"]
-        out["weights"] = (enc["weights"], enc["kept"])
+        out["weights"] = enc["stats"]
         lag, at_edge = enc["lag"], enc["at_edge"]
     else:
         lag, at_edge = dec["lag"], dec["at_edge"]
@@ -497,8 +498,10 @@ def _bootstrap(z, pos, steps, lags, train, test, method, readout, ppu, n_boot, l
     """Percentile bootstrap intervals of (lag, readout RMSE px, signed position error px): shape (3, 2).
 
     The lag: its estimator rerun on resampled sequences (the encoding model
-    on every sequence, with the point estimate's metric ``weights`` = (W,
-    kept latents); the decoding readout with its fitting and scoring halves
+    from its per-sequence statistics ``weights``, an
+    :class:`~neurodelay.analysis._lagfit.EncodingStats`, with the point
+    estimate's whitening and lag grid: a resample is a weighting of the
+    sequences; the decoding readout with its fitting and scoring halves
     resampled apart, ``paired=False``, so that they stay disjoint). The
     errors: the point estimate's readout scored on resampled held-out
     sequences.
@@ -508,15 +511,17 @@ def _bootstrap(z, pos, steps, lags, train, test, method, readout, ppu, n_boot, l
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a degenerate resample gives NaN, reported as such
         if method == "encoding":
-            w, kept = weights
-            z_kept = z[..., kept]
-            shifted = ShiftedPositions(pos, int(lags[0]), int(lags[-1]), steps)
+            n_seq = len(train) + len(test)
 
-            def lag_of(rows):
-                return encoding_lag_core(z_kept, pos, steps, lags, np.asarray(rows, dtype=np.int64), weights=w,
-                                         xatol=1e-3, shifted=shifted)["lag"]
+            def lag_of(idx, axis=-1):  # vectorised: idx (..., n_seq) resampled sequence indices
+                idx = np.asarray(idx, dtype=np.int64)
+                flat = idx.reshape(-1, n_seq)
+                counts = np.zeros((len(flat), n_seq))
+                np.add.at(counts, (np.repeat(np.arange(len(flat)), n_seq), flat.ravel()), 1.0)
+                return np.atleast_1d(weights.lags(counts)).reshape(idx.shape[:-1])
 
-            lag_res = stats.bootstrap((np.sort(np.concatenate([train, test])),), lag_of, rng=rng, **common)
+            lag_res = stats.bootstrap((np.arange(n_seq),), lag_of, rng=rng, **{**common, "vectorized": True},
+                                      batch=50)
         else:
             def lag_of(tr, te):
                 return _readout_lag_core(z, pos, steps, lags, np.asarray(tr, dtype=np.int64),
@@ -591,9 +596,8 @@ def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: int |
     xarray.Dataset
         ``lag_steps`` and ``lag_ms`` (the estimated lag; the attribute
         ``method`` says which estimator), ``lag_steps_ci`` and
-        ``lag_ms_ci`` (bound), ``lag_encoding_error_px`` (lag: held-out
-        residual of the encoding model at each whole lag, px per
-        coordinate), ``lag_readout_rmse_px`` (lag: held-out error of the
+        ``lag_ms_ci`` (bound), ``lag_encoding_residual`` (lag: the encoding
+        model's whitened mean squared residual at each whole lag), ``lag_readout_rmse_px`` (lag: held-out error of the
         decoding readout fitted at each whole lag), ``lag_decoding_steps``
         (the decoding readout's own best lag, for comparison; not gated),
         ``readout_rmse_px`` and ``readout_rmse_px_ci`` (at the estimate),
@@ -667,9 +671,9 @@ def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: int |
                                               "representational lag", **ci_attrs}),
             "lag_ms_ci": ("bound", ci[0] * dt, {"units": "ms", "long_name": "confidence interval of the "
                                                 "representational lag", **ci_attrs}),
-            "lag_encoding_error_px": ("lag", np.sqrt(info["encoding_curve"]) * ppu, {
-                "units": "px", "long_name": "held-out residual of the encoding model (z explained by the circle "
-                                            "position at each lag), in position units, per coordinate"}),
+            "lag_encoding_residual": ("lag", info["encoding_curve"], {
+                "units": "1", "long_name": "mean squared residual of the encoding model (z explained by the circle "
+                                           "position at each lag), whitened: its minimum is the lag"}),
             "lag_readout_rmse_px": ("lag", np.sqrt(info["mse_curve"]) * ppu, {
                 "units": "px", "long_name": "held-out RMS error of the circle-position readout fitted at each "
                                             "lag (per coordinate)"}),

@@ -210,7 +210,7 @@ def analyse_loop(nodes: list[str], plan, specs, delays) -> LinearLoop | None:
     taps = {}
     for name in nodes:
         t = specs[name].linear_taps()
-        if t is None:
+        if t is None or specs[name].learns_taps():
             return None
         taps[name] = t
     index = {name: i for i, name in enumerate(nodes)}

@@ -180,6 +180,24 @@ def _add_history(ds: xr.Dataset, result) -> xr.Dataset:
     return ds
 
 
+def _add_learned_values(ds: xr.Dataset, module) -> xr.Dataset:
+    """Learned node parameters (an extrapolator's ``alpha``): ``<name>_learned`` over ``learned_node``."""
+    found = {name: node.learned_values() for name, node in module.nodes.items() if hasattr(node, "learned_values")}
+    found = {name: values for name, values in found.items() if values}
+    if not found:
+        return ds
+    names = sorted(found)
+    ds = ds.assign_coords(learned_node=("learned_node", np.asarray(names, dtype=object),
+                                        {"long_name": "node with a learned parameter"}))
+    for key in sorted({k for values in found.values() for k in values}):
+        initial = [float(getattr(module.circuit.nodes[n], key, np.nan)) for n in names]
+        ds[f"{key}_learned"] = ("learned_node", np.array([found[n].get(key, np.nan) for n in names]), {
+            "long_name": f"learned {key} at the end of training", "units": "steps" if key == "alpha" else "1"})
+        ds[f"{key}_initial"] = ("learned_node", np.array(initial), {
+            "long_name": f"learned {key}'s initial value", "units": "steps" if key == "alpha" else "1"})
+    return ds
+
+
 def _add_learned_delays(ds: xr.Dataset, module, result) -> xr.Dataset:
     """The learned delays (``delay`` dimension: one row per learned edge and channel), if any."""
     rows = []  # (edge index, edge, channel, initial, final, lo, hi) in ms
@@ -381,6 +399,7 @@ def _run_locked(study: Study, out: Path, *, resume: bool, quiet: bool) -> Path:
     recon_node = _add_reconstruction(ds, study, module, names)
     ds = _add_history(ds, result)
     ds = _add_learned_delays(ds, module, result)
+    ds = _add_learned_values(ds, module)
     version, torch_version = _versions()
     ds.attrs.update({
         "Conventions": "CF-1.8",

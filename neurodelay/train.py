@@ -98,8 +98,9 @@ class TrainSettings:
     lr : float
         Learning rate.
     delay_lr : float or None
-        Learning rate of the circuit's learned delays (edges with
-        ``learn_delay``), whose parameters are in steps; None: ``lr``. With
+        Learning rate of the circuit's parameters measured in steps: learned
+        delays (edges with ``learn_delay``) and learned extrapolation
+        horizons (extrapolators with ``learn_alpha``); None: ``lr``. With
         Adam a parameter moves by about its learning rate per step, so a
         delay learned alongside weights at ``lr`` 1e-3 moves about one step
         of delay in 1000 updates; ``delay_lr`` 0.01 to 0.05 lets it move in
@@ -334,8 +335,10 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     # Learned delays: their own learning rate (settings.delay_lr), put back within their bounds after every
     # update, logged in ms.
     lines = {k: line for k, line in module.delays.items() if line.learnable}
-    optimizer = _make_optimizer(settings, params, [line.steps_param for line in lines.values()
-                                                   if line.steps_param.requires_grad])
+    step_params = [line.steps_param for line in lines.values() if line.steps_param.requires_grad]
+    step_params += [p for node in module.nodes.values() if hasattr(node, "step_parameters")
+                    for p in node.step_parameters() if p.requires_grad]  # learned horizons, in steps
+    optimizer = _make_optimizer(settings, params, step_params)
     if checkpoint_path is not None:
         checkpoint_path = Path(checkpoint_path)
         remove_stale_temporaries(checkpoint_path)

@@ -66,6 +66,8 @@ def theory_circuit(circuit: Circuit, node: str) -> tuple[Circuit | None, str | N
             return None, f"the delay into {name!r} is learned (the theory takes the delays of the spec)"
         if any(np.ndim(e.delay_ms) > 0 for e in incoming):
             return None, f"an edge into {name!r} has per-channel delays (one per latent, not per factor)"
+        if comp.learns_taps():
+            return None, f"the taps of {name!r} are learned (the theory takes the weights of the spec)"
         if comp.linear_taps() is not None:
             nodes[name] = comp
             edges.extend(e for e in incoming)

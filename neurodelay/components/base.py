@@ -95,6 +95,10 @@ class AbstractComponent(abc.ABC):
         """
         return None
 
+    def learns_taps(self) -> bool:
+        """Whether the weights of :meth:`linear_taps` are trained (then they hold only at the start)."""
+        return False
+
     def reads(self, port: str, t: int, port_valid: dict[str, int]) -> bool:
         """Whether the node reads ``port`` at step ``t`` (all ports, always, by default)."""
         return True

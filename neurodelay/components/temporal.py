@@ -13,6 +13,11 @@ from .delays import shift
 __all__ = ["Extrapolator", "Blend", "Relay"]
 
 
+def _flag(inst, attr, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{type(inst).__name__}.{attr.name} must be true or false, got {value!r}.")
+
+
 @attrs.frozen
 class Extrapolator(AbstractComponent):
     """Linear extrapolation: ``y[t] = s[t] + alpha * (s[t] - s[t-1])``.
@@ -22,10 +27,18 @@ class Extrapolator(AbstractComponent):
     the velocity is zero there too. On a recurrent edge this is the original
     study's inertia predictor; on a feed-forward edge it compensates a
     conduction delay of ``alpha`` steps for linear motion.
+
+    With ``learn_alpha`` the horizon is a parameter trained with the rest of
+    the circuit (starting at ``alpha``, at the learning rate ``train.delay_lr``
+    of the parameters measured in steps, else ``train.lr``); results record its
+    final value (``alpha_learned``). A circuit then learns how far ahead to
+    extrapolate, rather than being told: whether that equals its delay is
+    a question for the data (studies/emergent_compensation.yaml).
     """
 
     kind = "extrapolator"
     alpha: float = attrs.field(default=1.0, validator=finite_float)
+    learn_alpha: bool = attrs.field(default=False, validator=_flag, kw_only=True)
 
     def out_shape(self, in_shapes):
         return in_shapes["in"]
@@ -33,16 +46,31 @@ class Extrapolator(AbstractComponent):
     def linear_taps(self):
         return {"in": [(0, 1.0 + self.alpha), (1, -float(self.alpha))]}
 
+    def learns_taps(self) -> bool:
+        return self.learn_alpha
+
     def build(self):
-        return _ExtrapolatorModule(float(self.alpha))
+        return _ExtrapolatorModule(float(self.alpha), learn=self.learn_alpha)
 
 
 class _ExtrapolatorModule(NodeModule):
-    def __init__(self, alpha: float):
+    def __init__(self, alpha: float, learn: bool = False):
         super().__init__()
+        if learn:
+            self.alpha_steps = torch.nn.Parameter(torch.tensor(float(alpha)))
         self.alpha = alpha
 
+    def learned_values(self) -> dict[str, float]:
+        """The learned parameters in their units ({} when none is learned)."""
+        return {"alpha": float(self.alpha_steps.detach())} if hasattr(self, "alpha_steps") else {}
+
+    def step_parameters(self) -> list:
+        """Parameters measured in steps (trained at ``train.delay_lr``)."""
+        return [self.alpha_steps] if hasattr(self, "alpha_steps") else []
+
     def _extrapolate(self, s: Tensor, prev: Tensor) -> Tensor:
+        if hasattr(self, "alpha_steps"):  # learned: out of place (the difference is saved for backward)
+            return s + self.alpha_steps.to(s.dtype) * (s - prev)
         # s + alpha * (s - prev), in place on the fresh difference (nothing saves it for
         # backward); alpha = 1 skips the product, which is exact, so every bit is the same.
         d = s - prev

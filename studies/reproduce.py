@@ -40,6 +40,7 @@ STUDIES = (
     "pretrain_vae",
     "prediction_warm",
     "beta_vae_criterion",
+    "emergent_compensation",
 )
 #: Studies that start from another study's checkpoints (train.init_from), which must run first.
 NEEDS = {"inertia_warm": ("pretrain_ae",), "prediction_warm": ("pretrain_vae",)}

@@ -34,7 +34,7 @@ import numpy as np
 import xarray as xr
 from scipy.linalg import solve_discrete_are
 
-__all__ = ["MODELS", "steady_state_gain", "observer_lag_noise", "frontier"]
+__all__ = ["MODELS", "steady_state_gain", "observer_lag_noise", "frontier", "best_horizon"]
 
 #: Motion models of the observer.
 MODELS = ("random_walk", "constant_velocity")
@@ -132,3 +132,47 @@ def frontier(model: str, delay_steps: float, q_over_r=None) -> xr.Dataset:
         coords={"q_over_r": ("q_over_r", qs, {"units": "1", "long_name": "process noise over observation noise"})},
         attrs={"model": model, "delay_steps": float(delay_steps)},
     )
+
+
+def best_horizon(world, delay_steps: int, *, n: int = 2048, seed: int = 0, from_step: int = 5) -> dict:
+    """The extrapolation horizon that best reports the present from a delayed position, for ``world``'s motion.
+
+    An extrapolator reading the circle's position ``d`` steps late reports
+    ``p(t - d) + alpha (p(t - d) - p(t - d - 1))``. For a perfect, noise-free
+    encoder the ``alpha`` with the least squared error against the present
+    ``p(t)`` is a least-squares slope over the world's own paths: ``d`` for
+    linear motion; less where the circle turns (a reversal makes the
+    extrapolation overshoot). It is the horizon a circuit trained only to
+    report the present should learn when its encoder is perfect; encoder
+    noise, which extrapolation amplifies, pulls it lower.
+
+    Parameters
+    ----------
+    world : MovingCircle
+        Its ``trajectories(n, seed)`` are used (both coordinates pooled).
+    delay_steps : int
+        ``d`` >= 0.
+    n, seed : int
+        Paths drawn.
+    from_step : int
+        First step scored (as a study's ``score_from_step``); at least ``d + 1``.
+
+    Returns
+    -------
+    dict
+        ``alpha`` (steps), ``rmse`` at it and ``rmse_at_delay`` at ``alpha = d``
+        (factor units, per coordinate).
+    """
+    d = int(delay_steps)
+    if d < 0:
+        raise ValueError(f"delay_steps must be >= 0, got {delay_steps!r}.")
+    f = np.asarray(world.trajectories(int(n), seed=seed))
+    p = f[..., 2:4]
+    t = np.arange(max(int(from_step), d + 1), p.shape[1])
+    if len(t) == 0:
+        raise ValueError(f"no step to score: from_step {from_step} with {p.shape[1]} frames and delay {d}.")
+    y = (p[:, t] - p[:, t - d]).ravel()
+    x = (p[:, t - d] - p[:, t - d - 1]).ravel()
+    alpha = float(x @ y / (x @ x)) if x @ x > 0 else 0.0
+    return {"alpha": alpha, "rmse": float(np.sqrt(np.mean((y - alpha * x) ** 2))),
+            "rmse_at_delay": float(np.sqrt(np.mean((y - d * x) ** 2)))}

@@ -62,3 +62,17 @@ def test_the_frontier_and_its_checks():
         steady_state_gain("random_walk", 0.0)
     with pytest.raises(ValueError, match="delay_steps"):
         observer_lag_noise("random_walk", 0.1, 1.5)
+
+
+def test_the_best_horizon_is_the_delay_for_linear_motion_and_less_with_reversals():
+    import neurodelay as nd
+    from neurodelay.analysis.kalman import best_horizon
+
+    linear = nd.MovingCircle(size=32, n_frames=16)
+    for d in (0, 1, 3):
+        out = best_horizon(linear, d, n=256)
+        assert out["alpha"] == pytest.approx(d, abs=1e-9) and out["rmse"] < 1e-12
+    turning = best_horizon(nd.MovingCircle(size=32, n_frames=16, motion="reversal"), 3, n=512)
+    assert 0.5 < turning["alpha"] < 2.0 and turning["rmse"] < turning["rmse_at_delay"]
+    with pytest.raises(ValueError, match="delay_steps"):
+        best_horizon(linear, -1)

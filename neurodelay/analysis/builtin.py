@@ -52,6 +52,8 @@ from __future__ import annotations
 
 import numbers
 
+import attrs
+
 import numpy as np
 import xarray as xr
 
@@ -338,6 +340,30 @@ def run_blank(results: xr.Dataset, ctx) -> xr.Dataset | None:
               if e.source == node and isinstance(circuit.nodes.get(e.target_node), Extrapolator)]
     return blank_extrapolation(ctx.module, results, ctx.world, node=var, recon_node=recon,
                                alpha=float(alphas[0]) if alphas else 1.0, device=ctx.device)
+
+
+#: Seed of the straight paths on which the reversal analysis calibrates its readout (not the evaluation's).
+_CALIBRATION_SEED = 7_340_033
+
+
+@register("reversal")
+def run_reversal(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Overshoot of the reported position past the turning points (moving worlds with reversals)."""
+    from neurodelay.analysis.reversal import reversal_overshoot
+
+    if not _moving(results) or getattr(ctx.world, "motion", "linear") != "reversal":
+        return None
+    var, node = _representation(results, ctx)
+    calibration = None
+    if ctx.module is not None:  # the readout is calibrated on straight paths of the same world
+        from neurodelay.simulation import simulate
+
+        straight = attrs.evolve(ctx.world, motion="linear")
+        n = int(results.sizes["sample"])
+        calibration = simulate(ctx.module, straight.sample(n, seed=_CALIBRATION_SEED), device=ctx.device)
+        calibration = calibration.rename({v: var for v in calibration.data_vars
+                                          if calibration[v].attrs.get("node") == node and v != var})
+    return reversal_overshoot(results, var, calibration=calibration)
 
 
 @register("gamma_transfer")

@@ -9,7 +9,9 @@ alpha) driven by the true circle position of the moving world, the position
 embedded in 4 latents by a random affine map, with readout noise of 0.5 to 4
 px that is either independent at every step or constant over each sequence,
 plus 2 distractor latents (sequence-constant, like a blob's position), on
-the studies' 10-frame sequences and on 30-frame ones. Each noisy
+the studies' 10-frame sequences and on 30-frame ones; then the same
+circuits with the position coded nonlinearly (tuning curves), noise inside
+the code. Each noisy
 representation is compared with its noise-free twin (same circuit, same
 trajectories): the difference is the estimator's error due to the noise, the
 quantity a reviewer needs to know before reading a lag. The encoding
@@ -93,6 +95,23 @@ def coverage_table(reps: int, n_seq: int, n_boot: int) -> list[dict]:
     return rows
 
 
+def nonlinear_table(reps: int) -> list[dict]:
+    """Tuning-curve codes (8 latents) of pure delays and two inertia circuits, noise inside the code."""
+    rows = []
+    world = WORLDS[10]
+    for d, gamma, alpha in ((0, 0.0, 0.0), (1, 0.0, 0.0), (3, 0.0, 0.0), (1, 0.5, 0.0), (2, 0.75, 1.0)):
+        for n_seq in (256, 1024):
+            for noise in (0.0, 1.0, 2.0, 4.0):
+                for rep in range(reps):
+                    common = dict(gamma=gamma, alpha=alpha, delay_steps=d, seed=9000 + rep, trajectory_seed=200 + rep)
+                    truth = lag_of(linear_representation(world, n_seq, noise_px=0.0, **common), "encoding")[0]
+                    ds = linear_representation(world, n_seq, noise_px=noise, n_latents=8, embedding="tuning", **common)
+                    lag, r2, _ = lag_of(ds, "encoding")
+                    rows.append({"circuit": f"d={d}, gamma={gamma}, alpha={alpha}", "n_seq": n_seq, "noise": noise,
+                                 "error": lag - truth, "r2": r2})
+    return rows
+
+
 def _mean_ci(values) -> tuple[float, float, float]:
     """Mean and its normal 95 % interval (1.96 standard errors)."""
     v = np.asarray(values, dtype=float)
@@ -104,7 +123,7 @@ def _fmt(x: float) -> str:
     return f"{x:+.3f}" if abs(x) >= 5e-4 else "0.000"
 
 
-def write_doc(bias: list[dict], cover: list[dict], meta: dict, path: Path) -> None:
+def write_doc(bias: list[dict], cover: list[dict], meta: dict, path: Path, nonlinear: list[dict]) -> None:
     lines = [
         "# Calibration of the instruments",
         "",
@@ -182,6 +201,46 @@ def write_doc(bias: list[dict], cover: list[dict], meta: dict, path: Path) -> No
         "With sequence-constant noise the scoring half's sequences share their noise over time, so the "
         "interval must come from resampling whole sequences, as it does.",
         "",
+        "## Nonlinear codes",
+        "",
+        "Trained encoders code the position smoothly but not linearly. Ground truth here: the same linear "
+        "circuits, their position coded by 8 Gaussian tuning curves (centres drawn in the unit square, width "
+        "0.3), with the noise added to the position before the code (inside the nonlinearity, as pixel noise "
+        "passes through an encoder). The error is the lag read from the coded, noisy representation minus "
+        "the lag read from the affine, noise-free one: the bias of the code and of its noise together. "
+        f"{meta['nl_reps']} evaluation sets per cell.",
+        "",
+        "| circuit | sequences | noise (px) | mean error [95 % interval] (steps) | SD | mean R^2 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for circuit in sorted({r["circuit"] for r in nonlinear}):
+        for n_seq in sorted({r["n_seq"] for r in nonlinear}):
+            for noise in sorted({r["noise"] for r in nonlinear}):
+                cell = [r for r in nonlinear if r["circuit"] == circuit and r["n_seq"] == n_seq
+                        and r["noise"] == noise]
+                e = _mean_ci([r["error"] for r in cell])
+                lines.append(f"| {circuit} | {n_seq} | {noise:g} | {_fmt(e[0])} [{_fmt(e[1])}, {_fmt(e[2])}] | "
+                             f"{np.std([r['error'] for r in cell]):.3f} | {np.mean([r['r2'] for r in cell]):.2f} |")
+    worst_nl = {noise: max(abs(np.mean([r["error"] for r in nonlinear if r["circuit"] == c and r["n_seq"] == n
+                                        and r["noise"] == noise]))
+                           for c in {r["circuit"] for r in nonlinear} for n in {r["n_seq"] for r in nonlinear})
+                for noise in sorted({r["noise"] for r in nonlinear})}
+    by_n = {n: float(np.mean([abs(r["error"]) for r in nonlinear if r["n_seq"] == n and r["noise"] > 0]))
+            for n in sorted({r["n_seq"] for r in nonlinear})}
+    lines += [
+        "",
+        "Noise-free, a nonlinear code reads the lag of its linear twin within "
+        f"{worst_nl.get(0.0, float('nan')):.3f} steps (largest cell mean): the encoding model's features (the "
+        "position and Gaussian bumps over the image) fit a smooth code, where a model of the position alone read "
+        "per-frame beta-VAEs with no delay at 0.14-0.39 steps. Noise inside the code leaves a bias that the "
+        "affine ground truth above does not show; its largest cell mean is "
+        + ", ".join(f"{v:.3f} steps at {k:g} px" for k, v in worst_nl.items() if k > 0)
+        + f". Averaged over circuits and noise levels its size is {by_n[min(by_n)]:.3f} steps from {min(by_n)} "
+        f"sequences and {by_n[max(by_n)]:.3f} from {max(by_n)}"
+        + (" (so it is not only the fit's finite-sample share of the noise)" if by_n[max(by_n)] >= by_n[min(by_n)]
+           else "") + ". Its mechanism is not established here; a reviewer should allow for it when reading a lag "
+        "from a noisy nonlinear code.",
+        "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
 
@@ -199,12 +258,14 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     bias = bias_table(n_circuits, reps, n_seq)
     cover = coverage_table(cover_reps, n_seq, n_boot)
+    nl_reps = 2 if args.quick else 6
+    nonlinear = nonlinear_table(nl_reps)
     meta = {"wall": time.perf_counter() - t0, "n_circuits": n_circuits, "reps": reps, "cover_reps": cover_reps,
-            "n_boot": n_boot, "n_seq": n_seq,
+            "n_boot": n_boot, "n_seq": n_seq, "nl_reps": nl_reps,
             "circuits": ", ".join(f"({d}, {g}, {a})" for d, g, a in draw_circuits(n_circuits)),
             "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
                        f"{torch.get_num_threads()} thread(s)"}
-    write_doc(bias, cover, meta, args.out)
+    write_doc(bias, cover, meta, args.out, nonlinear)
     print("wrote", args.out, f"({meta['wall']:.0f} s)")
     return 0
 

@@ -22,10 +22,12 @@ import xarray as xr
 from neurodelay.analysis.lag import CIRCLE_FACTORS, px_per_unit
 from neurodelay.analysis.theory import theory_circuit, theory_trace
 
-__all__ = ["inertia_theory", "linear_representation", "NOISE_KINDS"]
+__all__ = ["inertia_theory", "linear_representation", "NOISE_KINDS", "EMBEDDINGS"]
 
 #: Kinds of readout noise: independent at every step, or constant over each sequence.
 NOISE_KINDS = ("independent", "sequence")
+#: How the position enters the latents: an affine map, or smooth tuning curves (a nonlinear code).
+EMBEDDINGS = ("affine", "tuning")
 
 
 def inertia_theory(gamma: float, alpha: float, delay_steps: int, *, dt_ms: float = 10.0):
@@ -41,7 +43,8 @@ def inertia_theory(gamma: float, alpha: float, delay_steps: int, *, dt_ms: float
 
 def linear_representation(world, n: int, *, gamma: float = 0.5, alpha: float = 1.0, delay_steps: int = 1,
                           n_latents: int = 4, n_distractors: int = 0, noise_px: float = 0.0,
-                          noise_kind: str = "independent", seed: int = 0, trajectory_seed: int = 0) -> xr.Dataset:
+                          noise_kind: str = "independent", seed: int = 0, trajectory_seed: int = 0,
+                          embedding: str = "affine") -> xr.Dataset:
     """A Dataset whose ``z`` is an ideal inertia circuit's position, affinely embedded, plus noise.
 
     Parameters
@@ -67,6 +70,12 @@ def linear_representation(world, n: int, *, gamma: float = 0.5, alpha: float = 1
         Embedding and noise.
     trajectory_seed : int
         The world's trajectories.
+    embedding : {"affine", "tuning"}
+        ``"affine"``: ``z = p A' + b``. ``"tuning"``: each latent a Gaussian
+        tuning curve of the (noisy) position, ``exp(-|p - c_i|^2 / (2 s^2))``
+        with centres ``c_i`` drawn in [0, 1]^2 and ``s = 0.3``: a smooth
+        nonlinear code, as an autoencoder's latents are, on which a model
+        linear in the position is misspecified.
 
     Returns
     -------
@@ -76,6 +85,8 @@ def linear_representation(world, n: int, *, gamma: float = 0.5, alpha: float = 1
         the noise-free circle position of the circuit; attributes
         ``dt_ms``, ``pixels_per_unit``.
     """
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}.")
     if noise_kind not in NOISE_KINDS:
         raise ValueError(f"noise_kind must be one of {NOISE_KINDS}, got {noise_kind!r}.")
     factors = world.trajectories(n, seed=trajectory_seed)
@@ -90,7 +101,12 @@ def linear_representation(world, n: int, *, gamma: float = 0.5, alpha: float = 1
         e = rng.normal(size=p.shape)
     else:
         e = np.repeat(rng.normal(size=(p.shape[0], 1, 2)), p.shape[1], axis=1)
-    z = (p + e * noise_px / ppu) @ a.T + b
+    noisy = p + e * noise_px / ppu
+    if embedding == "affine":
+        z = noisy @ a.T + b
+    else:
+        centres = rng.uniform(0.0, 1.0, size=(n_latents, 2))
+        z = np.exp(-((noisy[..., None, :] - centres) ** 2).sum(-1) / (2 * 0.3 ** 2))
     if n_distractors:
         z = np.concatenate([z, np.repeat(rng.normal(size=(p.shape[0], 1, n_distractors)), p.shape[1], 1)], -1)
     t = np.arange(p.shape[1]) * 10.0
@@ -101,6 +117,7 @@ def linear_representation(world, n: int, *, gamma: float = 0.5, alpha: float = 1
         coords={"sample": np.arange(p.shape[0]), "time": ("time", t, {"units": "ms"}), "factor": names,
                 "coordinate": list(CIRCLE_FACTORS)},
         attrs={"dt_ms": 10.0, "pixels_per_unit": ppu, "gamma": float(gamma), "alpha": float(alpha),
-               "delay_steps": int(delay_steps), "noise_px": float(noise_px), "noise_kind": noise_kind},
+               "delay_steps": int(delay_steps), "noise_px": float(noise_px), "noise_kind": noise_kind,
+               "embedding": embedding},
     )
     return ds

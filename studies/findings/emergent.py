@@ -52,6 +52,10 @@ def section_emergent_compensation(runs: Path, out_root: Path) -> Section:
     def alphas(cond):
         return {s: _alpha(ds) for s, ds in cell.get(cond, {}).items()}
 
+    def mean_alpha(cond):
+        a = [v for v in alphas(cond).values() if np.isfinite(v)]
+        return float(np.mean(a)) if a else float("nan")
+
     def lags(cond):
         return {s: float(ds["lag_steps"]) for s, ds in cell.get(cond, {}).items() if "lag_steps" in ds}
 
@@ -76,7 +80,8 @@ def section_emergent_compensation(runs: Path, out_root: Path) -> Section:
     for i, cond in enumerate(conds):
         a = [v for v in alphas(cond).values() if np.isfinite(v)]
         ax.scatter([i] * len(a), a, color=f"C{i}", zorder=3)
-        ax.hlines(best[cond], i - 0.3, i + 0.3, color="k", lw=1.2, label="best horizon of the world" if i == 0 else None)
+        ax.hlines(best[cond], i - 0.3, i + 0.3, color="k", lw=1.2,
+                  label="best horizon of the world" if i == 0 else None)
         ax.hlines(delay_steps[cond], i - 0.3, i + 0.3, color="0.5", ls="--", lw=1,
                   label="the delay" if i == 0 else None)
     ax.set_xticks(range(len(conds)), conds)
@@ -115,8 +120,8 @@ lag of `z` by the encoding model (0: keeps up with the circle) and its readout e
 
 {img}
 
-**Verdict:** {verdict(sec.checks)}With linear motion the learned horizon is {fmt(np.mean(list(alphas('linear').values())) if 'linear' in cell else np.nan)} steps
-for a delay of {fmt(delay_steps.get('linear', np.nan))}; with reversals {fmt(np.mean(list(alphas('reversal').values())) if 'reversal' in cell else np.nan)}
+**Verdict:** {verdict(sec.checks)}With linear motion the learned horizon is {fmt(mean_alpha('linear'))} steps
+for a delay of {fmt(delay_steps.get('linear', np.nan))}; with reversals {fmt(mean_alpha('reversal'))}
 (best horizon {fmt(best.get('reversal', np.nan))}), and after a turn its report runs {with_ci(om, oci)} px past the
 turning point (human observers show no such overshoot: Whitney, Murakami & Cavanagh 2000, Vision Research 40:137-149,
 experiment 2). What in the model makes this: the only way the loss can fall

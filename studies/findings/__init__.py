@@ -88,8 +88,17 @@ def summary_table(sections: list[Section]) -> list[str]:
     return rows
 
 
-def write_findings(runs: Path, out: Path = ROOT / "FINDINGS.md", overview: str = "") -> list[Section]:
-    """Compute every section from ``runs`` and write ``out`` (and the check record next to it)."""
+#: The summary's opening, written by hand from the verdicts below it (dated: a rerun may change them).
+OVERVIEW_FILE = Path(__file__).resolve().parent / "overview.md"
+
+
+def write_findings(runs: Path, out: Path = ROOT / "FINDINGS.md", overview: str | None = None) -> list[Section]:
+    """Compute every section from ``runs`` and write ``out`` (and the check record next to it).
+
+    ``overview`` opens the summary; default: the text of ``OVERVIEW_FILE``.
+    """
+    if overview is None:
+        overview = OVERVIEW_FILE.read_text(encoding="utf-8") if OVERVIEW_FILE.exists() else ""
     out = Path(out)
     root = out.parent
     sections = build_sections(runs, root)

@@ -187,7 +187,7 @@ def main(argv=None):
         p.error("--device cuda needs a CUDA device")
     set_threads(args.threads)
     if args.device == "cpu":
-        from neurodelay._perf import tune_allocator
+        from neurodelay._util.perf import tune_allocator
 
         tune_allocator()
     print("# bench_circuit: generic circuit vs hand-written module; long horizons")

@@ -18,7 +18,7 @@ beta-VAE variant (log-variance head, reparameterisation noise, KL with beta 1).
     ``presets.inertia`` built into a ``CircuitModule``, scored with
     ``compute_losses`` (``Objective(score_from_step=2)``, the original's loss),
     stepped with the same calls as ``neurodelay.train.train``'s loop, with
-    ``neurodelay._perf.tune_allocator()`` applied once at start-up (what a
+    ``neurodelay._util.perf.tune_allocator()`` applied once at start-up (what a
     training entry point should do). End to end it is ``train()`` itself, which
     renders each batch with ``MovingCircle.sample`` on the device (called for
     blocks of 5 steps, so its per-call set-up is included, spread over 5).
@@ -36,7 +36,7 @@ process (``tracemalloc`` does not see torch's allocations); on CUDA
 peak of the tensors themselves (``tensors``): the largest total size of live
 tensors during one step, from ``torch.profiler``'s allocation events. The
 resident set also counts what the C allocator keeps of freed buffers (with
-:func:`neurodelay._perf.tune_allocator`, on purpose), so the two differ.
+:func:`neurodelay._util.perf.tune_allocator`, on purpose), so the two differ.
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one
 step (forward and backward; element-wise work is not counted). neurodelay's
@@ -374,13 +374,13 @@ def run_worker(args) -> dict:
     device = args.device
     alloc_info = None
     if alloc:
-        from neurodelay._perf import tune_allocator
+        from neurodelay._util.perf import tune_allocator
 
         alloc_info = tune_allocator()
     set_threads(args.threads)
     from torch.utils.flop_counter import FlopCounterMode
 
-    from neurodelay import _perf
+    from neurodelay._util import perf as _perf
     from neurodelay.components.base import RunContext
 
     for k, v in (switches or {}).items():
@@ -469,7 +469,7 @@ def run_worker(args) -> dict:
 
 def check_numbers(gaussian: bool, device: str) -> list[str]:
     """Same parameters, same frames: the loss and gradients of both implementations."""
-    from neurodelay import _perf
+    from neurodelay._util import perf as _perf
     from neurodelay.components.base import RunContext
 
     if device.startswith("cuda"):  # compare float32 arithmetic, not TF32 (timings keep torch's defaults)

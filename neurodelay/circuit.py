@@ -29,8 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from ._linear import analyse_loop
-from ._time import ms_to_steps
-from .components._validators import is_int, is_real
+from ._util.timegrid import ms_to_steps
+from ._util.validators import is_int, is_real
 from .components.base import AbstractComponent, FrameModule, PortShapeError, RunContext
 from .components.delays import DelayLine, time_window
 from .errors import CircuitError, ShapeError

@@ -50,8 +50,8 @@ from pathlib import Path
 
 import attrs
 
-from . import _bounds
-from ._files import folder_lock
+from ._util import bounds as _bounds
+from ._util.files import folder_lock
 from .errors import ConfigError, FolderLockedError
 
 __all__ = ["ExecutorSettings", "PointJob", "UnloadableJob", "execute_point", "parse_executor", "make_executor",
@@ -1029,7 +1029,7 @@ class ExecutorUnavailable(ConfigError):
 
 @contextmanager
 def sweep_lock(folder: Path):
-    """Hold ``folder/.lock`` while a sweep writes the folder (see :func:`neurodelay._files.folder_lock`).
+    """Hold ``folder/.lock`` while a sweep writes the folder (see :func:`neurodelay._util.files.folder_lock`).
 
     A second sweep, or a single run, on the same folder refuses with
     :class:`SweepLockedError`. The lock ends with the process that holds it,

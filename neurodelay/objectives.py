@@ -79,7 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .components._validators import as_names, is_int, is_real, store_plain
+from ._util.validators import as_names, is_int, is_real, store_plain
 from .components.temporal import Blend
 from .errors import ConfigError
 

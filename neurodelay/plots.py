@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._files import atomic_file
+from ._util.files import atomic_file
 
 __all__ = ["plot_run", "plot_losses", "plot_learned_delays", "plot_frames", "plot_error_time", "plot_latents",
            "plot_sweep", "save_figure"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .circuit import Circuit, Edge
-from .components._validators import is_real
+from ._util.validators import is_real
 from .components import Blend, ConvDecoder, ConvEncoder, Extrapolator, Relay
 from .errors import CircuitError
 

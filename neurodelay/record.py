@@ -19,7 +19,7 @@ import torch
 import xarray as xr
 import yaml
 
-from ._files import atomic_file
+from ._util.files import atomic_file
 
 __all__ = ["traces_to_dataset", "module_dataset", "variable_name", "RESERVED_NAMES", "write_netcdf",
            "netcdf_attr_value"]

@@ -117,7 +117,7 @@ def main(argv=None) -> int:
 def _main(args) -> int:
     import torch
 
-    from ._files import output_error
+    from ._util.files import output_error
     from .errors import CheckpointError, ConfigError, FolderLockedError, TrainingError, TrainingInterrupted
     from .runner import AnalysisError, resolve_device, run_study
     from .study import StudyError, load_study

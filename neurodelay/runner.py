@@ -34,7 +34,7 @@ import torch
 import xarray as xr
 import yaml
 
-from ._files import check_writable, folder_lock, write_text_atomic
+from ._util.files import check_writable, folder_lock, write_text_atomic
 from .checkpoint import load_checkpoint
 from .circuit import world_shapes
 from .components.base import RunContext
@@ -323,7 +323,7 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
     Notes
     -----
     The run holds ``out_dir/.lock`` while it writes (see
-    :func:`neurodelay._files.folder_lock`). Without ``resume`` (or without
+    :func:`neurodelay._util.files.folder_lock`). Without ``resume`` (or without
     a checkpoint to resume) it replaces the folder's run: the old results,
     report, figures and checkpoint are removed before it writes. A
     checkpoint that ``resume`` refuses leaves the folder as it was. A run

@@ -52,10 +52,10 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn
 
-from . import _bounds
+from ._util import bounds as _bounds
 from .circuit import Circuit, Edge, world_shapes
 from .components import COMPONENTS
-from .components._validators import is_real
+from ._util.validators import is_real
 from .components.base import AbstractComponent
 from .errors import ConfigError
 from .executors import ExecutorSettings
@@ -1241,7 +1241,7 @@ def _delays(study: Study):
 
 
 def _value_bounds(study: Study) -> list[tuple[str, str]]:
-    """The study's values against the bounds of :mod:`neurodelay._bounds` (integers, times, delays)."""
+    """The study's values against the bounds of :mod:`neurodelay._util.bounds` (integers, times, delays)."""
     problems = _bounds.integer_problems(unstructure_study(study))
     if problems:
         return problems

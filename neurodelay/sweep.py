@@ -40,7 +40,7 @@ import pandas as pd
 import xarray as xr
 import yaml
 
-from ._files import write_text_atomic
+from ._util.files import write_text_atomic
 from .errors import ConfigError, OutputError
 from .record import write_netcdf
 from .study import Study, study_to_yaml, with_values

@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._perf import autocast, bf16_native, tune_allocator
+from ._util.perf import autocast, bf16_native, tune_allocator
 
 from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_temporaries, restore_rng_state,
                          save_checkpoint)
-from .components._validators import is_int, is_real, store_plain
+from ._util.validators import is_int, is_real, store_plain
 from .components.base import RunContext
 from .errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
 from .objectives import Objective, check_objective, compute_losses, first_scored_steps
@@ -115,7 +115,7 @@ class TrainSettings:
         ``bfloat16`` runs the circuit's forward pass under bf16 autocast
         (parameters, gradients, losses and the optimiser stay float32);
         faster on GPUs with bf16 units, about 3 significant digits per value.
-        Where the device has no bf16 units (:func:`neurodelay._perf.bf16_native`)
+        Where the device has no bf16 units (:func:`neurodelay._util.perf.bf16_native`)
         bf16 is emulated and slower than float32, and :func:`train` warns.
     init_from : str or None
         Start from another run's weights: a checkpoint whose parameters of
@@ -309,7 +309,7 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     trains nothing: the result is empty and no checkpoint is written.
 
     On CPU the first call raises glibc's mmap and trim thresholds for the
-    process (:func:`neurodelay._perf.tune_allocator`), so that the step's
+    process (:func:`neurodelay._util.perf.tune_allocator`), so that the step's
     activation buffers are reused instead of faulted back in every step;
     this changes speed and resident memory, not results.
     """

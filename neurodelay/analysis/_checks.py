@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from neurodelay.components._validators import is_int, is_real
+from neurodelay._util.validators import is_int, is_real
 
 
 def check_int(name: str, value, minimum: int) -> int:

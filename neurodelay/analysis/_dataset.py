@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from neurodelay.analysis._checks import check_positive, finite_report
-from neurodelay.components._validators import as_names
+from neurodelay._util.validators import as_names
 
 __all__ = ["POSITION_FACTORS", "CIRCLE_FACTORS", "VELOCITY_FACTORS", "DEFAULT_LAGS", "px_per_unit",
            "representation_variable", "dt_ms_of", "frame_size", "factor_array", "default_from_step",

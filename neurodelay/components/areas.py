@@ -10,7 +10,7 @@ sigmoid output. At 32 px and 4 latents the Gaussian encoder plus decoder has
 used (the original's intended Kaiming init never ran).
 
 On CPU the modules run faster formulations of the same layers, switched by
-:data:`neurodelay._perf.FAST` (channels-last convolutions, whose bias
+:data:`neurodelay._util.perf.FAST` (channels-last convolutions, whose bias
 gradients in the decoder are plain sums, an ``exp``-based ELU, the last
 transposed convolution as batched matrix products, optional chunking of the
 batch); the parameters, their names and the numbers (within
@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .. import _perf
-from ._validators import image_size, positive_int
+from .._util import perf as _perf
+from .._util.validators import image_size, positive_int
 from .base import AbstractComponent, FrameModule, PortShapeError, RunContext
 
 __all__ = ["ConvEncoder", "ConvDecoder"]
@@ -87,7 +87,7 @@ class ConvEncoder(AbstractComponent):
 class _EncoderModule(FrameModule):
     """Encoder torch module: ``features`` (4 x Conv2d + ReLU), ``mu`` and optional ``logvar``.
 
-    On CPU, with :data:`neurodelay._perf.FAST` ``.channels_last``, the
+    On CPU, with :data:`neurodelay._util.perf.FAST` ``.channels_last``, the
     convolutions run in channels-last layout (same parameters, same numbers
     within float rounding), except under ``torch.func`` transforms and
     forward-mode AD.
@@ -162,7 +162,7 @@ class ConvDecoder(AbstractComponent):
 class _DecoderModule(FrameModule):
     """Decoder torch module: ``linear``, then ``deconv`` (4 x ConvTranspose2d, ELU x 3, sigmoid).
 
-    On CPU the switches in :data:`neurodelay._perf.FAST` select faster
+    On CPU the switches in :data:`neurodelay._util.perf.FAST` select faster
     formulations of the same layers: channels-last transposed convolutions,
     an ``exp``-based ELU, and the last layer (few output channels) as batched
     matrix products. The parameters are those of the plain layers, which run
@@ -270,7 +270,7 @@ _FAST_DECONV_MAX_OUT = 4
 def _in_chunks(fn, x: Tensor) -> tuple:
     """``fn(x)`` (a tuple of per-sample outputs, None allowed), in chunks of frames on CPU.
 
-    With :data:`neurodelay._perf.FAST` ``.chunk`` = k > 0, a CPU batch larger
+    With :data:`neurodelay._util.perf.FAST` ``.chunk`` = k > 0, a CPU batch larger
     than k runs k frames at a time and the outputs are concatenated. Every
     frame is computed independently, so only the order of the sums in the
     weight gradients changes (float rounding); the backward pass then also

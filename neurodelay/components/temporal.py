@@ -6,7 +6,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from ._validators import finite_float, in_unit_interval
+from .._util.validators import finite_float, in_unit_interval
 from .base import AbstractComponent, FrameModule, NodeModule, PortShapeError
 from .delays import shift
 

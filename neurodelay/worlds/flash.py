@@ -64,7 +64,7 @@ import attrs
 import numpy as np
 import torch
 
-from ..components._validators import as_names
+from .._util.validators import as_names
 from ..errors import ConfigError
 from . import _spec
 from .episode import Episode

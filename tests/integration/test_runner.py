@@ -126,7 +126,7 @@ def test_a_refused_checkpoint_leaves_the_folder_untouched(finished, tmp_path, ca
 
 # ------------------------------------------------------------------------------ 7. one run per folder
 def test_a_run_refuses_a_folder_another_run_holds(tmp_path, capsys):
-    from neurodelay._files import folder_lock
+    from neurodelay._util.files import folder_lock
 
     out = tmp_path / "runs"
     study = write_study(tmp_path, TINY)

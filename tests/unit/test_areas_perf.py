@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurodelay import _perf
+from neurodelay._util import perf as _perf
 from neurodelay.components import ConvDecoder, ConvEncoder, RunContext
 from neurodelay.components import areas
 from neurodelay.components.areas import conv_transpose3x3s2, elu

@@ -1,4 +1,4 @@
-"""Every value a study may hold is bounded when it loads (``neurodelay._bounds``), with a located message.
+"""Every value a study may hold is bounded when it loads (``neurodelay._util.bounds``), with a located message.
 
 Each case here is an input that loaded on the starting code and then failed
 (or hung, or leaked a traceback) later; now ``--dry-run`` refuses it with
@@ -12,7 +12,7 @@ import warnings
 import pytest
 import yaml
 
-from neurodelay import _bounds
+from neurodelay._util import bounds as _bounds
 from neurodelay.executors import parse_executor
 from neurodelay.errors import ConfigError
 from neurodelay.run import main

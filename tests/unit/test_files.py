@@ -1,4 +1,4 @@
-"""``neurodelay._files``: atomic writes that say why they failed, and folder locks that end with their process."""
+"""``neurodelay._util.files``: atomic writes that say why they failed, and folder locks that end with their process."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-import neurodelay._files as files
-from neurodelay._files import atomic_file, check_writable, folder_lock, output_error, write_text_atomic
+import neurodelay._util.files as files
+from neurodelay._util.files import atomic_file, check_writable, folder_lock, output_error, write_text_atomic
 from neurodelay.errors import FolderLockedError, OutputError
 
 
@@ -92,7 +92,7 @@ def test_a_lock_file_nobody_holds_is_taken_over(tmp_path):
 
 
 def test_a_killed_holder_leaves_no_lock_behind(tmp_path):
-    code = ("import sys, time; from neurodelay._files import folder_lock\n"
+    code = ("import sys, time; from neurodelay._util.files import folder_lock\n"
             "with folder_lock(sys.argv[1], 'run'):\n    print('held', flush=True); time.sleep(60)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from neurodelay import MovingCircle, build_seeded, presets
-from neurodelay import _perf
+from neurodelay._util import perf as _perf
 from neurodelay.components.base import RunContext
 from neurodelay.objectives import Objective, compute_losses
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import neurodelay as nd
-from neurodelay import _perf
+from neurodelay._util import perf as _perf
 from neurodelay.checkpoint import load_checkpoint, save_checkpoint
 from neurodelay.errors import CheckpointError, ConfigError, TrainingError
 from neurodelay.objectives import Objective

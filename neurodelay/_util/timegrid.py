@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .errors import TimeGridError
+from ..errors import TimeGridError
 
 #: Relative tolerance when deciding that a time is a whole number of steps.
 _RTOL = 1e-9

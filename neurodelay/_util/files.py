@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import FolderLockedError, OutputError
+from ..errors import FolderLockedError, OutputError
 
 #: Errors of a file system that cannot take more data, or that refuses writing.
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}

@@ -580,7 +580,7 @@ def _prediction_input(node: str, traces, streams, module) -> Tensor:
         if e.port != "prediction":
             continue
         x = traces[e.source] if e.source in traces else streams[e.source]
-        d = module._delay(e)
+        d = module.delay_line(e)
         if d is not None:
             x = d(x)
         zhat = x if zhat is None else zhat + x

@@ -203,7 +203,7 @@ def _add_learned_delays(ds: xr.Dataset, module, result) -> xr.Dataset:
     rows = []  # (edge index, edge, channel, initial, final, lo, hi) in ms
     dt = float(module.dt_ms)
     for e in module.plan.edges:
-        line = module._delay(e)
+        line = module.delay_line(e)
         if line is None or not line.learnable:
             continue
         initial = np.atleast_1d(np.asarray(e.edge.delay_ms, dtype=np.float64))

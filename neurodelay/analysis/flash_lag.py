@@ -170,7 +170,7 @@ def perception_latency(module, node: str) -> int:
     KeyError
         ``node`` is neither a node nor an auxiliary trace of one.
     """
-    from neurodelay.circuit import _AUX_TRACES
+    from neurodelay.circuit import AUX_TRACES
 
     plan = getattr(module, "plan", None)
     if plan is None or not hasattr(plan, "valid_from"):
@@ -180,24 +180,24 @@ def perception_latency(module, node: str) -> int:
     if node in valid:
         return int(valid[node])
     base, _, extra = str(node).rpartition("_")
-    if base in module.circuit.nodes and extra in _AUX_TRACES:
+    if base in module.circuit.nodes and extra in AUX_TRACES:
         return int(valid[base])
     raise KeyError(f"node={node!r} is not a node of the circuit ({', '.join(module.circuit.nodes)}) nor an "
-                   f"auxiliary trace <node>_{'/_'.join(_AUX_TRACES)} of one.")
+                   f"auxiliary trace <node>_{'/_'.join(AUX_TRACES)} of one.")
 
 
 def trace_name(module, name: str) -> str:
     """The circuit trace that ``name`` stands for: a trace (node or ``<node>_mu`` / ``<node>_logvar``) itself,
     or the results variable of one (``simulate`` stores a trace named like a results variable or dimension,
     e.g. a node ``latent``, as ``node_latent``); ``name`` unchanged if it is neither."""
-    from neurodelay.circuit import _AUX_TRACES
+    from neurodelay.circuit import AUX_TRACES
     from neurodelay.record import variable_name
 
     circuit = getattr(module, "circuit", None)
     nodes = getattr(circuit, "nodes", None)
     if not isinstance(nodes, dict):
         return name
-    traces = set(nodes) | {f"{n}_{k}" for n in nodes for k in _AUX_TRACES}
+    traces = set(nodes) | {f"{n}_{k}" for n in nodes for k in AUX_TRACES}
     if name in traces:
         return name
     for trace in sorted(traces):

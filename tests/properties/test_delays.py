@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
-from neurodelay import _linear
+from neurodelay.circuit import linear as _linear
 from neurodelay.components import delay_sequence, shift
 from neurodelay.components.delays import time_window
 from tests.helpers import VEC, linear_inertia, relay_chain, run, shapes

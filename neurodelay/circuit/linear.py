@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .components.delays import time_window
+from ..components.delays import time_window
 
 
 __all__ = ["LinearLoop", "analyse_loop"]

@@ -17,7 +17,7 @@ beta-VAE variant (log-variance head, reparameterisation noise, KL with beta 1).
 ``neurodelay``
     ``presets.inertia`` built into a ``CircuitModule``, scored with
     ``compute_losses`` (``Objective(score_from_step=2)``, the original's loss),
-    stepped with the same calls as ``neurodelay.train.train``'s loop, with
+    stepped with the same calls as ``neurodelay.training.train``'s loop, with
     ``neurodelay._util.perf.tune_allocator()`` applied once at start-up (what a
     training entry point should do). End to end it is ``train()`` itself, which
     renders each batch with ``MovingCircle.sample`` on the device (called for
@@ -250,19 +250,19 @@ def copy_into_reference(module, ref: ReferenceInertia) -> None:
 def build_neurodelay(gaussian: bool, device: str):
     """The inertia circuit, its world, objective and optimiser, as ``train()`` would set them up."""
     from neurodelay import MovingCircle, build_seeded, presets
-    from neurodelay.objectives import Objective
+    from neurodelay.training.objectives import Objective
 
     world = MovingCircle()
     circuit = presets.inertia(n_latents=N_LATENTS, gamma=GAMMA, alpha=ALPHA, input_delay_ms=10.0,
                               gaussian=gaussian)
     module = build_seeded(circuit, world=world, seed=1).to(device)
-    # score_from_step=2 reproduces the original's loss (see neurodelay.objectives).
+    # score_from_step=2 reproduces the original's loss (see neurodelay.training.objectives).
     objective = Objective(reconstruction="gaussian", beta=1.0 if gaussian else 0.0, score_from_step=2)
     return world, module, objective
 
 
 def neurodelay_loss(module, objective, streams, world, ctx):
-    from neurodelay.objectives import compute_losses, first_scored_steps
+    from neurodelay.training.objectives import compute_losses, first_scored_steps
 
     # As train() does: steps no loss term reads are not computed.
     skip = first_scored_steps(objective, module, streams["world.frames"].shape[1])
@@ -426,7 +426,7 @@ def run_worker(args) -> dict:
             opt.step()
 
         if e2e:
-            from neurodelay.train import TrainSettings, train
+            from neurodelay.training import TrainSettings, train
 
             block = E2E_BLOCK
             settings = TrainSettings(steps=block, batch_size=BATCH, lr=LR, log_every=block,

@@ -533,7 +533,7 @@ def _execute_in_worker(job: PointJob) -> JobResult:
     """:func:`execute_point` in a ``processes:N`` worker, which ends when its training was stopped by SIGTERM.
 
     Training takes SIGTERM as "end this step, write a checkpoint, stop"
-    (:func:`neurodelay.train.train`); a pool worker would then wait for the
+    (:func:`neurodelay.training.train`); a pool worker would then wait for the
     next point, and a pool terminating it would wait for ever. So the worker
     ends itself with SIGTERM once the checkpoint is written. After a Ctrl-C
     the worker starts none of the points already queued to it.
@@ -728,7 +728,7 @@ def _stop_dask_sweep(client, sweep: str, running, signal_name: str, limit_s: flo
     at the end of their step, with a checkpoint there; wait up to ``limit_s`` for them.
 
     Dask runs a point in a worker thread, where training sets no signal
-    handlers (:func:`neurodelay.train.train`), and cancelling its task leaves
+    handlers (:func:`neurodelay.training.train`), and cancelling its task leaves
     the thread training; closing a ``dask:local:N`` cluster then kills the
     worker, and the steps since the last regular checkpoint are lost. Here
     each worker's event loop (its main thread) tells the point's training to
@@ -762,7 +762,7 @@ def _execute_in_dask_worker(job: PointJob, sweep: str, own_workers: bool) -> Job
     SIGTERM stop its points too (:func:`_stop_points_on_signals`).
     """
     from .errors import TrainingInterrupted
-    from .train import cancel_stop
+    from .training import cancel_stop
 
     if own_workers and not _signals_handled:
         from distributed import get_worker
@@ -785,8 +785,8 @@ def _execute_in_dask_worker(job: PointJob, sweep: str, own_workers: bool) -> Job
 
 def _stop_points_here(sweep: str | None, signal_name: str) -> None:
     """In a Dask worker: stop the training of ``sweep``'s points (every point's, for None) at the end of its
-    step, with a checkpoint there (:func:`neurodelay.train.request_stop`), and start no more of them."""
-    from .train import request_stop
+    step, with a checkpoint there (:func:`neurodelay.training.request_stop`), and start no more of them."""
+    from .training import request_stop
 
     with _points_lock:
         if sweep is not None:

@@ -35,14 +35,14 @@ import xarray as xr
 import yaml
 
 from ._util.files import check_writable, folder_lock, write_text_atomic
-from .checkpoint import load_checkpoint
+from .training.checkpoint import load_checkpoint
 from .circuit import world_shapes
 from .components.base import RunContext
 from .errors import CheckpointError, ConfigError, NeurodelayError
 from .record import RESERVED_NAMES, module_dataset, variable_name, write_netcdf
 from .simulation import build_seeded
 from .study import GraphCircuit, Study, check_study, study_to_yaml
-from .warmstart import resolve_init_from, warm_start
+from .training.warmstart import resolve_init_from, warm_start
 
 __all__ = ["run_study", "resolve_device", "evaluate", "AnalysisError", "CHECKPOINT", "RESULTS",
            "variable_name", "RESERVED_NAMES"]
@@ -291,7 +291,7 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
         ``analyses``, ``executor``) and in how long it trains and how often
         it logs and saves (``train.steps``, at least the checkpoint's step,
         ``log_every``, ``checkpoint_every``): see
-        :func:`neurodelay.checkpoint.training_text`. The outputs record
+        :func:`neurodelay.training.checkpoint.training_text`. The outputs record
         this study.
     device : str, optional
         Replaces the study's device (``cpu``, ``cuda``, ``cuda:N``).
@@ -355,7 +355,8 @@ def _run_locked(study: Study, out: Path, *, resume: bool, quiet: bool) -> Path:
     from .analysis.registry import AnalysisContext, available
     from .plots import plot_run
     from .report import write_report
-    from .train import steps_below_checkpoint, train
+    from .training import train
+    from .training.loop import steps_below_checkpoint
 
     t_start = time.perf_counter()
     dev = study.device

@@ -59,9 +59,9 @@ from ._util.validators import is_real
 from .components.base import AbstractComponent
 from .errors import ConfigError
 from .executors import ExecutorSettings
-from .objectives import Objective
+from .training.objectives import Objective
 from .presets import PRESETS
-from .train import TrainSettings
+from .training import TrainSettings
 from .worlds import CircleOverBlob, MovingCircle
 
 __all__ = [
@@ -1304,7 +1304,7 @@ def _memory_bounds(study: Study, circuit: Circuit, module) -> list[tuple[str, st
 
 
 def _check_objective(study: Study, module) -> list[tuple[str, str]]:
-    from .objectives import check_objective
+    from .training.objectives import check_objective
 
     def check(objective):
         check_objective(objective, module, study.world.factor_names, n_frames=study.n_frames)

@@ -451,7 +451,7 @@ def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str 
     is not redone, evaluation, analyses and report are. A point trained for
     more steps than ``train.steps`` now asks runs afresh.
     """
-    from .checkpoint import NOT_TRAINING, RESUMABLE_TRAIN
+    from .training.checkpoint import NOT_TRAINING, RESUMABLE_TRAIN
 
     ps = point_study(study, point)
     if device is not None:
@@ -534,8 +534,8 @@ def _train_steps(study_text: str) -> int | None:
 
 def _trains_differently(stored: str, now: str) -> bool:
     """Whether training under study text ``stored`` is not training under ``now``: its results and
-    checkpoint cannot serve ``now`` (:func:`~neurodelay.checkpoint.trains_alike`)."""
-    from .checkpoint import trains_alike
+    checkpoint cannot serve ``now`` (:func:`~neurodelay.training.checkpoint.trains_alike`)."""
+    from .training.checkpoint import trains_alike
 
     return not trains_alike(stored, now)
 
@@ -548,7 +548,7 @@ def _checkpoint_study(folder: Path) -> tuple[str | None, int | None]:
     writes it before it trains afresh, and again once a resume is
     accepted) and no step; (None, None) if there is no checkpoint.
     """
-    from .checkpoint import load_checkpoint
+    from .training.checkpoint import load_checkpoint
     from .errors import CheckpointError
 
     ckpt = folder / "checkpoint.pt"

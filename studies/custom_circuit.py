@@ -31,9 +31,9 @@ import torch
 
 from neurodelay import Circuit, ConvDecoder, ConvEncoder, Edge, MovingCircle
 from neurodelay.components import AbstractComponent, NodeModule
-from neurodelay.objectives import Objective
+from neurodelay.training.objectives import Objective
 from neurodelay.study import EvaluateSettings, Study
-from neurodelay.train import TrainSettings
+from neurodelay.training import TrainSettings
 
 DT_MS = 10.0
 N_LATENTS = 4

@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("name")
     args = p.parse_args(argv)
-    from neurodelay.checkpoint import load_checkpoint
+    from neurodelay.training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint)
     out = ROOT / "neurodelay" / "pretrained" / f"{args.name}.pt"

@@ -65,7 +65,7 @@ def tune_allocator(mmap_threshold_bytes: int = _MMAP_THRESHOLD_MAX,
 
     Set the environment variable ``NEURODELAY_ALLOCATOR=default`` to leave the
     C allocator as it is (lower resident memory, slower CPU training);
-    :func:`neurodelay.train.train` calls this function on CPU.
+    :func:`neurodelay.training.train` calls this function on CPU.
 
     Parameters
     ----------

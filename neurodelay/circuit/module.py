@@ -112,7 +112,7 @@ class CircuitModule(nn.Module):
             cycles does not compute the steps before ``skip_before[node]``;
             its trace (and its auxiliary traces) hold zeros there. Training
             passes the first step each loss term scores
-            (:func:`neurodelay.objectives.first_scored_steps`). Other nodes,
+            (:func:`neurodelay.training.objectives.first_scored_steps`). Other nodes,
             nodes with a random part while ``ctx.sample`` (a Gaussian
             encoder: its draws stay those of the whole sequence), and
             ``mode="step"``, compute every step.

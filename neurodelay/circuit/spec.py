@@ -87,7 +87,7 @@ class Edge:
         Make the delay a trainable parameter, starting from ``delay_ms`` and
         clamped to [``min_delay_ms``, ``max_delay_ms``] (needs
         ``max_delay_ms``); fractional whatever ``fractional`` says.
-        :func:`~neurodelay.train.train` keeps the parameter within the
+        :func:`~neurodelay.training.train` keeps the parameter within the
         bounds and trains it at ``TrainSettings.delay_lr``.
     """
 

@@ -59,7 +59,7 @@ class ConvEncoder(AbstractComponent):
     gaussian : bool
         Gaussian latent: mean and log-variance heads, a sample drawn with the
         reparameterisation trick when the run asks for one
-        (``RunContext(sample=True)``, as :func:`~neurodelay.train.train`
+        (``RunContext(sample=True)``, as :func:`~neurodelay.training.train`
         does), the mean otherwise (:func:`~neurodelay.simulate`, or a
         module called without a context, in either train or eval mode).
         The traces ``<node>_mu`` and ``<node>_logvar`` are recorded.

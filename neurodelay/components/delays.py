@@ -248,7 +248,7 @@ class DelayLine(nn.Module):
     min_steps, max_steps : float
         Bounds of a learnable delay. The delay a line applies is its
         parameter clamped to them; after each optimiser step
-        :func:`~neurodelay.train.train` puts the parameter itself back
+        :func:`~neurodelay.training.train` puts the parameter itself back
         within them (:meth:`project_`), so that a step that carries it past
         a bound leaves it at the bound, where its gradient can still bring it
         back. A training loop of one's own calls :func:`project_delays`
@@ -340,7 +340,7 @@ def project_delays(module: nn.Module) -> int:
     """Put every learnable delay of ``module`` back within its bounds (in place).
 
     Call it after each optimiser step of a training loop of one's own
-    (:func:`~neurodelay.train.train` does): a delay parameter that a step
+    (:func:`~neurodelay.training.train` does): a delay parameter that a step
     carried past a bound is otherwise clamped there with zero gradient, and
     never moves back however the loss changes.
 

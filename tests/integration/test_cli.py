@@ -14,7 +14,7 @@ import xarray as xr
 import yaml
 
 import neurodelay.runner as runner_module
-import neurodelay.train as train_module
+import neurodelay.training as train_module
 from neurodelay.analysis import registry
 from neurodelay.errors import CheckpointError
 from neurodelay.run import main

@@ -200,7 +200,7 @@ def test_a_slurm_point_is_requeued_at_its_time_limit_and_resumes_from_its_checkp
     from submitit.core import job_environment
     from submitit.core import utils as subutils
 
-    import neurodelay.train
+    import neurodelay.training.loop
     from neurodelay import executors
 
     monkeypatch.setattr(executors, "_requeued", False)
@@ -222,13 +222,13 @@ def test_a_slurm_point_is_requeued_at_its_time_limit_and_resumes_from_its_checkp
     handler = job_environment.SignalHandler(Environment(), paths, delayed)
     handler.has_timed_out = lambda: True
     previous = signal.signal(signal.SIGUSR2, handler.checkpoint_and_try_requeue)
-    saved = neurodelay.train.save_checkpoint
+    saved = neurodelay.training.loop.save_checkpoint
 
     def save_then_time_out(path, state):
         saved(path, state)
         os.kill(os.getpid(), signal.SIGUSR2)  # the time limit is near: the signal lands in the next step
 
-    monkeypatch.setattr(neurodelay.train, "save_checkpoint", save_then_time_out)
+    monkeypatch.setattr(neurodelay.training.loop, "save_checkpoint", save_then_time_out)
     try:
         with pytest.raises(SystemExit):
             delayed.result()
@@ -237,7 +237,7 @@ def test_a_slurm_point_is_requeued_at_its_time_limit_and_resumes_from_its_checkp
     assert requeued == [2]
     assert (folder / "checkpoint.pt").exists()
     assert not (folder / "results.nc").exists() and not (folder / "error.txt").exists()
-    monkeypatch.setattr(neurodelay.train, "save_checkpoint", saved)
+    monkeypatch.setattr(neurodelay.training.loop, "save_checkpoint", saved)
     again = subutils.DelayedSubmission.load(paths.submitted_pickle)  # what the requeued job runs
     assert isinstance(again.function, executors.SlurmPoint) and again._timeout_countdown == 2
     assert again.result().status == "ok"

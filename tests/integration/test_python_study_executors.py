@@ -34,10 +34,10 @@ import torch
 
 from neurodelay import Circuit, ConvDecoder, ConvEncoder, Edge, MovingCircle
 from neurodelay.components import AbstractComponent, NodeModule
-from neurodelay.objectives import Objective
+from neurodelay.training.objectives import Objective
 from neurodelay.executors import ExecutorSettings
 from neurodelay.study import EvaluateSettings, Study, Sweep
-from neurodelay.train import TrainSettings
+from neurodelay.training import TrainSettings
 
 
 @attrs.frozen

@@ -328,7 +328,7 @@ def test_rerun_clears_an_unfinished_point_whose_training_changed(tmp_path, capsy
     training reads is cleared and trains afresh, instead of failing to resume ("belongs to another
     study"); one whose training did not change resumes as before. The checkpoint says which study
     trained it; when it cannot be read, the point's study.resolved.yaml does."""
-    from neurodelay.checkpoint import load_checkpoint
+    from neurodelay.training.checkpoint import load_checkpoint
 
     raw = {**BASE, "train": {"steps": 2, "batch_size": 2, "checkpoint_every": 1},
            "sweep": {"circuit.gamma": [0.0, 0.5]}}

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from neurodelay.checkpoint import FORMAT, NOT_TRAINING, RESUMABLE_TRAIN, load_checkpoint, training_text
+from neurodelay.training.checkpoint import FORMAT, NOT_TRAINING, RESUMABLE_TRAIN, load_checkpoint, training_text
 from neurodelay.errors import CheckpointError
 from neurodelay.study import structure_study, study_to_yaml
 
@@ -137,7 +137,7 @@ def test_a_checkpoint_whose_contents_do_not_hold_together_is_refused(tmp_path, c
 
 def test_a_linear_world_trains_alike_with_a_checkpoint_written_before_the_motion_models():
     """World keys added later (motion, reversal_rate, speed_jitter, pixel_noise) left out at their defaults."""
-    from neurodelay.checkpoint import trains_alike
+    from neurodelay.training.checkpoint import trains_alike
 
     old = "seed: 1\nworld: {kind: moving_circle, size: 32}\ntrain: {steps: 10, lr: 0.001}\n"
     new = ("seed: 1\nworld: {kind: moving_circle, size: 32, motion: linear, reversal_rate: 0.15, "

@@ -13,7 +13,7 @@ import torch
 from neurodelay import MovingCircle, build_seeded, presets
 from neurodelay._util import perf as _perf
 from neurodelay.components.base import RunContext
-from neurodelay.objectives import Objective, compute_losses
+from neurodelay.training.objectives import Objective, compute_losses
 
 pytestmark = pytest.mark.gpu
 
@@ -75,7 +75,7 @@ def test_latent_loop_auto_and_step_agree_on_cuda():
 
 
 def test_training_steps_on_cuda():
-    from neurodelay.train import TrainSettings, train
+    from neurodelay.training import TrainSettings, train
 
     world, module = _inertia()
     before = {k: v.clone() for k, v in module.state_dict().items()}

@@ -19,10 +19,10 @@ from neurodelay.analysis.disentanglement import correlation_matrix
 from neurodelay.analysis.figures import plot_correlation
 from neurodelay.analysis.lag import lag_resolved_scores
 from neurodelay.analysis.traversals import factor_sweeps
-from neurodelay.objectives import Objective, Supervision
+from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.record import traces_to_dataset
 from neurodelay.study import Study, structure_study, study_to_yaml
-from neurodelay.train import TrainSettings
+from neurodelay.training import TrainSettings
 from neurodelay.worlds import _spec
 from neurodelay.worlds.flash import FlashLagProbe
 

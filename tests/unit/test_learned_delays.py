@@ -10,12 +10,12 @@ import xarray as xr
 
 import neurodelay as nd
 from neurodelay import Circuit, Edge, Relay
-from neurodelay.checkpoint import load_checkpoint, save_checkpoint
+from neurodelay.training.checkpoint import load_checkpoint, save_checkpoint
 from neurodelay.components import DelayLine, project_delays
-from neurodelay.objectives import Objective, Supervision
+from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.runner import run_study
 from neurodelay.study import load_study
-from neurodelay.train import TrainSettings, train
+from neurodelay.training import TrainSettings, train
 from tests.helpers import VEC
 
 WORLD = nd.MovingCircle(size=16, n_frames=8)
@@ -181,7 +181,7 @@ def test_delay_lr_is_the_learned_delays_own_learning_rate():
 
 
 def test_delay_lr_null_trains_alike_with_a_checkpoint_written_before_it_existed():
-    from neurodelay.checkpoint import trains_alike
+    from neurodelay.training.checkpoint import trains_alike
 
     old = "name: a\nseed: 1\ntrain: {steps: 10, lr: 0.001}\n"
     assert trains_alike(old, "name: a\nseed: 1\ntrain: {steps: 20, lr: 0.001, delay_lr: null}\n")

@@ -10,10 +10,10 @@ import xarray as xr
 import neurodelay as nd
 from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
 from neurodelay.analysis.theory import theory_circuit
-from neurodelay.objectives import Objective, Supervision
+from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.runner import run_study
 from neurodelay.study import load_study
-from neurodelay.train import TrainSettings, train
+from neurodelay.training import TrainSettings, train
 from tests.helpers import VEC, run
 
 WORLD = nd.MovingCircle(size=16, n_frames=10)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import neurodelay as nd
 from neurodelay import Blend, Circuit, ConvDecoder, ConvEncoder, Edge, Extrapolator, Relay
 from neurodelay.errors import ConfigError
-from neurodelay.objectives import Objective, Supervision, check_objective, compute_losses, scored_steps
+from neurodelay.training.objectives import Objective, Supervision, check_objective, compute_losses, scored_steps
 
 FACTORS = ("a", "b", "c")
 SHAPES = {"world.frames": (1, 2, 2), "world.factors": (3,)}

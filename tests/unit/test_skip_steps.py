@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from neurodelay import MovingCircle, build_seeded, presets
-from neurodelay.train import TrainSettings, train
+from neurodelay.training import TrainSettings, train
 from neurodelay.components.base import RunContext
 from neurodelay.components.delays import shift
-from neurodelay.objectives import Objective, compute_losses, first_scored_steps
-import neurodelay.train as train_module
+from neurodelay.training.objectives import Objective, compute_losses, first_scored_steps
+import neurodelay.training.loop as train_module
 
 
 def inertia(gaussian=False, input_delay_ms=10.0, seed=1):

@@ -12,7 +12,7 @@ import yaml
 
 from neurodelay.circuit import Edge
 from neurodelay.components import COMPONENTS
-from neurodelay.objectives import Objective, Supervision
+from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.presets import PRESETS
 from neurodelay.study import (
     WORLDS,
@@ -28,7 +28,7 @@ from neurodelay.study import (
     study_to_yaml,
     unstructure_study,
 )
-from neurodelay.train import TrainSettings
+from neurodelay.training import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ROOT / "studies"

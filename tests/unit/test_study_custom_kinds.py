@@ -18,7 +18,7 @@ import pytest
 
 from neurodelay import Circuit, ConvDecoder, ConvEncoder, Edge, MovingCircle
 from neurodelay.components import AbstractComponent
-from neurodelay.objectives import Objective
+from neurodelay.training.objectives import Objective
 from neurodelay.study import (
     Study,
     StudyError,
@@ -31,7 +31,7 @@ from neurodelay.study import (
     with_values,
 )
 from neurodelay.sweep import expand, point_study
-from neurodelay.train import TrainSettings
+from neurodelay.training import TrainSettings
 
 SCRIPT = Path(__file__).resolve().parents[2] / "studies" / "custom_circuit.py"
 RATE = "circuit.nodes.smooth.rate"
@@ -167,9 +167,9 @@ def test_a_python_study_with_a_custom_conv_area_takes_set_world_size(tmp_path):
     script.write_text(textwrap.dedent("""
         import attrs
         from neurodelay import Circuit, ConvDecoder, ConvEncoder, Edge, MovingCircle
-        from neurodelay.objectives import Objective
+        from neurodelay.training.objectives import Objective
         from neurodelay.study import Study
-        from neurodelay.train import TrainSettings
+        from neurodelay.training import TrainSettings
 
         @attrs.frozen
         class WideEncoder(ConvEncoder):

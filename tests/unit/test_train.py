@@ -17,10 +17,10 @@ import torch
 
 import neurodelay as nd
 from neurodelay._util import perf as _perf
-from neurodelay.checkpoint import load_checkpoint, save_checkpoint
+from neurodelay.training.checkpoint import load_checkpoint, save_checkpoint
 from neurodelay.errors import CheckpointError, ConfigError, TrainingError
-from neurodelay.objectives import Objective
-from neurodelay.train import TrainResult, TrainSettings, step_seeds, train
+from neurodelay.training.objectives import Objective
+from neurodelay.training import TrainResult, TrainSettings, step_seeds, train
 from neurodelay.worlds import Episode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -504,7 +504,7 @@ def test_request_stop_ends_a_training_in_another_thread_at_the_end_of_its_step(t
     import threading
 
     from neurodelay.errors import TrainingInterrupted
-    from neurodelay.train import cancel_stop, request_stop
+    from neurodelay.training import cancel_stop, request_stop
 
     caught, steps_seen = {}, []
     started = threading.Event()

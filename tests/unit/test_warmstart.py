@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import neurodelay as nd
-from neurodelay.checkpoint import save_checkpoint, training_text
+from neurodelay.training.checkpoint import save_checkpoint, training_text
 from neurodelay.errors import CheckpointError, ConfigError
-from neurodelay.train import TrainSettings
-from neurodelay.warmstart import check_init_from, resolve_init_from, runs_root, warm_start
+from neurodelay.training import TrainSettings
+from neurodelay.training.warmstart import check_init_from, resolve_init_from, runs_root, warm_start
 
 
 def _save(path: Path, module) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import FORMAT, load_checkpoint
-from .errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError
 
 __all__ = ["FIELDS", "PACKAGE_PREFIX", "check_init_from", "resolve_init_from", "warm_start", "runs_root"]
 

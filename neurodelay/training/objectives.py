@@ -75,13 +75,13 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import attrs
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._util.validators import as_names, is_int, is_real, store_plain
-from .components.temporal import Blend
-from .errors import ConfigError
+from .._util.validators import as_names, is_int, is_real, store_plain
+from ..circuit import CircuitModule
+from ..components.temporal import Blend
+from ..errors import ConfigError
 
 __all__ = ["Supervision", "Objective", "check_objective", "compute_losses", "scored_steps",
            "first_scored_steps"]
@@ -290,8 +290,6 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
     """Check ``objective`` against the circuit and list its active terms."""
     if not isinstance(objective, Objective):
         raise TypeError(f"objective must be an Objective, got {type(objective).__name__}.")
-    from .circuit import CircuitModule
-
     if not isinstance(module, CircuitModule):
         raise TypeError(f"module must be a built circuit (CircuitModule), got {type(module).__name__}; "
                         f"use circuit.build(world).")

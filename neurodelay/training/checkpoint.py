@@ -58,8 +58,8 @@ import numpy as np
 import torch
 import yaml
 
-from ._util.files import atomic_file
-from .errors import CheckpointError
+from .._util.files import atomic_file
+from ..errors import CheckpointError
 
 __all__ = ["FORMAT", "VERSION", "NOT_TRAINING", "RESUMABLE_TRAIN", "LATER_TRAIN_DEFAULTS", "LATER_WORLD_DEFAULTS",
            "training_text",

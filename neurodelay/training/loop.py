@@ -18,126 +18,28 @@ so the last checkpoint on disk is the last good one.
 
 from __future__ import annotations
 
-import difflib
-import math
 import os
-import signal
-import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import attrs
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._util.perf import autocast, bf16_native, tune_allocator
-
+from .._util.perf import autocast, bf16_native, tune_allocator
+from ..circuit import CircuitModule
+from ..components.base import RunContext
+from ..errors import CheckpointError, ConfigError, TrainingError
 from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_temporaries, restore_rng_state,
                          save_checkpoint)
-from ._util.validators import is_int, is_real, store_plain
-from .components.base import RunContext
-from .errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
+from .interrupts import DeferredInterrupts
 from .objectives import Objective, check_objective, compute_losses, first_scored_steps
+from .settings import TrainSettings
 
-__all__ = ["TrainSettings", "TrainResult", "train", "step_seeds"]
-
-
-def _positive_int(inst, attr, value):
-    if not is_int(value) or value < 1:
-        raise ValueError(f"{attr.name} must be an integer >= 1, got {value!r}.")
-    store_plain(inst, attr, value, int)
-
-
-def _non_negative_int(inst, attr, value):
-    if not is_int(value) or value < 0:
-        raise ValueError(f"{attr.name} must be an integer >= 0, got {value!r}; 0 only simulates.")
-    store_plain(inst, attr, value, int)
-
-
-def _positive(inst, attr, value):
-    if value is not None and (not is_real(value) or not value > 0 or not math.isfinite(value)):
-        raise ValueError(f"{attr.name} must be a finite number > 0, got {value!r}.")
-    if value is not None:
-        store_plain(inst, attr, value, float)
-
-
-def _one_of(*options: str):
-    """Validator: the value is one of ``options`` (the message lists them and suggests the closest)."""
-    def check(inst, attr, value):
-        if not isinstance(value, str) or value not in options:
-            close = difflib.get_close_matches(str(value), options, n=1)
-            fix = f"did you mean {attr.name}={close[0]!r}?" if close else f"use e.g. {attr.name}={options[0]!r}."
-            raise ValueError(f"{attr.name} must be one of {', '.join(map(repr, options))}, got {value!r}; {fix}")
-    return check
-
-
-def _init_from(inst, attr, value):
-    from .warmstart import check_init_from
-
-    if value is not None:
-        check_init_from(value)
-
-
-@attrs.frozen
-class TrainSettings:
-    """How to train.
-
-    Parameters
-    ----------
-    steps : int
-        Optimiser steps (0: no training, only simulate and analyse).
-    batch_size : int
-        Sequences per step.
-    optimizer : {"rmsprop", "adam"}
-        PyTorch's RMSprop or Adam with their default settings except ``lr``.
-    lr : float
-        Learning rate.
-    delay_lr : float or None
-        Learning rate of the circuit's parameters measured in steps: learned
-        delays (edges with ``learn_delay``) and learned extrapolation
-        horizons (extrapolators with ``learn_alpha``); None: ``lr``. With
-        Adam a parameter moves by about its learning rate per step, so a
-        delay learned alongside weights at ``lr`` 1e-3 moves about one step
-        of delay in 1000 updates; ``delay_lr`` 0.01 to 0.05 lets it move in
-        tens to hundreds.
-    grad_clip : float or None
-        Clip the gradient norm (2-norm over all parameters) to this value.
-    log_every : int
-        Record the loss history every N steps (and at the first and last step).
-    checkpoint_every : int
-        Write a checkpoint every N steps (and at the end).
-    precision : {"float32", "bfloat16"}
-        ``bfloat16`` runs the circuit's forward pass under bf16 autocast
-        (parameters, gradients, losses and the optimiser stay float32);
-        faster on GPUs with bf16 units, about 3 significant digits per value.
-        Where the device has no bf16 units (:func:`neurodelay._util.perf.bf16_native`)
-        bf16 is emulated and slower than float32, and :func:`train` warns.
-    init_from : str or None
-        Start from another run's weights: a checkpoint whose parameters of
-        matching names and shapes initialise the circuit before training
-        (a warm start; the others keep their seeded initialisation). It may
-        hold ``{out}`` (the output root, ``--out``) and ``{seed}`` (the
-        study's seed), e.g. ``"{out}/pretrain_ae/seed={seed}/checkpoint.pt"``,
-        or be ``"package:NAME"`` for a file shipped in
-        ``neurodelay/pretrained``; see :mod:`neurodelay.warmstart`. With
-        ``steps: 0`` the run evaluates the warm-started circuit as it is.
-    """
-
-    steps: int = attrs.field(default=1000, validator=_non_negative_int)
-    batch_size: int = attrs.field(default=64, validator=_positive_int)
-    optimizer: str = attrs.field(default="rmsprop", validator=_one_of("rmsprop", "adam"))
-    lr: float = attrs.field(default=1e-4, validator=_positive)
-    delay_lr: float | None = attrs.field(default=None, validator=_positive, kw_only=True)
-    grad_clip: float | None = attrs.field(default=None, validator=_positive)
-    log_every: int = attrs.field(default=10, validator=_positive_int)
-    checkpoint_every: int = attrs.field(default=500, validator=_positive_int)
-    precision: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
-    init_from: str | None = attrs.field(default=None, kw_only=True, validator=_init_from)
+__all__ = ["TrainResult", "train", "step_seeds", "steps_below_checkpoint"]
 
 
 @dataclass
@@ -218,8 +120,6 @@ def _make_optimizer(settings: TrainSettings, params, delay_params=()):
 
 
 def _check_args(module, world, objective, settings, seed, checkpoint_path=None, on_log=None):
-    from .circuit import CircuitModule
-
     if checkpoint_path is not None:
         if not isinstance(checkpoint_path, (str, os.PathLike)):
             raise TypeError(f"checkpoint_path must be a file path, got {type(checkpoint_path).__name__}.")
@@ -385,7 +285,7 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
     t0 = time.perf_counter()
     step = start
     skip = None
-    with _DeferredInterrupts() as stop:
+    with DeferredInterrupts() as stop:
         try:
             for step in range(start + 1, settings.steps + 1):
                 world_seed, noise_seed = step_seeds(seed, step)
@@ -450,116 +350,6 @@ def train(module, world, objective: Objective, settings: TrainSettings, *, seed:
         delays={k: np.asarray(v, dtype=np.float64).reshape(len(v), lines[k].steps.numel())
                 for k, v in delay_log.items()},
     )
-
-
-class _DeferredInterrupts:
-    """Ctrl-C (SIGINT) and SIGTERM during training stop it at the end of the current step.
-
-    The step finishes, its checkpoint is written (when training has a
-    checkpoint path), and :class:`TrainingInterrupted` is raised, so that an
-    interrupted run resumes where it stopped and loses no step. A second
-    Ctrl-C stops at once, as without this guard; a repeated SIGTERM (a
-    process pool terminating its workers, say) still waits for the step. Only in
-    the main thread (signal handlers can be set nowhere else), and only for
-    a signal whose handler is Python's default (a handler someone else set,
-    such as submitit's in a Slurm job, is left alone).
-    """
-
-    def __init__(self):
-        self.received: str | None = None
-        self._old: dict = {}
-        self._thread: int | None = None
-
-    def __enter__(self):
-        self._thread = threading.get_ident()
-        with _stop_lock:  # request_stop finds the training of this thread by it
-            _guards[self._thread] = self
-            pending = _pending_stops.get(self._thread)
-        if pending is not None:
-            self.request(pending)
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-        for sig, default in defaults.items():
-            try:
-                if signal.getsignal(sig) is default:
-                    self._old[sig] = signal.signal(sig, self._handle)
-            except (ValueError, OSError):  # not settable here
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        if name == "SIGINT" and self.received == "SIGINT":  # Ctrl-C twice: stop now
-            self.__exit__(None, None, None)
-            raise KeyboardInterrupt
-        self.request(name)
-
-    def request(self, name: str) -> None:
-        """Stop at the end of the current step, as signal ``name`` ("SIGINT" or "SIGTERM") does."""
-        if self.received is None:
-            print(f"\n{name}: training stops at the end of this step, after saving a checkpoint"
-                  + (" (press Ctrl-C again to stop at once)." if name == "SIGINT"
-                     and threading.current_thread() is threading.main_thread() else "."),
-                  file=sys.stderr, flush=True)
-        if self.received is None or name == "SIGTERM":  # a SIGTERM is kept: the process is to end
-            self.received = name
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old.clear()
-        with _stop_lock:
-            if _guards.get(self._thread) is self:
-                del _guards[self._thread]
-        return False
-
-    def raise_now(self, step: int, checkpoint_path) -> None:
-        where = str(checkpoint_path) if checkpoint_path is not None else None
-        kept = (f"checkpoint {where!r} holds step {step}: resume to go on from there" if where
-                else "no checkpoint path was given, so nothing was saved")
-        raise TrainingInterrupted(f"training interrupted ({self.received}) after step {step}; {kept}.", step,
-                                  where, self.received)
-
-
-# The training running in each thread, so that one running outside the main thread (a Dask worker runs points
-# in threads, where no signal handler can be set) can be asked to stop at the end of its step: request_stop.
-_stop_lock = threading.RLock()
-_guards: dict[int, _DeferredInterrupts] = {}
-_pending_stops: dict[int, str] = {}
-
-
-def request_stop(thread_id: int, signal_name: str = "SIGINT") -> None:
-    """Stop the training running in thread ``thread_id`` at the end of its step, as a signal would.
-
-    It writes a checkpoint at that step and raises
-    :class:`~neurodelay.errors.TrainingInterrupted` in its thread. When no
-    training runs in that thread yet, the next one to start there stops
-    after its first step, until :func:`cancel_stop` (so that a point about
-    to start when a sweep is interrupted does not train on). For threads
-    where signal handlers cannot be set, such as a Dask worker's.
-
-    Parameters
-    ----------
-    thread_id : int
-        ``threading.get_ident()`` of the thread.
-    signal_name : {"SIGINT", "SIGTERM"}
-        The signal to act as (it is reported as the reason).
-    """
-    if signal_name not in ("SIGINT", "SIGTERM"):
-        raise ValueError(f"signal_name must be 'SIGINT' or 'SIGTERM', got {signal_name!r}.")
-    with _stop_lock:
-        guard = _guards.get(thread_id)
-        if guard is None:
-            _pending_stops[thread_id] = signal_name
-    if guard is not None:
-        guard.request(signal_name)
-
-
-def cancel_stop(thread_id: int) -> None:
-    """Forget a :func:`request_stop` for ``thread_id`` that no training took up (a no-op otherwise)."""
-    with _stop_lock:
-        _pending_stops.pop(thread_id, None)
 
 
 def _raise_if_bad(first_bad, keys, checkpoint_path, saved_step) -> None:

@@ -426,7 +426,8 @@ def run_worker(args) -> dict:
             opt.step()
 
         if e2e:
-            from neurodelay.training import TrainSettings, train
+            from neurodelay.study import TrainSettings
+            from neurodelay.training import train
 
             block = E2E_BLOCK
             settings = TrainSettings(steps=block, batch_size=BATCH, lr=LR, log_every=block,

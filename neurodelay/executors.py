@@ -48,54 +48,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import attrs
 
-from ._util import bounds as _bounds
 from ._util.files import folder_lock
 from .errors import ConfigError, FolderLockedError
+from .study import ExecutorSettings, local_dask, parse_executor
 
 __all__ = ["ExecutorSettings", "PointJob", "UnloadableJob", "execute_point", "parse_executor", "make_executor",
            "sweep_lock", "SweepLockedError", "study_scripts", "load_script", "detached_job_fate", "slurm_job_state"]
-
-
-def _non_negative_int(inst, attr, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ValueError(f"{attr.name} must be an integer >= 0, got {value!r}.")
-
-
-@attrs.frozen
-class ExecutorSettings:
-    """The study's ``executor:`` block.
-
-    Parameters
-    ----------
-    name : str
-        ``local``, ``processes:N``, ``dask:ADDRESS``, ``dask:local:N``,
-        ``slurm`` or ``slurm:local``.
-    partition : str or None
-        Slurm partition.
-    time_min : int
-        Slurm time limit per point, in minutes.
-    gpus_per_point : int
-        GPUs per Slurm job.
-    cpus_per_point : int
-        CPU cores per Slurm job.
-    array_parallelism : int
-        Most Slurm jobs of the array running at once.
-    mem_gb : int or None
-        Memory per Slurm job in GB.
-    """
-
-    name: str = "local"
-    partition: str | None = None
-    time_min: int = attrs.field(default=60, validator=_non_negative_int)
-    gpus_per_point: int = attrs.field(default=0, validator=_non_negative_int)
-    cpus_per_point: int = attrs.field(default=2, validator=_non_negative_int)
-    array_parallelism: int = attrs.field(default=32, validator=_non_negative_int)
-    mem_gb: int | None = attrs.field(default=None, validator=_non_negative_int)
-
-    def __attrs_post_init__(self):
-        parse_executor(self.name)
 
 
 @dataclass(frozen=True)
@@ -420,49 +379,6 @@ def _require(module: str, extra: str, executor: str) -> None:
 
 def _has_checkpoint(folder: Path) -> bool:
     return (folder / "checkpoint.pt").exists()
-
-
-def parse_executor(name: str) -> tuple[str, str]:
-    """Split an executor name into (kind, argument), checking it.
-
-    Raises
-    ------
-    ConfigError
-        For an unknown executor or a bad argument.
-    """
-    text = str(name).strip()
-    kind, _, arg = text.partition(":")
-    valid = "local, processes:N, dask:ADDRESS, dask:local:N, slurm or slurm:local"
-    if kind == "local" and not arg:
-        return kind, ""
-    if kind == "processes":
-        if not _worker_count(arg):
-            raise ConfigError(f"executor {text!r}: processes needs a worker count >= 1 (at "
-                              f"most {_bounds.MAX_WORKERS}), e.g. processes:2.")
-        return kind, arg
-    if kind == "dask":
-        if not arg:
-            raise ConfigError(f"executor {text!r}: give a scheduler address (dask:tcp://host:8786) "
-                              f"or dask:local:N for a local cluster of N workers.")
-        if local_dask(arg):
-            n = arg.partition(":")[2]
-            if not _worker_count(n):
-                raise ConfigError(f"executor {text!r}: dask:local needs a worker count >= 1 (at "
-                                  f"most {_bounds.MAX_WORKERS}), e.g. dask:local:2.")
-        return kind, arg
-    if kind == "slurm" and arg in ("", "local"):
-        return kind, arg
-    raise ConfigError(f"executor {text!r} is not known; valid: {valid}.")
-
-
-def local_dask(address: str) -> bool:
-    """Whether a ``dask:`` address names a local cluster (``local:N``), not a scheduler (``localhost:8786``)."""
-    return address == "local" or address.startswith("local:")
-
-
-def _worker_count(text: str) -> bool:
-    """Whether ``text`` is a worker count within bounds (ASCII digits, 1 to ``MAX_WORKERS``)."""
-    return text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= _bounds.MAX_WORKERS
 
 
 class LocalExecutor:

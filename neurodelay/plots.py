@@ -14,31 +14,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._util.files import atomic_file
+from ._util.figures import save_figure
 
 __all__ = ["plot_run", "plot_losses", "plot_learned_delays", "plot_frames", "plot_error_time", "plot_latents",
            "plot_sweep", "save_figure"]
-
-_DPI = 100
-
-
-def save_figure(fig: Figure, path, *, dpi: int = _DPI) -> Path:
-    """Save ``fig`` as a PNG at ``path`` atomically, like ``results.nc``.
-
-    The image is written to a temporary file in the same folder and renamed
-    into place: an interrupt leaves the previous figure (or none), never a
-    half-written one, and no temporary file.
-    """
-    path = Path(path)
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)
-    with atomic_file(path, "wb") as f:
-        fig.savefig(f, dpi=dpi, format="png")
-    return path
 
 
 def _save(fig: Figure, path: Path) -> Path:

@@ -39,6 +39,7 @@ from .training.checkpoint import load_checkpoint
 from .circuit import world_shapes
 from .components.base import RunContext
 from .errors import CheckpointError, ConfigError, NeurodelayError
+from . import registry
 from .record import RESERVED_NAMES, module_dataset, variable_name, write_netcdf
 from .simulation import build_seeded
 from .study import GraphCircuit, Study, check_study, study_to_yaml
@@ -352,7 +353,6 @@ def run_study(study: Study, out_dir, *, resume: bool = False, device: str | None
 
 def _run_locked(study: Study, out: Path, *, resume: bool, quiet: bool) -> Path:
     """:func:`run_study` once the study is checked and ``out`` is locked."""
-    from .analysis.registry import AnalysisContext, available
     from .plots import plot_run
     from .report import write_report
     from .training import train
@@ -419,8 +419,8 @@ def _run_locked(study: Study, out: Path, *, resume: bool, quiet: bool) -> Path:
         "n_parameters": int(n_params),
     })
 
-    ctx = AnalysisContext(study=study, circuit=circuit, module=module, world=world, device=dev, out_dir=out)
-    registered = available() if study.analyses != () else {}
+    ctx = registry.AnalysisContext(study=study, circuit=circuit, module=module, world=world, device=dev, out_dir=out)
+    registered = registry.available() if study.analyses != () else {}
     wanted = list(study.analyses) if study.analyses is not None else list(registered)
     failures: list[tuple[str, str]] = []
     for name in wanted:

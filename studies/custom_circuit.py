@@ -33,7 +33,7 @@ from neurodelay import Circuit, ConvDecoder, ConvEncoder, Edge, MovingCircle
 from neurodelay.components import AbstractComponent, NodeModule
 from neurodelay.training.objectives import Objective
 from neurodelay.study import EvaluateSettings, Study
-from neurodelay.training import TrainSettings
+from neurodelay.study import TrainSettings
 
 DT_MS = 10.0
 N_LATENTS = 4

@@ -11,9 +11,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .interrupts import cancel_stop, request_stop
 from .loop import TrainResult, step_seeds, train
 from .objectives import Objective, Supervision, check_objective, compute_losses, first_scored_steps, scored_steps
-from .settings import TrainSettings
 from .warmstart import warm_start
 
-__all__ = ["train", "TrainResult", "TrainSettings", "step_seeds", "request_stop", "cancel_stop", "Objective",
+__all__ = ["train", "TrainResult", "step_seeds", "request_stop", "cancel_stop", "Objective",
            "Supervision", "check_objective", "compute_losses", "first_scored_steps", "scored_steps",
            "load_checkpoint", "save_checkpoint", "warm_start"]

@@ -37,7 +37,6 @@ from .checkpoint import (capture_rng_state, load_checkpoint, remove_stale_tempor
                          save_checkpoint)
 from .interrupts import DeferredInterrupts
 from .objectives import Objective, check_objective, compute_losses, first_scored_steps
-from .settings import TrainSettings
 
 __all__ = ["TrainResult", "train", "step_seeds", "steps_below_checkpoint"]
 
@@ -88,6 +87,11 @@ class TrainResult:
         return self.timed_steps / self.total_seconds if self.timed_steps and self.total_seconds > 0 else 0.0
 
 
+#: The fields of :class:`neurodelay.study.TrainSettings` that training reads (the study's ``train:`` section;
+#: the study layer, above this one, defines the class).
+_SETTINGS_FIELDS = ("steps", "batch_size", "optimizer", "lr", "delay_lr", "grad_clip", "log_every",
+                    "checkpoint_every", "precision")
+
 _TRAIN_TAG = 0x747261696E  # "train": separates training draws from any other use of the seed
 
 
@@ -107,7 +111,7 @@ def step_seeds(seed: int, step: int) -> tuple[int, int]:
     return int(a) >> 1, int(b) >> 1
 
 
-def _make_optimizer(settings: TrainSettings, params, delay_params=()):
+def _make_optimizer(settings, params, delay_params=()):
     """The optimiser: one parameter group, or, with ``settings.delay_lr``, a second for the learned delays."""
     groups = params
     if settings.delay_lr is not None and delay_params:
@@ -134,7 +138,7 @@ def _check_args(module, world, objective, settings, seed, checkpoint_path=None, 
                         f"use circuit.build(world).")
     if not isinstance(objective, Objective):
         raise TypeError(f"objective must be an Objective, got {type(objective).__name__}.")
-    if not isinstance(settings, TrainSettings):
+    if not all(hasattr(settings, name) for name in _SETTINGS_FIELDS):
         raise TypeError(f"settings must be a TrainSettings, got {type(settings).__name__}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}; use e.g. seed=0.")
@@ -150,7 +154,7 @@ def _resolve_progress(progress):
     return not bool(progress)
 
 
-def train(module, world, objective: Objective, settings: TrainSettings, *, seed: int,
+def train(module, world, objective: Objective, settings, *, seed: int,
           device: str | torch.device = "cpu", checkpoint_path: str | Path | None = None,
           resume: bool = False, study_text: str = "", progress: bool | None = None,
           on_log: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:

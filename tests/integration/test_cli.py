@@ -15,7 +15,7 @@ import yaml
 
 import neurodelay.runner as runner_module
 import neurodelay.training as train_module
-from neurodelay.analysis import registry
+from neurodelay import registry
 from neurodelay.errors import CheckpointError
 from neurodelay.run import main
 from neurodelay.runner import run_study

@@ -37,7 +37,7 @@ from neurodelay.components import AbstractComponent, NodeModule
 from neurodelay.training.objectives import Objective
 from neurodelay.executors import ExecutorSettings
 from neurodelay.study import EvaluateSettings, Study, Sweep
-from neurodelay.training import TrainSettings
+from neurodelay.study import TrainSettings
 
 
 @attrs.frozen

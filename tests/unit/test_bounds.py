@@ -234,7 +234,7 @@ def test_a_sweep_beyond_the_most_points_is_refused_before_its_points_are_checked
 
 
 def test_long_point_names_are_cut_with_a_hash():
-    from neurodelay.sweep import MAX_POINT_NAME, _folder
+    from neurodelay.study.points import MAX_POINT_NAME, _folder
 
     a, b = _folder("delay_ms=" + "10.0-" * 100), _folder("delay_ms=" + "10.0-" * 99 + "20.0")
     assert len(a) == len(b) == MAX_POINT_NAME and a != b and a[:150] == b[:150]

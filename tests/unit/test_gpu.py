@@ -75,7 +75,8 @@ def test_latent_loop_auto_and_step_agree_on_cuda():
 
 
 def test_training_steps_on_cuda():
-    from neurodelay.training import TrainSettings, train
+    from neurodelay.study import TrainSettings
+    from neurodelay.training import train
 
     world, module = _inertia()
     before = {k: v.clone() for k, v in module.state_dict().items()}

@@ -22,7 +22,7 @@ from neurodelay.analysis.traversals import factor_sweeps
 from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.record import traces_to_dataset
 from neurodelay.study import Study, structure_study, study_to_yaml
-from neurodelay.training import TrainSettings
+from neurodelay.study import TrainSettings
 from neurodelay.worlds import _spec
 from neurodelay.worlds.flash import FlashLagProbe
 

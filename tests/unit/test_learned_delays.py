@@ -15,7 +15,8 @@ from neurodelay.components import DelayLine, project_delays
 from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.runner import run_study
 from neurodelay.study import load_study
-from neurodelay.training import TrainSettings, train
+from neurodelay.study import TrainSettings
+from neurodelay.training import train
 from tests.helpers import VEC
 
 WORLD = nd.MovingCircle(size=16, n_frames=8)

@@ -12,8 +12,8 @@ from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
 from neurodelay.analysis.theory import theory_circuit
 from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.runner import run_study
-from neurodelay.study import load_study
-from neurodelay.training import TrainSettings, train
+from neurodelay.study import TrainSettings, load_study
+from neurodelay.training import train
 from tests.helpers import VEC, run
 
 WORLD = nd.MovingCircle(size=16, n_frames=10)

@@ -186,7 +186,7 @@ def test_figures_are_written_atomically(tmp_path, monkeypatch):
 
 
 def test_an_analysis_figure_is_written_atomically_too(tmp_path, monkeypatch):
-    from neurodelay.analysis.registry import AnalysisContext
+    from neurodelay.registry import AnalysisContext
 
     ctx = AnalysisContext(study=None, circuit=None, module=None, world=None, device="cpu", out_dir=tmp_path)
     fig = Figure()

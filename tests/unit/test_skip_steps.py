@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from neurodelay import MovingCircle, build_seeded, presets
-from neurodelay.training import TrainSettings, train
+from neurodelay.study import TrainSettings
+from neurodelay.training import train
 from neurodelay.components.base import RunContext
 from neurodelay.components.delays import shift
 from neurodelay.training.objectives import Objective, compute_losses, first_scored_steps

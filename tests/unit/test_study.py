@@ -28,7 +28,7 @@ from neurodelay.study import (
     study_to_yaml,
     unstructure_study,
 )
-from neurodelay.training import TrainSettings
+from neurodelay.study import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ROOT / "studies"

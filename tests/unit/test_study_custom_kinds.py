@@ -31,7 +31,7 @@ from neurodelay.study import (
     with_values,
 )
 from neurodelay.sweep import expand, point_study
-from neurodelay.training import TrainSettings
+from neurodelay.study import TrainSettings
 
 SCRIPT = Path(__file__).resolve().parents[2] / "studies" / "custom_circuit.py"
 RATE = "circuit.nodes.smooth.rate"
@@ -169,7 +169,7 @@ def test_a_python_study_with_a_custom_conv_area_takes_set_world_size(tmp_path):
         from neurodelay import Circuit, ConvDecoder, ConvEncoder, Edge, MovingCircle
         from neurodelay.training.objectives import Objective
         from neurodelay.study import Study
-        from neurodelay.training import TrainSettings
+        from neurodelay.study import TrainSettings
 
         @attrs.frozen
         class WideEncoder(ConvEncoder):
@@ -202,7 +202,7 @@ class Window(AbstractComponent):
 
 
 def test_a_custom_size_that_is_not_an_image_size_stays_put():
-    from neurodelay.study import _fill_sizes, _follow_world_size
+    from neurodelay.study.sizes import _fill_sizes, _follow_world_size
 
     kinds = {"wide_encoder": WideEncoder, "window": Window}
     assert not Window.size_is_image and WideEncoder.size_is_image

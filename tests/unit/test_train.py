@@ -20,7 +20,8 @@ from neurodelay._util import perf as _perf
 from neurodelay.training.checkpoint import load_checkpoint, save_checkpoint
 from neurodelay.errors import CheckpointError, ConfigError, TrainingError
 from neurodelay.training.objectives import Objective
-from neurodelay.training import TrainResult, TrainSettings, step_seeds, train
+from neurodelay.study import TrainSettings
+from neurodelay.training import TrainResult, step_seeds, train
 from neurodelay.worlds import Episode
 
 ROOT = Path(__file__).resolve().parents[2]

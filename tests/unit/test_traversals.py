@@ -88,7 +88,7 @@ class _Context:
     """An AnalysisContext that records figures without rendering them (the figures are tested above)."""
 
     def __init__(self, **kw):
-        from neurodelay.analysis.registry import AnalysisContext
+        from neurodelay.registry import AnalysisContext
 
         self._ctx = AnalysisContext(**kw)
         self.figures = []
@@ -103,7 +103,7 @@ class _Context:
 
 
 def test_registered_analyses_run_on_an_inertia_circuit(tmp_path):
-    from neurodelay.analysis.registry import available
+    from neurodelay.registry import available
     from neurodelay.simulation import simulate
 
     analyses = available()

@@ -10,7 +10,7 @@ import torch
 import neurodelay as nd
 from neurodelay.training.checkpoint import save_checkpoint, training_text
 from neurodelay.errors import CheckpointError, ConfigError
-from neurodelay.training import TrainSettings
+from neurodelay.study import TrainSettings
 from neurodelay.training.warmstart import check_init_from, resolve_init_from, runs_root, warm_start
 
 

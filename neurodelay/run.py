@@ -119,7 +119,7 @@ def _main(args) -> int:
 
     from ._util.files import output_error
     from .errors import CheckpointError, ConfigError, FolderLockedError, TrainingError, TrainingInterrupted
-    from .runner import AnalysisError, resolve_device, run_study
+    from .pipeline import AnalysisError, resolve_device, run_study
     from .study import StudyError, load_study
     from .executors import parse_executor
     from .sweep import collect, run_sweep

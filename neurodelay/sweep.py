@@ -44,23 +44,10 @@ from .record import write_netcdf
 from .study import Study, study_to_yaml
 from .study.points import Point, SweepDim, _coordinate, expand, sweep_dims
 from .study.checks import point_study
+from .pipeline import run_point
 
 __all__ = ["SweepDim", "Point", "PointOutcome", "SweepOutcome", "sweep_dims", "expand", "point_study",
            "run_point", "run_sweep", "combine", "combined_dims", "error_summary"]
-
-def run_point(study: Study, point: Point, out_dir, *, resume: bool = False, device: str | None = None,
-              quiet: bool = False) -> Path:
-    """Run one sweep point into ``out_dir``: a pure function of (study, point, folder).
-
-    Returns
-    -------
-    Path
-        The point's output folder.
-    """
-    from .runner import run_study
-
-    return run_study(point_study(study, point), out_dir, resume=resume, device=device, quiet=quiet)
-
 
 @dataclass
 class PointOutcome:

@@ -87,6 +87,7 @@ from neurodelay.analysis.registry import register
 from neurodelay.analysis.theory import theory_lag
 from neurodelay.analysis.transfer import blend_nodes, gamma_transfer
 from neurodelay.analysis.traversals import decoder_input, factor_sweeps, latent_traversals
+from neurodelay.results import reconstruction_node
 
 __all__ = ["disentanglement_scores", "run_disentanglement", "run_lag", "run_flash_lag", "run_regions",
            "run_traversals"]
@@ -200,8 +201,6 @@ def _recon_node(results: xr.Dataset, ctx) -> str | None:
     if "reconstruction" in results.data_vars and "node" in results["reconstruction"].attrs:
         return str(results["reconstruction"].attrs["node"])
     try:
-        from neurodelay.runner import reconstruction_node
-
         return reconstruction_node(ctx.study, ctx.module)
     except Exception:  # noqa: BLE001 - no study or no unambiguous image node
         return None

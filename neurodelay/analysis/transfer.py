@@ -16,7 +16,10 @@ import attrs
 import numpy as np
 import xarray as xr
 
+from neurodelay.analysis.lag import representational_lag
+from neurodelay.circuit import world_shapes
 from neurodelay.components.temporal import Blend
+from neurodelay.results import add_reconstruction, evaluate
 
 __all__ = ["EVAL_GAMMAS", "blend_nodes", "gamma_transfer"]
 
@@ -57,10 +60,6 @@ def gamma_transfer(module, study, device: str = "cpu", gammas=EVAL_GAMMAS, *, no
         (signed error along the motion; negative = behind), with the trained
         gamma in the attribute ``trained_gamma``.
     """
-    from neurodelay.analysis.lag import representational_lag
-    from neurodelay.circuit import world_shapes
-    from neurodelay.runner import _add_reconstruction, evaluate
-
     circuit = module.circuit
     blends = blend_nodes(circuit)
     if node is None:
@@ -87,7 +86,7 @@ def gamma_transfer(module, study, device: str = "cpu", gammas=EVAL_GAMMAS, *, no
         m.to(device)
         m.eval()
         ds, names = evaluate(m, study, device)
-        _add_reconstruction(ds, study, m, names)
+        add_reconstruction(ds, study, m, names)
         mse.append(float(ds["reconstruction_mse"]) if "reconstruction_mse" in ds else float("nan"))
         var = names.get(representation, representation)
         res = representational_lag(ds, var)

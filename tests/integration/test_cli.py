@@ -13,12 +13,11 @@ import torch
 import xarray as xr
 import yaml
 
-import neurodelay.runner as runner_module
-import neurodelay.training as train_module
+import neurodelay.pipeline.run as runner_module
 from neurodelay import registry
 from neurodelay.errors import CheckpointError
 from neurodelay.run import main
-from neurodelay.runner import run_study
+from neurodelay.pipeline import run_study
 from neurodelay.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,7 +151,7 @@ def test_real_subprocess_run(reference, tmp_path):
 
 def test_interrupted_run_resumes_and_loses_nothing(reference, tmp_path, capsys, monkeypatch):
     out, _, study = reference
-    real_train = train_module.train
+    real_train = runner_module.train
 
     def interrupted(*args, **kwargs):
         def on_log(step, losses):
@@ -161,12 +160,12 @@ def test_interrupted_run_resumes_and_loses_nothing(reference, tmp_path, capsys, 
 
         return real_train(*args, **{**kwargs, "on_log": on_log})
 
-    monkeypatch.setattr(train_module, "train", interrupted)
+    monkeypatch.setattr(runner_module, "train", interrupted)
     code, _, err = run_cli(capsys, study, "--out", tmp_path, "--quiet")
     assert code == 130 and "--resume" in err
     assert (tmp_path / "tiny" / "checkpoint.pt").exists()
     assert not (tmp_path / "tiny" / "results.nc").exists()
-    monkeypatch.setattr(train_module, "train", real_train)
+    monkeypatch.setattr(runner_module, "train", real_train)
     code, _, err = run_cli(capsys, study, "--out", tmp_path, "--quiet", "--resume")
     assert code == 0, err
     a = without_timing(xr.load_dataset(out / "results.nc"))
@@ -183,7 +182,7 @@ def test_a_failing_run_exits_1_with_its_message(tmp_path, capsys, monkeypatch):
     def diverge(*args, **kwargs):
         raise TrainingError("training diverged: the reconstruction loss became NaN or infinite at step 2")
 
-    monkeypatch.setattr(train_module, "train", diverge)
+    monkeypatch.setattr(runner_module, "train", diverge)
     study = write_study(tmp_path, TINY)
     code, _, err = run_cli(capsys, study, "--out", tmp_path, "--quiet")
     assert code == 1 and "run failed" in err and "at step 2" in err and "Traceback" not in err

@@ -173,7 +173,7 @@ def test_a_rerun_that_trains_nothing_removes_the_old_checkpoint(finished, tmp_pa
 
 # ------------------------------------------------------------------------------ 4. no empty folder
 def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path, monkeypatch):
-    import neurodelay.runner as runner
+    import neurodelay.pipeline.run as runner
     from neurodelay.errors import OutputError
     from neurodelay.study import load_study
 

@@ -13,7 +13,7 @@ from neurodelay import Circuit, Edge, Relay
 from neurodelay.training.checkpoint import load_checkpoint, save_checkpoint
 from neurodelay.components import DelayLine, project_delays
 from neurodelay.training.objectives import Objective, Supervision
-from neurodelay.runner import run_study
+from neurodelay.pipeline import run_study
 from neurodelay.study import load_study
 from neurodelay.study import TrainSettings
 from neurodelay.training import train

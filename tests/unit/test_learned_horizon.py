@@ -11,7 +11,7 @@ import neurodelay as nd
 from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
 from neurodelay.analysis.theory import theory_circuit
 from neurodelay.training.objectives import Objective, Supervision
-from neurodelay.runner import run_study
+from neurodelay.pipeline import run_study
 from neurodelay.study import TrainSettings, load_study
 from neurodelay.training import train
 from tests.helpers import VEC, run

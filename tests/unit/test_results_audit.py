@@ -19,9 +19,9 @@ import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from neurodelay import plots
+from neurodelay.pipeline import plots
 from neurodelay.record import traces_to_dataset, write_netcdf
-from neurodelay.report import write_report, write_sweep_report
+from neurodelay.pipeline.report import write_report, write_sweep_report
 
 
 def _tiny(n_s=2, n_t=3, n_l=4, size=8, names=("blob_x", "circle_vx")) -> xr.Dataset:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import numpy as np
 import xarray as xr
 
-from ._util.files import write_text_atomic
+from .._util.files import write_text_atomic
 
 __all__ = ["write_report", "write_sweep_report", "key_numbers"]
 

@@ -17,7 +17,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._util.figures import save_figure
+from .._util.figures import save_figure
 
 __all__ = ["plot_run", "plot_losses", "plot_learned_delays", "plot_frames", "plot_error_time", "plot_latents",
            "plot_sweep", "save_figure"]

@@ -30,6 +30,16 @@ import traceback
 import warnings
 from pathlib import Path
 
+import torch
+
+from ._util.files import output_error
+from .circuit import world_shapes
+from .errors import CheckpointError, ConfigError, FolderLockedError, TrainingError, TrainingInterrupted
+from .executors import parse_executor
+from .pipeline import AnalysisError, resolve_device, run_study
+from .study import StudyError, expand, load_study, study_to_yaml
+from .sweep import collect, run_sweep
+
 __all__ = ["main"]
 
 
@@ -76,9 +86,6 @@ def _error(text: str) -> int:
 
 
 def _dry_run(study, out: Path) -> int:
-    from .circuit import world_shapes
-    from .study import study_to_yaml
-    from .sweep import expand
 
     print("# resolved study")
     print(study_to_yaml(study).rstrip())
@@ -115,15 +122,6 @@ def main(argv=None) -> int:
 
 
 def _main(args) -> int:
-    import torch
-
-    from ._util.files import output_error
-    from .errors import CheckpointError, ConfigError, FolderLockedError, TrainingError, TrainingInterrupted
-    from .pipeline import AnalysisError, resolve_device, run_study
-    from .study import StudyError, load_study
-    from .executors import parse_executor
-    from .sweep import collect, run_sweep
-
     if args.device == "cuda" and not torch.cuda.is_available():
         return _error("--device cuda: no CUDA device is available here (torch.cuda.is_available() is "
                       "False); use --device cpu.")
@@ -204,7 +202,7 @@ def _main(args) -> int:
             traceback.print_exc()
             print(f"run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
-        kept = (f" The last checkpoint written is kept: rerun with --resume to go on from it."
+        kept = (" The last checkpoint written is kept: rerun with --resume to go on from it."
                 if (out / "checkpoint.pt").exists() and study.sweep is None else "")
         print(f"run failed: {diagnosed}{kept}", file=sys.stderr)
         return 1

@@ -15,7 +15,7 @@ import numpy as np
 
 from .spec import Study
 
-__all__ = ["SweepDim", "Point", "sweep_dims", "expand", "MAX_POINT_NAME", "RESERVED_DIMS"]
+__all__ = ["SweepDim", "Point", "sweep_dims", "expand", "values_coordinate", "MAX_POINT_NAME", "RESERVED_DIMS"]
 
 
 #: Names a sweep dimension may not take (result dims and variables).
@@ -57,7 +57,7 @@ class SweepDim:
         """The dimension's index values in ``sweep.nc``."""
         if self.zipped:
             return np.arange(self.size)
-        return _coordinate(self.values[0])
+        return values_coordinate(self.values[0])
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,7 @@ def expand(study: Study) -> list[Point]:
 
 
 
-def _coordinate(values) -> np.ndarray:
+def values_coordinate(values) -> np.ndarray:
     """Swept values as a coordinate: numbers stay numbers (floats if any is one), text stays text,
     anything else (lists, booleans, None, mixtures) becomes its text form."""
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):

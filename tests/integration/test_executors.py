@@ -203,7 +203,7 @@ def test_a_slurm_point_is_requeued_at_its_time_limit_and_resumes_from_its_checkp
     import neurodelay.training.loop
     from neurodelay import executors
 
-    monkeypatch.setattr(executors, "_requeued", False)
+    monkeypatch.setattr(executors.jobs, "_requeued", False)
     study = load_study(study_file(tmp_path, steps=4), ["sweep={seed: [0]}"])  # checkpoint_every: 2
     point = expand(study)[0]
     folder = tmp_path / "runs" / point.name
@@ -251,12 +251,12 @@ def test_a_slurm_point_is_requeued_at_its_time_limit_and_resumes_from_its_checkp
 def test_a_point_out_of_requeues_says_how_to_go_on(tmp_path, monkeypatch):
     from submitit.core.utils import UncompletedJobError
 
-    import neurodelay.sweep
+    import neurodelay.executors.jobs
 
     def times_out(*args, **kwargs):
         raise UncompletedJobError("Job not requeued because: timed-out too many times.")
 
-    monkeypatch.setattr(neurodelay.sweep, "run_point", times_out)
+    monkeypatch.setattr(neurodelay.executors.jobs, "run_point", times_out)
     study = load_study(study_file(tmp_path), [])
     point = expand(study)[0]
     result = execute_point(PointJob(study, point, str(tmp_path / point.name)))

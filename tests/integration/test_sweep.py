@@ -10,6 +10,7 @@ import xarray as xr
 import yaml
 
 import neurodelay.sweep as sweep_module
+import neurodelay.sweep.runner as sweep_runner
 from neurodelay.run import main
 from neurodelay.study import structure_study
 from neurodelay.sweep import expand, point_study, sweep_dims
@@ -66,7 +67,7 @@ def _count_points(monkeypatch) -> list:
         calls.append((point.name, kw["resume"]))
         return real(study, point, folder, **kw)
 
-    monkeypatch.setattr(sweep_module, "run_point", count)
+    monkeypatch.setattr(sweep_runner, "run_point", count)
     return calls
 
 
@@ -85,7 +86,7 @@ def test_sweep_runs_points_combines_skips_and_records_failures(tmp_path, capsys,
             raise RuntimeError("boom at this point")
         return real(study, point, folder, **kw)
 
-    monkeypatch.setattr(sweep_module, "run_point", fail_one)
+    monkeypatch.setattr(sweep_runner, "run_point", fail_one)
     code = main([str(study), "--out", str(tmp_path / "runs"), "--quiet"])
     err = capsys.readouterr().err
     assert code == 1 and "1 of 4 sweep points failed" in err
@@ -116,7 +117,7 @@ def test_sweep_runs_points_combines_skips_and_records_failures(tmp_path, capsys,
         calls.append(point.name)
         return real(study, point, folder, **kw)
 
-    monkeypatch.setattr(sweep_module, "run_point", count)
+    monkeypatch.setattr(sweep_runner, "run_point", count)
     before = (out / "gamma=0.0,seed=0" / "results.nc").stat().st_mtime_ns
     assert main([str(study), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
     assert calls == ["gamma=0.5,seed=1"]
@@ -372,7 +373,6 @@ def test_a_failed_points_report_keeps_the_error_that_says_why(tmp_path, capsys, 
     """An engine's error for a point (a Slurm job's, whose first line only says that the job failed)
     keeps the line that names the exception in the report's table and on the console; the report's
     Failures section has the whole text."""
-    import neurodelay.executors as executors
     from neurodelay.executors import JobResult
 
     failed_job = (  # as submitit words a job whose function raised
@@ -409,7 +409,7 @@ def test_a_failed_points_report_keeps_the_error_that_says_why(tmp_path, capsys, 
                 on_result(job, result)
             return results
 
-    monkeypatch.setattr(executors, "make_executor", Engine)
+    monkeypatch.setattr(sweep_runner, "make_executor", Engine)  # the sweep looks its engine up there
     study = _write(tmp_path, {**BASE, "sweep": {"circuit.gamma": [0.0, 0.5]}})
     assert main([str(study), "--out", str(tmp_path / "runs"), "--executor", "slurm:local"]) == 1
     printed = capsys.readouterr().out
@@ -458,7 +458,7 @@ def test_rerun_of_a_sweep_that_trains_nothing_skips_its_points(tmp_path, capsys,
     assert main([str(study), "--out", str(runs), "--quiet"]) == 0
     assert xr.load_dataset(runs / "np" / "seed=0" / "results.nc").attrs["n_parameters"] == 0
     calls = []
-    monkeypatch.setattr(sweep_module, "run_point", lambda *a, **kw: calls.append(a[1].name))
+    monkeypatch.setattr(sweep_runner, "run_point", lambda *a, **kw: calls.append(a[1].name))
     capsys.readouterr()
     assert main([str(study), "--out", str(runs)]) == 0
     assert calls == [] and "rose" not in capsys.readouterr().out

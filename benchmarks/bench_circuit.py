@@ -18,7 +18,7 @@
 
    For T = 10, 100, 1000: ``mode="auto"`` (whatever the circuit's default
    does: cycles linear in their state are solved in closed form when
-   ``neurodelay/_linear.py`` recognises them) against ``mode="step"`` (every
+   ``neurodelay/circuit/linear.py`` recognises them) against ``mode="step"`` (every
    node stepped in Python), forward only and forward + backward, and the
    largest difference between their traces (target: within 1e-5, and auto at
    least 20 times faster at T = 1000).

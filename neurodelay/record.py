@@ -167,7 +167,7 @@ def _checked_inputs(traces, dt_ms, frames, factors, factor_names):
 #: Names a node trace cannot take in a results dataset (it becomes ``node_<name>``).
 RESERVED_NAMES = frozenset({"sample", "time", "latent", "factor", "y", "x", "step", "frames", "factors",
                             "reconstruction", "reconstruction_mse", "reconstruction_mse_by_time",
-                            # learned delays (see neurodelay.runner)
+                            # learned delays (see neurodelay.results.add_learned_delays)
                             "delay", "delay_edge", "delay_edge_index", "delay_channel", "delay_ms",
                             "delay_initial_ms", "delay_min_ms", "delay_max_ms", "delay_ms_history"})
 

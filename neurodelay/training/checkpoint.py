@@ -16,7 +16,7 @@ Contents (``FORMAT``, version ``VERSION``)::
     rng               {"torch": uint8 tensor, "cuda": [uint8 tensor],
                        "numpy": {...}, "python": {...}}
 
-and, written by :func:`neurodelay.train.train` but not required when
+and, written by :func:`neurodelay.training.train` but not required when
 reading (older checkpoints lack them)::
 
     delay_history     {<edge index>: [[float]]}: each learned delay in ms
@@ -127,7 +127,7 @@ def training_text(study_text: str) -> str:
     -------
     str
         The reduced text; ``study_text`` itself when it is not a YAML
-        mapping (e.g. ``""``, the text of a bare :func:`~neurodelay.train.train` call).
+        mapping (e.g. ``""``, the text of a bare :func:`~neurodelay.training.train` call).
     """
     part = _training_part(study_text)
     if not isinstance(part, dict):

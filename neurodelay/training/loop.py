@@ -184,7 +184,7 @@ def train(module, world, objective: Objective, settings, *, seed: int,
     study_text : str
         The study as text, stored in checkpoints; resuming requires the
         checkpoint's to train alike: equal
-        :func:`~neurodelay.checkpoint.training_text` (name, device,
+        :func:`~neurodelay.training.checkpoint.training_text` (name, device,
         evaluate, analyses, sweep and executor may differ, and so may
         ``settings.steps``, ``log_every`` and ``checkpoint_every``: a
         larger ``steps`` trains on from the checkpoint's step).

@@ -32,6 +32,7 @@ import xarray as xr
 from scipy import stats
 
 from neurodelay.analysis._dataset import CIRCLE_FACTORS, VELOCITY_FACTORS, factor_array, px_per_unit
+from neurodelay.components.base import RunContext
 
 __all__ = ["BLANK_STEPS", "blank_extrapolation"]
 
@@ -53,8 +54,6 @@ def _extrapolate(z: np.ndarray, t0: int, k: int, alpha: float) -> np.ndarray:
 
 def _decode(module, recon_node: str, z: np.ndarray, device) -> np.ndarray:
     """Decoder images (..., H, W) of latents (..., M), in float32."""
-    from neurodelay.components.base import RunContext
-
     dec = module.nodes[recon_node]
     with torch.no_grad():
         x = torch.as_tensor(z.reshape(-1, z.shape[-1]), dtype=torch.float32, device=device)

@@ -88,6 +88,11 @@ from neurodelay.analysis.theory import theory_lag
 from neurodelay.analysis.transfer import blend_nodes, gamma_transfer
 from neurodelay.analysis.traversals import decoder_input, factor_sweeps, latent_traversals
 from neurodelay.results import reconstruction_node
+from neurodelay.analysis.flash_lag import flash_lag_battery
+from neurodelay.analysis.blank import blank_extrapolation
+from neurodelay.components import Extrapolator
+from neurodelay.analysis.reversal import reversal_overshoot
+from neurodelay.simulation import simulate
 
 __all__ = ["disentanglement_scores", "run_disentanglement", "run_lag", "run_flash_lag", "run_regions",
            "run_traversals"]
@@ -277,8 +282,6 @@ def run_flash_lag(results: xr.Dataset, ctx) -> xr.Dataset | None:
     """Flash-lag in the probe's conditions (moving worlds only): read at the flash's first representation
     (``flash_lag_px`` ...), and the battery of readout rules (``flash_lag_battery_px`` ...: first, 2 steps
     later, averaged over 4 steps)."""
-    from neurodelay.analysis.flash_lag import flash_lag_battery
-
     if not _moving(results) or ctx.module is None or _static(ctx.world):
         return None
     var, node = _representation(results, ctx)
@@ -324,9 +327,6 @@ def run_heldout(results: xr.Dataset, ctx) -> xr.Dataset | None:
 @register("blank")
 def run_blank(results: xr.Dataset, ctx) -> xr.Dataset | None:
     """Blank the input for 1-4 steps and decode the representation's own extrapolation (moving, linear worlds)."""
-    from neurodelay.analysis.blank import blank_extrapolation
-    from neurodelay.components import Extrapolator
-
     if not _moving(results) or ctx.module is None or _static(ctx.world) \
             or getattr(ctx.world, "motion", "linear") != "linear" or "circle_vx" not in results["factor"].values:
         return None
@@ -348,15 +348,11 @@ _CALIBRATION_SEED = 7_340_033
 @register("reversal")
 def run_reversal(results: xr.Dataset, ctx) -> xr.Dataset | None:
     """Overshoot of the reported position past the turning points (moving worlds with reversals)."""
-    from neurodelay.analysis.reversal import reversal_overshoot
-
     if not _moving(results) or getattr(ctx.world, "motion", "linear") != "reversal":
         return None
     var, node = _representation(results, ctx)
     calibration = None
     if ctx.module is not None:  # the readout is calibrated on straight paths of the same world
-        from neurodelay.simulation import simulate
-
         straight = attrs.evolve(ctx.world, motion="linear")
         n = int(results.sizes["sample"])
         calibration = simulate(ctx.module, straight.sample(n, seed=_CALIBRATION_SEED), device=ctx.device)

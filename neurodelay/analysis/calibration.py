@@ -21,6 +21,7 @@ import xarray as xr
 
 from neurodelay.analysis.lag import CIRCLE_FACTORS, px_per_unit
 from neurodelay.analysis.theory import theory_circuit, theory_trace
+from neurodelay.presets import inertia
 
 __all__ = ["inertia_theory", "linear_representation", "NOISE_KINDS", "EMBEDDINGS"]
 
@@ -32,8 +33,6 @@ EMBEDDINGS = ("affine", "tuning")
 
 def inertia_theory(gamma: float, alpha: float, delay_steps: int, *, dt_ms: float = 10.0):
     """The theory circuit of the inertia preset (encoder replaced by the true factors)."""
-    from neurodelay.presets import inertia
-
     circuit = inertia(n_latents=2, gamma=gamma, alpha=alpha, input_delay_ms=delay_steps * dt_ms, dt_ms=dt_ms)
     theory, why = theory_circuit(circuit, "z")
     if theory is None:  # pragma: no cover - the inertia preset always has one

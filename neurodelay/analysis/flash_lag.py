@@ -141,6 +141,9 @@ from neurodelay.analysis.lag import LinearReadout, px_per_unit
 from neurodelay.errors import ConfigError
 from neurodelay.worlds.episode import Episode
 from neurodelay.worlds.flash import CONDITION_DESCRIPTIONS, FlashLagProbe
+from neurodelay.circuit import AUX_TRACES
+from neurodelay.record import variable_name
+from neurodelay.simulation import simulate
 
 __all__ = ["flash_lag", "flash_lag_battery", "flash_lag_theory", "impulse_response", "perception_latency",
            "READ_RULES"]
@@ -170,8 +173,6 @@ def perception_latency(module, node: str) -> int:
     KeyError
         ``node`` is neither a node nor an auxiliary trace of one.
     """
-    from neurodelay.circuit import AUX_TRACES
-
     plan = getattr(module, "plan", None)
     if plan is None or not hasattr(plan, "valid_from"):
         raise TypeError(f"module must be a built circuit (CircuitModule), got {type(module).__name__}; "
@@ -190,9 +191,6 @@ def trace_name(module, name: str) -> str:
     """The circuit trace that ``name`` stands for: a trace (node or ``<node>_mu`` / ``<node>_logvar``) itself,
     or the results variable of one (``simulate`` stores a trace named like a results variable or dimension,
     e.g. a node ``latent``, as ``node_latent``); ``name`` unchanged if it is neither."""
-    from neurodelay.circuit import AUX_TRACES
-    from neurodelay.record import variable_name
-
     circuit = getattr(module, "circuit", None)
     nodes = getattr(circuit, "nodes", None)
     if not isinstance(nodes, dict):
@@ -286,8 +284,6 @@ def _undefined_reason(probe: FlashLagProbe, latency: int) -> str:
 # --------------------------------------------------------------------------
 
 def _setup(module, readout, probe, node, show_flash):
-    from neurodelay.record import variable_name
-
     if not isinstance(readout, LinearReadout):
         raise TypeError(f"readout must be a LinearReadout (from neurodelay.analysis.fit_readout), got "
                         f"{type(readout).__name__}.")
@@ -320,8 +316,6 @@ def _check_n_frames(n_frames, probe: FlashLagProbe, latency: int, last_offset: i
 
 def _decode(module, world, readout, probe, node, n_frames, show_flash, device):
     """Decoded positions: moving (C, S, n_dir, T, 2) and static reference (n_dir, T, 2), factor units."""
-    from neurodelay.simulation import simulate
-
     episodes = [probe.episode(world, cond, speed, n_frames, show_flash=show_flash, device=device)
                 for cond in probe.conditions for speed in probe.speeds]
     episodes.append(probe.reference_episode(world, n_frames, device=device))

@@ -96,6 +96,7 @@ from neurodelay.analysis._dataset import (
 from neurodelay.analysis._lagfit import encoding_lag_core, refine_argmin, shift, velocity_gain
 from neurodelay.analysis.disentanglement import collapsed_latents
 from neurodelay.analysis.lag_scores import lag_resolved_scores
+from neurodelay._util.validators import is_int, is_real
 
 __all__ = [
     "POSITION_FACTORS",
@@ -372,8 +373,6 @@ def _check_method(method) -> str:
 
 def _check_fraction(name: str, value, example: str, *, upper: float | None = None) -> float:
     """A number >= 0 (and <= ``upper`` if given; without ``upper``, ``inf`` turns the gate off)."""
-    from neurodelay._util.validators import is_real
-
     if not is_real(value) or math.isnan(value) or value < 0 or (upper is not None and value > upper) \
             or (upper is not None and math.isinf(value)):
         bound = f"in [0, {upper:g}]" if upper is not None else ">= 0 (inf: no limit)"
@@ -615,8 +614,6 @@ def representational_lag(ds: xr.Dataset, node: str | None = None, *, lags: int |
     if pixels_per_unit is not None:
         pixels_per_unit = check_positive("pixels_per_unit", pixels_per_unit, "pixels_per_unit=24 (32 px frames)")
     min_r2 = _check_fraction("min_r2", min_r2, "min_r2=0.5", upper=1.0)
-    from neurodelay._util.validators import is_int
-
     if not is_int(n_boot) or n_boot < 0:
         raise ValueError(f"n_boot must be an integer >= 0 (bootstrap resamples; 0: no intervals), got "
                          f"{n_boot!r}; use e.g. n_boot=1000.")

@@ -53,6 +53,8 @@ import xarray as xr
 from scipy import stats
 
 from neurodelay.analysis._checks import check_int, finite_report
+from neurodelay.components.base import RunContext
+from neurodelay.worlds.circle import circle_value_set
 
 __all__ = ["REGIONS", "N_MEAN_SCENE", "region_errors", "static_region_errors", "moving_region_errors",
            "circle_blob_distance_px", "factor_grid", "heldout_region_errors", "mean_scene"]
@@ -357,8 +359,6 @@ def static_region_errors(module, world, recon_node: str, *, grid_size: int = 8, 
         bound), ``region_mse_mean_scene`` (region), ``drawn`` and
         ``drawn_ci`` (bound): see the module docstring.
     """
-    from neurodelay.components.base import RunContext
-
     batch_size = check_int("batch_size", batch_size, 1)
     n_bins = check_int("n_bins", n_bins, 1)
     n_boot = check_int("n_boot", n_boot, 0)
@@ -618,8 +618,6 @@ def heldout_region_errors(module, world, recon_node: str, *, n_blob: int = 6, ba
         ``heldout_region_mse`` (split, region), ``heldout_region_pixels``
         (split, region) and ``heldout_drawn`` (split).
     """
-    from neurodelay.worlds.circle import circle_value_set
-
     n_blob = check_int("n_blob", n_blob, 1)
     trained = str(getattr(world, "circle_values", "grid"))
     if trained not in ("even", "odd"):

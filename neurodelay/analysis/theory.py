@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import xarray as xr
 
 from neurodelay.circuit import Circuit, Edge
 from neurodelay.components import Relay
 from neurodelay.worlds.episode import Episode
+from neurodelay.simulation import simulate
+from neurodelay.analysis._dataset import CIRCLE_FACTORS, DEFAULT_LAGS
+from neurodelay.analysis.lag import representational_lag
 
 __all__ = ["theory_circuit", "theory_trace", "steady_state_lag", "theory_lag"]
 
@@ -99,8 +103,6 @@ def theory_trace(theory: Circuit, node: str, factors: np.ndarray, factor_names, 
     -------
     numpy.ndarray, shape (n, T, len(channels))
     """
-    from neurodelay.simulation import simulate
-
     f = torch.as_tensor(np.asarray(factors, dtype=np.float64), dtype=torch.float64)
     ep = Episode(frames=torch.zeros(f.shape[0], f.shape[1], 1, 1, 1, dtype=torch.float64), factors=f,
                  factor_names=tuple(factor_names))
@@ -164,11 +166,6 @@ def theory_lag(ds, circuit: Circuit | None, node: str, *, from_step: int, lags=N
         steps; NaN with ``nan_reason`` where the circuit has no linear
         theory or the loop does not settle).
     """
-    import xarray as xr
-
-    from neurodelay.analysis._dataset import CIRCLE_FACTORS, DEFAULT_LAGS
-    from neurodelay.analysis.lag import representational_lag
-
     lags = DEFAULT_LAGS if lags is None else lags
     names = [str(n) for n in ds["factor"].values]
     transient, steady, why_t, why_s = float("nan"), float("nan"), None, None

@@ -38,6 +38,9 @@ from neurodelay._util.validators import as_names
 from neurodelay.analysis.disentanglement import correlation_matrix, correlation_score, matched_correlation_score
 from neurodelay.analysis.flash_lag import perception_latency, trace_name
 from neurodelay.analysis.lag import POSITION_FACTORS
+from neurodelay.components.base import FrameModule, RunContext
+from neurodelay.simulation import simulate
+from neurodelay.worlds.episode import Episode
 
 __all__ = ["decoder_input", "latent_traversals", "factor_sweeps"]
 
@@ -51,8 +54,6 @@ def decoder_input(module, recon_node: str) -> str:
         If ``recon_node`` has not exactly one incoming edge or is not a
         memoryless (frame-by-frame) module.
     """
-    from neurodelay.components.base import FrameModule
-
     if recon_node not in module.nodes:
         raise KeyError(f"recon_node={recon_node!r} is not a node ({', '.join(module.nodes)}).")
     edges = module.plan.inputs_of(recon_node)
@@ -104,8 +105,6 @@ def latent_traversals(module, recon_node: str, latents, *, n_steps: int = 8,
         (n, M) with the decoder's input width M, or holds NaN or infinite
         values; bad ``n_steps`` or ``quantiles``.
     """
-    from neurodelay.components.base import RunContext
-
     source = decoder_input(module, recon_node)
     shapes = getattr(module.plan, "shapes", {}) or {}
     out_shape = shapes.get(recon_node)
@@ -201,9 +200,6 @@ def factor_sweeps(module, world, node: str, *, n_steps: int = 16, factors: str |
         with factor i) and ``sweep_matched_correlation_score`` (best
         pairing and signs); coordinate ``sweep_value`` (sweep_step).
     """
-    from neurodelay.simulation import simulate
-    from neurodelay.worlds.episode import Episode
-
     n_steps = _check_int("n_steps", n_steps, 2)
     names = list(world.factor_names)
     factors = as_names(factors, "factors")

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from .._util.files import write_text_atomic
+from .plots import plot_sweep
 
 __all__ = ["write_report", "write_sweep_report", "key_numbers"]
 
@@ -196,8 +197,6 @@ def write_sweep_report(out_dir, study, dims, outcome, combined: xr.Dataset | Non
     the Failures section gives the whole of it (``po.detail``, when there
     is more).
     """
-    from .plots import plot_sweep
-
     out_dir = Path(out_dir)
     metrics: list[str] = []
     if combined is not None:

@@ -38,10 +38,10 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_train import machine_lines, matmul_peak_gflops, set_threads, sync, time_calls  # noqa: E402
+from bench_train import machine_lines, matmul_peak_gflops, set_threads, sync, time_calls
 
-from neurodelay import Blend, Circuit, Edge, Extrapolator, build_seeded, presets  # noqa: E402
-from neurodelay.components.base import RunContext  # noqa: E402
+from neurodelay import Blend, Circuit, Edge, Extrapolator, build_seeded, presets
+from neurodelay.components.base import RunContext
 
 GAMMA, ALPHA = 0.75, 1.0
 

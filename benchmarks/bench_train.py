@@ -358,7 +358,7 @@ def peak_tensor_bytes(fn) -> int | None:
                 cur -= live.pop(key, 0)
             peak = max(peak, cur)
         return peak
-    except Exception as exc:  # a private API: report, do not fail the benchmark
+    except Exception as exc:  # noqa: BLE001 - a private API: report, do not fail the benchmark
         print(f"(tensor peak not measured: {type(exc).__name__}: {exc})", file=sys.stderr)
         return None
 

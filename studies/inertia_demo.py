@@ -10,10 +10,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import neurodelay as nd  # noqa: E402
-from neurodelay.record import write_netcdf  # noqa: E402
+import neurodelay as nd
+from neurodelay.record import write_netcdf
 
 
 def main(out: Path = Path("runs/inertia_demo")) -> None:

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
                 times[name] = round(seconds, 1)
                 times_path.write_text(json.dumps(times, indent=2) + "\n")
     sys.path.insert(0, str(HERE))
-    from findings import write_findings  # noqa: E402
+    from findings import write_findings
 
     write_findings(args.runs, args.out)
     print(f"wrote {args.out}")

@@ -136,8 +136,8 @@ class LinearLoop:
         k = spread.shape[1]
         toeplitz = np.zeros((n_chunk * n, n_chunk * k))
         for i in range(n_chunk):
-            for l in range(i + 1):
-                toeplitz[i * n:(i + 1) * n, l * k:(l + 1) * k] = h[i - l]
+            for src in range(i + 1):
+                toeplitz[i * n:(i + 1) * n, src * k:(src + 1) * k] = h[i - src]
         from_state = np.concatenate([powers[i + 1][:n] for i in range(n_chunk)], axis=0)  # (L N, D)
         step_major = np.concatenate([toeplitz, from_state], axis=1)
         node_major = step_major.reshape(n_chunk, n, -1).transpose(1, 0, 2).reshape(n_chunk * n, -1)

@@ -140,7 +140,7 @@ def execute_point(job: PointJob) -> JobResult:
     try:
         run_point(job.study, job.point, folder, resume=job.resume or _has_checkpoint(folder),
                   device=job.device, quiet=True)
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported, the other points go on (a worker
+    except (Exception, SystemExit) as exc:  # reported, the other points go on (a worker
         # process that let SystemExit out would end: under processes:N the pool breaks, and every point with it)
         if isinstance(exc, SystemExit) and _requeued:
             raise  # submitit requeued this Slurm job (time limit, preemption) and ends it: the point resumes there

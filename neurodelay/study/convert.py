@@ -11,6 +11,7 @@ import difflib
 import functools
 import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -27,6 +28,9 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 from cattrs.gen import make_dict_structure_fn
+
+if sys.version_info < (3, 11):  # Python 3.10: cattrs raises the exceptiongroup backport's groups
+    from exceptiongroup import BaseExceptionGroup
 
 from ..circuit import Circuit, Edge
 from ..components import COMPONENTS

@@ -357,7 +357,7 @@ def load_checkpoint(path: str | os.PathLike, *, study_text: str | None = None,
                               f"(resume=False) to start afresh.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, bad pickle, disallowed global, ...
+    except Exception as err:  # noqa: BLE001 - truncated zip, bad pickle, disallowed global, ...
         raise CheckpointError(
             f"checkpoint {str(path)!r} is truncated or corrupt and cannot be read "
             f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); {_FIX}."

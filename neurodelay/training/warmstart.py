@@ -111,7 +111,7 @@ def warm_start(module: torch.nn.Module, source) -> list[str]:
     with source.open("rb") as fh:
         try:
             held = torch.load(fh, map_location="cpu", weights_only=True)
-        except Exception as err:  # truncated zip, bad pickle, a global weights_only refuses
+        except Exception as err:  # noqa: BLE001 - truncated zip, bad pickle, a global weights_only refuses
             raise CheckpointError(f"train.init_from: {name!r} cannot be read ({type(err).__name__}: "
                                   f"{str(err).splitlines()[0] if str(err) else ''}).") from None
     if isinstance(held, dict) and held.get("format") == FORMAT:

@@ -19,11 +19,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-import yaml  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from scipy import stats  # noqa: E402
+import numpy as np
+import xarray as xr
+import yaml
+from matplotlib.figure import Figure
+from scipy import stats
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent
 ROOT = STUDIES_DIR.parent

@@ -257,7 +257,7 @@ def test_classes_of_a_notebook_are_refused_by_processes_up_front(tmp_path, monke
 
     notebook = types.ModuleType("__main__")  # like Jupyter's: no __file__, no __spec__ name
     monkeypatch.setitem(sys.modules, "__main__", notebook)
-    exec(compile(SCRIPT, "<cell>", "exec"), notebook.__dict__)
+    exec(compile(SCRIPT, "<cell>", "exec"), notebook.__dict__)  # noqa: S102 - a notebook cell runs the script
     study = notebook.study()
     assert type(study.circuit.nodes["smooth"]).__module__ == "__main__"
     with pytest.raises(ExecutorUnavailable, match=r"--executor processes:2: the study uses Leaky defined in this "

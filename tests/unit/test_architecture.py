@@ -1,5 +1,5 @@
-"""The package's shape (docs/architecture.md): layers that import only downward, and no import of the
-package's own modules hidden in a function."""
+"""The package's shape (docs/architecture.md): layers that import only downward, no import of the
+package's own modules hidden in a function, and ruff's checks (configured in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ def test_the_layers_import_only_downward():
                  "sys.argv[0] = 'lint-imports'; lint_imports_command()", "--no-cache", "--no-logo"])
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
+
+
+def test_ruff_finds_nothing():
+    """``ruff check`` over the repository, with the configuration in pyproject.toml."""
+    pytest.importorskip("ruff", reason="ruff is in the test extra: pip install -e '.[test]'")
+    done = _run([sys.executable, "-m", "ruff", "check", "--no-cache", "--output-format", "concise", "."])
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def _function_level_imports(source: str, name: str) -> list[str]:

@@ -16,7 +16,7 @@ from neurodelay._util import bounds as _bounds
 from neurodelay.executors import parse_executor
 from neurodelay.errors import ConfigError
 from neurodelay.run import main
-from neurodelay.study import StudyError, load_study
+from neurodelay.study import StudyError
 from neurodelay.sweep import expand
 
 TINY = {

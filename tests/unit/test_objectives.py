@@ -6,10 +6,9 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import neurodelay as nd
-from neurodelay import Blend, Circuit, ConvDecoder, ConvEncoder, Edge, Extrapolator, Relay
+from neurodelay import Blend, Circuit, ConvEncoder, Edge, Relay
 from neurodelay.errors import ConfigError
 from neurodelay.training.objectives import Objective, Supervision, check_objective, compute_losses, scored_steps
 

@@ -27,7 +27,8 @@ from neurodelay.analysis._dataset import (
     score_inputs,
 )
 from neurodelay.analysis._lagfit import refine_argmin, shift
-from neurodelay.analysis.disentanglement import COLLAPSE_TOL, _collapsed, correlation_matrix, dci, mig, sap
+from neurodelay.analysis._codes import COLLAPSE_TOL, _collapsed
+from neurodelay.analysis.disentanglement import correlation_matrix, dci, mig, sap
 
 __all__ = ["lag_resolved_scores", "lag_scores_core"]
 

@@ -10,8 +10,6 @@ import pytest
 
 from neurodelay.analysis._discretize import equal_width_codes
 from neurodelay.analysis.disentanglement import (
-    _dci_from_importance,
-    _mig_from_discrete,
     collapsed_latents,
     correlation_matrix,
     correlation_score,
@@ -21,6 +19,8 @@ from neurodelay.analysis.disentanglement import (
     mig_details,
     sap,
 )
+from neurodelay.analysis.mutual_info import _mig_from_discrete
+from neurodelay.analysis.predictability import _dci_from_importance
 
 N = 2000
 N_FACTOR = 4

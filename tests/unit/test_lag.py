@@ -11,12 +11,12 @@ from neurodelay import Blend, Circuit, Edge, Extrapolator, MovingCircle, simulat
 from neurodelay.analysis.figures import plot_lag
 from neurodelay.analysis._lagfit import shift as _shift
 from neurodelay.analysis.lag import (
-    _readout_lag_core,
     fit_readout,
     lag_resolved_scores,
     px_per_unit,
     representational_lag,
 )
+from neurodelay.analysis.readout import _readout_lag_core
 from neurodelay.components.base import AbstractComponent, FrameModule
 
 DT = 10.0

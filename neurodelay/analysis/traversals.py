@@ -36,7 +36,7 @@ from neurodelay.analysis._checks import check_int as _check_int
 from neurodelay.analysis._checks import finite_report
 from neurodelay._util.validators import as_names
 from neurodelay.analysis.disentanglement import correlation_matrix, correlation_score, matched_correlation_score
-from neurodelay.analysis.flash_lag import perception_latency, trace_name
+from neurodelay.analysis.traces import perception_latency, trace_name
 from neurodelay.analysis.lag import POSITION_FACTORS
 from neurodelay.components.base import FrameModule, RunContext
 from neurodelay.simulation import simulate

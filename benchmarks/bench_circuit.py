@@ -5,8 +5,9 @@
    computation hand-written as one module that calls the very same encoder
    and decoder modules: encode the 9 distinct frames the 1-step input delay
    delivers at once (frame 0 held for steps 0 and 1), step the
-   blend/extrapolation loop in plain Python, decode all steps at once. Timed as forward + backward of the original's loss (training) and as
-   a forward pass without gradients, at B = 64 and at B = 4 (where the
+   blend/extrapolation loop in plain Python, decode all steps at once. Timed
+   as forward + backward of the original's loss (training) and as a forward
+   pass without gradients, at B = 64 and at B = 4 (where the
    circuit's bookkeeping weighs most). Target: within 5 %.
 
 2. Long horizons. A latent-only circuit (B = 64, 64 channels): the input

@@ -601,7 +601,8 @@ def main(argv=None):
               f"{mem_s:>10s} {tens_s:>9s}")
     print("\n(ms/step: median over all timed steps; (min): best round's median; useful: GFLOP/s counting "
           "the reference's FLOPs; peak mem: " + ("torch.cuda.max_memory_allocated" if args.device.startswith("cuda")
-                                                  else "peak resident set during the steps (VmHWM, reset before them) minus the resident set before them, fresh process")
+                                                  else "peak resident set during the steps (VmHWM, reset before "
+                                                       "them) minus the resident set before them, fresh process")
           + "; tensors: the largest total size of live tensors during one step, parameters and inputs included, "
           "from torch.profiler's memory events, independent of the C allocator)")
     for a, b in (("reference", "neurodelay"), ("reference e2e", "neurodelay e2e"),

@@ -111,7 +111,8 @@ def main(argv=None):
     print(f"{'renderer':<30}{'batch':>7}{'sequences/s':>14}{'x reference':>13}")
     print(f"{'reference (numpy, per frame)':<30}{1:>7}{ref_rate:>14,.0f}{1.0:>13.1f}")
     seeds = iter(range(10**9))
-    worlds = [("neurodelay default", MovingCircle()), ("neurodelay seed_compatible", MovingCircle(seed_compatible=True)),
+    worlds = [("neurodelay default", MovingCircle()),
+              ("neurodelay seed_compatible", MovingCircle(seed_compatible=True)),
               ("default, motion reversal", MovingCircle(motion="reversal")),
               ("default, motion accelerating", MovingCircle(motion="accelerating")),
               ("default, pixel_noise 0.1", MovingCircle(pixel_noise=0.1))]

@@ -68,7 +68,8 @@ def gamma_transfer(module, study, device: str = "cpu", gammas=EVAL_GAMMAS, *, no
                              f"name the one whose gamma to change.")
         node = blends[0]
     elif node not in blends:
-        raise ValueError(f"node={node!r} is not a Blend node of the circuit (Blend nodes: {', '.join(blends) or 'none'}).")
+        raise ValueError(f"node={node!r} is not a Blend node of the circuit "
+                         f"(Blend nodes: {', '.join(blends) or 'none'}).")
     gammas = [float(g) for g in gammas]
     bad = [g for g in gammas if not 0.0 <= g <= 1.0]
     if bad or not gammas:

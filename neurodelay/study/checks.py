@@ -233,8 +233,8 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
         registered = registry.available()
         for i, name in enumerate(study.analyses):
             if name not in registered:
-                problems.append((f"$.analyses[{i}]", f"unknown analysis {name!r}; "
-                                                     f"{_suggest(name, list(registered)) if registered else 'none is registered.'}"))
+                hint = _suggest(name, list(registered)) if registered else "none is registered."
+                problems.append((f"$.analyses[{i}]", f"unknown analysis {name!r}; {hint}"))
     return problems
 
 

@@ -38,7 +38,8 @@ from ..components.base import AbstractComponent
 from ..presets import PRESETS
 from .problems import (StudyError, _KindProblem, _Located, _message, _Problem, _show, _key_path,
                        _suggest, _thaw, _freeze, _with_default_fix)
-from .spec import WORLDS, CircuitSpec, GraphCircuit, PresetCircuit, Study, Sweep, World, _preset_key_problems, _preset_parameters
+from .spec import (WORLDS, CircuitSpec, GraphCircuit, PresetCircuit, Study, Sweep, World, _preset_key_problems,
+                   _preset_parameters)
 
 __all__ = ["unstructure_study", "study_to_yaml", "structure_component", "unstructure_component"]
 

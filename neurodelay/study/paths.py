@@ -179,7 +179,8 @@ def _set_path(raw: dict, path: str, value, *, check_only: bool = False,
                 node[tok] = nxt
         elif not isinstance(nxt, list if child_schema[0] == "list" else dict) and child_schema[0] != "leaf":
             here = ".".join(str(t) for t in done + [tok])
-            raise _PathError(f"{here} is {_yaml_value(nxt)}, not a {'list' if child_schema[0] == 'list' else 'section'}, "
+            what = "list" if child_schema[0] == "list" else "section"
+            raise _PathError(f"{here} is {_yaml_value(nxt)}, not a {what}, "
                              f"so it has no entry {tokens[i + 1]!r}; set the whole of {here} instead, e.g. "
                              f"--set '{here}={'[...]' if child_schema[0] == 'list' else '{...}'}'.")
         node, schema = nxt, child_schema

@@ -40,8 +40,8 @@ run can be resumed, finished training re-evaluated and re-analysed, or
 trained for longer, after those change. A key of ``train`` or ``world`` added later
 (``LATER_TRAIN_DEFAULTS``: ``delay_lr``, ``init_from``;
 ``LATER_WORLD_DEFAULTS``: ``motion``, ``reversal_rate``, ``speed_jitter``,
-``pixel_noise``) is also left out where it holds the value its absence meant, so that checkpoints written before it existed
-still resume. The whole text is still stored (it is the
+``pixel_noise``) is also left out where it holds the value its absence meant,
+so that checkpoints written before it existed still resume. The whole text is still stored (it is the
 study of the last run that wrote the file), and checkpoints written before
 this rule, which store the same whole text, are reduced the same way.
 """

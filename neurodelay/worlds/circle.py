@@ -102,9 +102,10 @@ class CircleOverBlob:
     @circle_values.validator
     def _check_circle_values(self, attr, value):
         if value not in CIRCLE_VALUE_SETS:
-            raise ConfigError(f"CircleOverBlob.circle_values must be one of {', '.join(map(repr, CIRCLE_VALUE_SETS))}, got "
-                             f"{value!r}: 'grid' draws circle x and y from all 16 grid values, 'even' from "
-                             f"the 8 at even indices (train on them, hold the others out), 'odd' from the rest.")
+            raise ConfigError(f"CircleOverBlob.circle_values must be one of "
+                              f"{', '.join(map(repr, CIRCLE_VALUE_SETS))}, got "
+                              f"{value!r}: 'grid' draws circle x and y from all 16 grid values, 'even' from "
+                              f"the 8 at even indices (train on them, hold the others out), 'odd' from the rest.")
 
     @property
     def circle_grid(self) -> np.ndarray:
@@ -309,7 +310,8 @@ class MovingCircle:
             if self.n_frames != N_ORIGINAL_FRAMES:
                 raise ConfigError(
                     f"MovingCircle.n_frames must be {N_ORIGINAL_FRAMES} with dataset='original' (its sequences "
-                    f"have {N_ORIGINAL_FRAMES} frames), got {self.n_frames!r}; set n_frames={N_ORIGINAL_FRAMES} or dataset=None."
+                    f"have {N_ORIGINAL_FRAMES} frames), got {self.n_frames!r}; "
+                    f"set n_frames={N_ORIGINAL_FRAMES} or dataset=None."
                 )
             if self.motion != "linear":
                 raise ConfigError(
@@ -497,11 +499,13 @@ class MovingCircle:
             _spec.check_finite(torch.from_numpy(a), columns, what=name)
             arrays.append(a)
         if len({a.shape[0] for a in arrays}) != 1:
-            raise ValueError(f"start, velocity and blob must have the same length n, got {[a.shape[0] for a in arrays]}.")
+            raise ValueError(f"start, velocity and blob must have the same length n, "
+                             f"got {[a.shape[0] for a in arrays]}.")
         if arrays[0].shape[0] == 0:
             raise ValueError("start, velocity and blob must hold at least one trajectory (n >= 1), got n = 0; "
                              "pass arrays of shape (n, 2), e.g. start=[[0.2, 0.5]].")
-        f = torch.as_tensor(self._factor_array(arrays[0], arrays[1], arrays[2], n_frames), dtype=torch.float32, device=device)
+        f = torch.as_tensor(self._factor_array(arrays[0], arrays[1], arrays[2], n_frames), dtype=torch.float32,
+                            device=device)
         return Episode(_spec.render_parts(self, f[:, :1, :2], f[..., 2:4]), f, self.factor_names)
 
     def render(self, factors) -> torch.Tensor:

@@ -344,7 +344,8 @@ def _original_blocks(blob, circle, n: int, radius: float, blob_sigma: float, blo
         yield lead, s, e, comp
 
 
-def original_composite(blob, circle, n_px: int, radius: float, blob_sigma: float, blob_brightness: float) -> torch.Tensor:
+def original_composite(blob, circle, n_px: int, radius: float, blob_sigma: float,
+                       blob_brightness: float) -> torch.Tensor:
     """The original's image before reduction: binary quirk disc over the blob, uint8 values.
 
     Parameters
@@ -368,7 +369,8 @@ def original_composite(blob, circle, n_px: int, radius: float, blob_sigma: float
     return out.reshape(*lead, n_px, n_px)
 
 
-def render_seed_compatible(blob, circle, size: int, radius: float, blob_sigma: float, blob_brightness: float) -> torch.Tensor:
+def render_seed_compatible(blob, circle, size: int, radius: float, blob_sigma: float,
+                           blob_brightness: float) -> torch.Tensor:
     """The original generator: composite at 2*size px, reduced 2x as PIL does.
 
     Parameters and return as ``render_default``; values are multiples of
@@ -410,7 +412,8 @@ def masks(circle: torch.Tensor, size: int, radius: float, seed_compatible: bool)
             alone = torch.zeros(b, size * size, dtype=torch.float32, device=circle.device)
             if b:
                 cov, x0, y0, k = disc_coverage(
-                    _centre_default(circle[:, 0], size), _centre_default(circle[:, 1], size), radius * scale * size, size
+                    _centre_default(circle[:, 0], size), _centre_default(circle[:, 1], size),
+                    radius * scale * size, size,
                 )
                 alone.scatter_(1, _flat_index(x0, y0, k, size), cov.permute(2, 0, 1).reshape(b, -1))
             discs[key] = alone.view(b, size, size) > MASK_THRESHOLD

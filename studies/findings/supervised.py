@@ -117,7 +117,8 @@ def section_supervised_decoder(runs: Path, out_root: Path) -> Section:
         "decoder_draws_circle": Measured(drawn_tr, n="trained circle values"),
         "decoder_heldout_drawn": Measured(drawn_ho, n="held-out circle values"),
         "decoder_heldout_ratio": Measured(ratio_obj if drawn_tr >= 0.8 else float("nan"),
-                                          note="" if drawn_tr >= 0.8 else "the circle is not drawn at trained positions"),
+                                          note="" if drawn_tr >= 0.8
+                                          else "the circle is not drawn at trained positions"),
         "decoder_background": Measured(grid[2], grid_ci[2], n_grid),
         "decoder_inside": Measured(grid[0], grid_ci[0], n_grid),
     })

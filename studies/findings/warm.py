@@ -84,7 +84,8 @@ def section_inertia_warm(runs: Path, out_root: Path) -> Section:
     a0 = seeds_of("linear", "tuned", 0.0, 1.0, "motion_asymmetry")
     am, aci, an = seed_interval(a75)
     sec.checks = checks(sec.study, {
-        "warm_frozen_matches_theory": Measured(worst(frozen_err, "linear"), n=f"{len(gammas) * len(alphas)} conditions"),
+        "warm_frozen_matches_theory": Measured(worst(frozen_err, "linear"),
+                                               n=f"{len(gammas) * len(alphas)} conditions"),
         "warm_training_keeps_lag": Measured(worst(diff_cells, "linear")),
         "warm_training_keeps_lag_reversal": Measured(worst(diff_cells, "reversal")),
         "warm_alpha1_no_extra_lag": Measured(max((abs(v) for k, v in alpha1_err.items()

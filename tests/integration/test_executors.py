@@ -266,7 +266,8 @@ def test_a_point_out_of_requeues_says_how_to_go_on(tmp_path, monkeypatch):
     assert (tmp_path / point.name / "error.txt").read_text().splitlines()[0] == first
 
 
-@pytest.mark.parametrize("group, sig", [(True, signal.SIGINT), pytest.param(False, signal.SIGINT, marks=pytest.mark.slow),
+@pytest.mark.parametrize("group, sig", [(True, signal.SIGINT),
+                                        pytest.param(False, signal.SIGINT, marks=pytest.mark.slow),
                                         pytest.param(False, signal.SIGTERM, marks=pytest.mark.slow)],
                          ids=["ctrl-c", "sigint-to-the-sweep-alone", "sigterm-to-the-sweep-alone"])
 def test_ctrl_c_stops_a_processes_sweep_promptly_and_keeps_every_step(tmp_path, group, sig):

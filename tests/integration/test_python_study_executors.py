@@ -217,7 +217,8 @@ def test_a_worker_without_the_script_reports_why(script, monkeypatch, tmp_path):
     assert result.status == "failed"
     assert f"the study script {script.resolve()} is not on worker host" in result.error
     assert "file system the workers share" in result.error and "processes:N" in result.error
-    assert (tmp_path / "f" / "error.txt").read_text().strip() == result.error.strip()  # in the point's folder, for --collect
+    # in the point's folder, for --collect:
+    assert (tmp_path / "f" / "error.txt").read_text().strip() == result.error.strip()
 
 
 def test_an_edited_script_is_not_run_with_the_old_study(script, monkeypatch, tmp_path):
@@ -243,7 +244,8 @@ def test_remote_dask_workers_without_the_script_are_refused_up_front(script, tmp
 
     study = load_study(script)
     script.unlink()
-    monkeypatch.setattr(executors.dask, "_check_scripts_here", lambda jobs, name: None)  # as if only the workers lack it
+    # as if only the workers lacked it:
+    monkeypatch.setattr(executors.dask, "_check_scripts_here", lambda jobs, name: None)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with pytest.raises(ExecutorUnavailable, match=r"--executor dask:tcp://.*not every worker has it .* lacks "
                                                       r".*pystudy\.py.*file system the workers share"):

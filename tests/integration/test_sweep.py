@@ -96,7 +96,8 @@ def test_sweep_runs_points_combines_skips_and_records_failures(tmp_path, capsys,
     report = (out / "report.md").read_text()
     assert "boom at this point" in report and "| failed |" in report
     assert (out / "gamma=0.5,seed=1" / "error.txt").read_text().startswith("RuntimeError: boom at this point")
-    assert "figures/sweep_reconstruction_mse.png" in report and (out / "figures" / "sweep_reconstruction_mse.png").is_file()
+    assert "figures/sweep_reconstruction_mse.png" in report
+    assert (out / "figures" / "sweep_reconstruction_mse.png").is_file()
 
     ds = xr.load_dataset(out / "sweep.nc")
     assert ds["reconstruction_mse"].dims == ("gamma", "zip")
@@ -313,7 +314,8 @@ def test_one_point_sweeps_and_numeric_coordinates(tmp_path, capsys):
     assert main([str(one), "--out", str(runs), "--quiet"]) == 0
     ds = xr.load_dataset(runs / "one" / "sweep.nc")
     assert ds["reconstruction_mse"].dims == ("gamma",)
-    assert (runs / "one" / "report.md").is_file() and (runs / "one" / "figures" / "sweep_reconstruction_mse.png").is_file()
+    assert (runs / "one" / "report.md").is_file()
+    assert (runs / "one" / "figures" / "sweep_reconstruction_mse.png").is_file()
     mixed = _write(tmp_path, {**BASE, "name": "mixed", "sweep": {
         "circuit.gamma": [0, 0.5], "zip": {"train.lr": [1e-3, 1e-3], "seed": [1, 2]}}})
     assert main([str(mixed), "--out", str(runs), "--quiet"]) == 0

@@ -17,7 +17,8 @@ PACKAGE = ROOT / "neurodelay"
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     """``args`` run from the repository's root, with this checkout's package first on the path."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = {**os.environ, "PYTHONPATH": path}
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -128,7 +128,8 @@ def test_aliases_that_expand_to_a_billion_values_are_refused_quickly(capsys, tmp
 
 
 def test_an_integer_of_thousands_of_digits_is_refused(capsys, tmp_path):
-    err = refused(capsys, tmp_path, study_file(tmp_path, f"name: x\nseed: {'9' * 5000}\ncircuit: {{preset: inertia}}\n"))
+    text = f"name: x\nseed: {'9' * 5000}\ncircuit: {{preset: inertia}}\n"
+    err = refused(capsys, tmp_path, study_file(tmp_path, text))
     assert "cannot read" in err
     err = refused(capsys, tmp_path, study_file(tmp_path), "seed=" + "9" * 5000)
     assert "cannot be read" in err and "characters)" in err  # the --set is quoted cut, not whole

@@ -113,7 +113,8 @@ def whole_checkpoint(path, **changes) -> None:
 
 
 @pytest.mark.parametrize("changes, text_", [
-    ({"history": {"step": [1, 2, 3], "total": [3.0, 2.0]}}, "its history of the total loss is not one number per logged step"),
+    ({"history": {"step": [1, 2, 3], "total": [3.0, 2.0]}},
+     "its history of the total loss is not one number per logged step"),
     ({"history": {"step": [1, 3, 2], "total": [1.0, 1.0, 1.0]}}, "are not increasing steps from 1 to its step 3"),
     ({"history": {"step": [1, 2, 4], "total": [1.0, 1.0, 1.0]}}, "are not increasing steps from 1 to its step 3"),
     ({"history": {"step": [1], "a b": [1.0]}}, "names a loss term 'a b', not a name"),

@@ -281,7 +281,8 @@ def test_flash_lag_read_at_is_an_explicit_checked_option():
     first = flash_lag(module, WORLD, exact_readout(), probe, read_at="first")
     xr.testing.assert_identical(default, first)
     assert default["flash_lag_px"].attrs["read_at"] == "first"
-    assert default["flash_lag_px"].attrs["read_n_steps"] == 1 and default["flash_lag_px"].attrs["read_offset_steps"] == 0
+    assert default["flash_lag_px"].attrs["read_n_steps"] == 1
+    assert default["flash_lag_px"].attrs["read_offset_steps"] == 0
     late = flash_lag(module, WORLD, exact_readout(), probe, read_at="latency", latency_steps=3)
     assert late["flash_lag_ms"].attrs["latency_steps"] == 3 and late["flash_lag_ms"].attrs["read_offset_steps"] == 3
     post = flash_lag(module, WORLD, exact_readout(), probe, read_at="postdiction")

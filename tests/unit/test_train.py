@@ -491,7 +491,8 @@ def test_checkpoint_path_and_on_log_are_checked_before_any_step(tmp_path):
     def count(step, losses):
         calls.append(step)
 
-    with pytest.raises(ConfigError, match=r"checkpoint_path .* is a directory; give a file in it, e.g. .*checkpoint.pt"):
+    with pytest.raises(ConfigError,
+                       match=r"checkpoint_path .* is a directory; give a file in it, e.g. .*checkpoint.pt"):
         run_training(tmp_path, on_log=count)
     with pytest.raises(TypeError, match=r"on_log must be a function on_log\(step, losses\) or None, got 5"):
         run_training(tmp_path / "c.pt", on_log=5)

@@ -223,7 +223,8 @@ def test_default_coverage_matches_supersampling():
     n = 64  # sub-samples per pixel and axis
     sub = (torch.arange(size * n, dtype=torch.float64) + 0.5) / n
     c = (f[:, 2:4] * 0.75 + 0.125) * size
-    inside = (sub[None, None, :] - c[:, 0, None, None]) ** 2 + (sub[None, :, None] - c[:, 1, None, None]) ** 2 <= (r * size) ** 2
+    inside = ((sub[None, None, :] - c[:, 0, None, None]) ** 2
+              + (sub[None, :, None] - c[:, 1, None, None]) ** 2 <= (r * size) ** 2)
     reference = inside.double().view(4, size, n, size, n).mean(dim=(2, 4))
     assert (frames - reference).abs().max() < 4e-3
 
@@ -277,7 +278,8 @@ def test_masks_partition_and_sizes(seed_compatible):
     assert torch.equal(m["inside"] | m["edge"], m["object"]) and not (m["inside"] & m["edge"]).any()
     assert not (m["object"] & m["background"]).any()
     n_object = m["object"].sum(dim=(-1, -2, -3)).float()
-    assert 30 <= n_object.min() and n_object.max() <= 44  # docs/original-study.md section 1: ~40 for the original's larger disc
+    # docs/original-study.md section 1: ~40 for the original's larger disc
+    assert 30 <= n_object.min() and n_object.max() <= 44
     assert m["background"].sum(dim=(-1, -2, -3)).float().mean() > 930
 
 
@@ -313,7 +315,8 @@ def test_pil_halve_matches_pillow():
         ({"min_travel": 1.2}, r"MovingCircle\.min_travel must be in \[0, 1\) .* got 1\.2"),
         ({"speed_min": 0.01}, r"speed_min and speed_max must be given together, got speed_min=0\.01, speed_max=None"),
         ({"speed_min": 0.05, "speed_max": 0.01}, r"speed_min must be <= speed_max, got 0\.05 > 0\.01; swap them"),
-        ({"speed_min": 0.0, "speed_max": 0.5}, r"speed_max \* \(n_frames - 1\) must be <= 1 .* use speed_max <= 0\.1111"),
+        ({"speed_min": 0.0, "speed_max": 0.5},
+         r"speed_max \* \(n_frames - 1\) must be <= 1 .* use speed_max <= 0\.1111"),
         ({"speed_min": 0.0, "speed_max": 0.01}, r"must reach min_travel=0\.1, got 0\.01 \* 9 = 0\.09"),
         ({"dataset": "mnist"}, r"MovingCircle\.dataset must be None .* or 'original' .* got 'mnist'"),
         ({"dataset": "original", "n_frames": 5}, r"n_frames must be 10 with dataset='original' .* got 5"),

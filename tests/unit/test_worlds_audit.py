@@ -59,7 +59,8 @@ def test_render_of_factors_that_require_grad_says_detach(world):
 
 
 @pytest.mark.parametrize("factors, match", [
-    ([["a", "b", "c", "d"]], r"factors must be an array of real numbers .* got list"),  # was "too many dimensions 'str'"
+    # was "too many dimensions 'str'":
+    ([["a", "b", "c", "d"]], r"factors must be an array of real numbers .* got list"),
     (torch.ones(2, 4, dtype=torch.complex64), r"factors must hold real numbers, got dtype torch\.complex64"),
     (torch.ones(2, 4, dtype=torch.bool), r"factors must hold real numbers, got dtype torch\.bool"),
 ])

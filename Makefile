@@ -6,7 +6,7 @@ PYTHON ?= python
 test:            ## the test suite (what CI runs)
 	$(PYTHON) -m pytest -q
 
-reproduce:       ## run every study into runs/ and rewrite FINDINGS.md (about 18 h on 2 cores by the studies' headers, most of it seed_compatible, beta_vae_criterion and inertia_warm; rerun to resume)
+reproduce:       ## run every study into runs/ and rewrite FINDINGS.md (about 19 h on 2 cores by the studies' headers, most of it seed_compatible, beta_vae_criterion and inertia_warm; rerun to resume)
 	$(PYTHON) studies/reproduce.py
 
 findings:        ## rewrite FINDINGS.md from the results already in runs/

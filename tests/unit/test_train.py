@@ -404,6 +404,15 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc; wall time where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return time.time()
+
+
 def test_cli_ctrl_c_keeps_the_steps_trained_and_resume_goes_on(tmp_path):
     """The CLI: SIGINT mid-training exits 130 with a checkpoint at the step it reached, though the study's
     checkpoint_every is beyond it; --resume goes on from that step."""
@@ -417,11 +426,14 @@ def test_cli_ctrl_c_keeps_the_steps_trained_and_resume_goes_on(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
-        # wait until training runs (the progress bar counts steps), then interrupt
+        # Wait until training runs, then interrupt: the run folder exists, then the process has had 3 s of CPU
+        # (not of wall time: on a loaded machine 3 s of wall time did not always reach the first step).
         while time.time() < deadline and proc.poll() is None:
             time.sleep(0.5)
             if (out / "s" / "study.resolved.yaml").exists():
-                time.sleep(3)
+                start = _cpu_seconds(proc.pid)
+                while time.time() < deadline and proc.poll() is None and _cpu_seconds(proc.pid) - start < 3.0:
+                    time.sleep(0.2)
                 break
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)

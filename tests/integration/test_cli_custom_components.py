@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from neurodelay import checkpoint
+from neurodelay.training import checkpoint
 from neurodelay.run import _parser, main
 
 ROOT = Path(__file__).resolve().parents[2]

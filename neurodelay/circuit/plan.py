@@ -399,20 +399,28 @@ def _order_within_step(comp: list[str], infos: list[EdgeInfo]) -> list[str]:
     members = set(comp)
     inst = [e for e in infos if e.instantaneous and e.source in members and e.node in members]
     deps = {n: {e.source for e in inst if e.node == n} for n in comp}
+
+    def algebraic_loop(cycle: list[str]) -> CircuitError:
+        # The shortest delay each edge may have: a learned delay's lower bound, else its smallest channel.
+        total = sum(e.edge.min_delay_ms if e.edge.learn_delay else float(np.min(np.asarray(e.edge.delay_ms)))
+                    for e in inst if e.source in cycle and e.node in cycle)
+        return CircuitError(
+            f"algebraic loop: the cycle {' -> '.join(cycle + [cycle[0]])} has no edge of at least one "
+            f"step of delay (its edges' shortest delays add up to {total:g} ms), so each node would need "
+            f"its own output to compute it. Give one edge of the cycle a delay of at least one step (dt)."
+        )
+
+    return _dependency_order(comp, deps, algebraic_loop)
+
+
+def _dependency_order(nodes: list[str], deps: dict[str, set], cycle_error) -> list[str]:
+    """``nodes`` in waves, each after the nodes it depends on; ``cycle_error(cycle)`` is raised on a cycle."""
     done: list[str] = []
-    remaining = list(comp)
+    remaining = list(nodes)
     while remaining:
         ready = [n for n in remaining if deps[n] <= set(done)]
         if not ready:
-            cycle = _find_cycle(remaining, deps)
-            # The shortest delay each edge may have: a learned delay's lower bound, else its smallest channel.
-            total = sum(e.edge.min_delay_ms if e.edge.learn_delay else float(np.min(np.asarray(e.edge.delay_ms)))
-                        for e in inst if e.source in cycle and e.node in cycle)
-            raise CircuitError(
-                f"algebraic loop: the cycle {' -> '.join(cycle + [cycle[0]])} has no edge of at least one "
-                f"step of delay (its edges' shortest delays add up to {total:g} ms), so each node would need "
-                f"its own output to compute it. Give one edge of the cycle a delay of at least one step (dt)."
-            )
+            raise cycle_error(_find_cycle(remaining, deps))
         done.extend(ready)
         remaining = [n for n in remaining if n not in ready]
     return done
@@ -432,20 +440,10 @@ def _start_order(nodes: list[str], plan: Plan, specs) -> list[str]:
         if e.source in members and e.node in members:
             if specs[e.node].reads(e.port, 0, plan.port_valid(e.node)):
                 deps[e.node].add(e.source)
-    done: list[str] = []
-    remaining = list(nodes)
-    while remaining:
-        ready = [n for n in remaining if deps[n] <= set(done)]
-        if not ready:
-            cycle = _find_cycle(remaining, deps)
-            raise CircuitError(
-                f"the cycle {' -> '.join(cycle + [cycle[0]])} has no defined first value: before "
-                f"their first input arrives delay lines hold the first value they will deliver, "
-                f"which here depends on itself. Close the loop through a Blend's prediction port."
-            )
-        done.extend(ready)
-        remaining = [n for n in remaining if n not in ready]
-    return done
+    return _dependency_order(nodes, deps, lambda cycle: CircuitError(
+        f"the cycle {' -> '.join(cycle + [cycle[0]])} has no defined first value: before "
+        f"their first input arrives delay lines hold the first value they will deliver, "
+        f"which here depends on itself. Close the loop through a Blend's prediction port."))
 
 
 def _find_cycle(nodes: list[str], deps: dict[str, set[str]]) -> list[str]:

@@ -164,19 +164,8 @@ class Circuit:
     def plan(self, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> Plan:
         """Check the circuit and return its execution :class:`~neurodelay.circuit.plan.Plan`.
 
-        Parameters
-        ----------
-        input_shapes : dict, optional
-            Shape per sample and step of each world stream (for example
-            ``{"world.frames": (1, 32, 32), "world.factors": (6,)}``). With it
-            every connection's shape is checked.
-
-        Raises
-        ------
-        CircuitError
-            Unknown node or port, bad delay, algebraic loop, unconnected node.
-        ShapeError
-            Connected shapes that do not fit.
+        ``input_shapes``, the world streams' shapes per sample and step, and the errors raised: see
+        :func:`~neurodelay.circuit.plan.make_plan`.
         """
         return make_plan(self, input_shapes)
 

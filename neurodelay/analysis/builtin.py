@@ -23,6 +23,10 @@ flash_lag          ``flash_lag_px``, ``flash_lag_ms`` (condition, speed),
                    ``flash_lag_battery_ratio`` (read_at, condition),
                    ``flash_lag_px_by_read_offset`` (condition, speed,
                    read_offset) (figure: bars per rule, time course)
+decoding_latency   per ``area``: ``decoding_flash_r2`` (area, latency_step),
+                   ``flash_onset_ms``, ``motion_latency_ms``,
+                   ``latency_advantage_ms`` with ``_ci`` (bound) (figure:
+                   flash decoding by latency, latencies per area)
 regions            ``region_mse`` (region), ``region_pixels``,
                    ``region_mse_by_distance`` (distance_bin, region),
                    ``distance_bin_images``, and for moving worlds
@@ -64,6 +68,7 @@ from neurodelay.analysis.disentanglement import (
 )
 from neurodelay.analysis.figures import (
     plot_correlation,
+    plot_decoding_latency,
     plot_flash_lag,
     plot_gamma_transfer,
     plot_lag,
@@ -92,6 +97,7 @@ from neurodelay.analysis.flash_lag import flash_lag_battery
 from neurodelay.analysis.blank import blank_extrapolation
 from neurodelay.components import Extrapolator
 from neurodelay.analysis.reversal import reversal_overshoot
+from neurodelay.analysis.decoding_latency import decoding_latency
 from neurodelay.simulation import simulate
 
 __all__ = ["disentanglement_scores", "run_disentanglement", "run_lag", "run_flash_lag", "run_regions",
@@ -359,6 +365,19 @@ def run_reversal(results: xr.Dataset, ctx) -> xr.Dataset | None:
         calibration = calibration.rename({v: var for v in calibration.data_vars
                                           if calibration[v].attrs.get("node") == node and v != var})
     return reversal_overshoot(results, var, calibration=calibration)
+
+
+@register("decoding_latency")
+def run_decoding_latency(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Flash onset, motion latency and latency advantage of every area (moving-circle worlds, a built circuit)."""
+    if ctx.module is None or not _moving(results) or _static(ctx.world) \
+            or not hasattr(ctx.world, "episode_from_trajectories"):
+        return None
+    out = decoding_latency(ctx.module, ctx.world, n_samples=int(results.sizes["sample"]), device=ctx.device)
+    ctx.save_figure(plot_decoding_latency(out), "decoding_latency",
+                    "Time-resolved decoding per area: a flash's place by latency, and each area's flash onset "
+                    "against its lag behind a moving circle.")
+    return out
 
 
 @register("gamma_transfer")

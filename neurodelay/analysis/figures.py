@@ -13,7 +13,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 __all__ = ["plot_correlation", "plot_traversals", "plot_sweeps", "plot_lag", "plot_flash_lag", "plot_regions",
-           "plot_gamma_transfer"]
+           "plot_gamma_transfer", "plot_decoding_latency"]
 
 _SCORES = (("lag_mig", "MIG"), ("lag_dci_disentanglement", "DCI disentanglement"),
            ("lag_dci_completeness", "DCI completeness"), ("lag_dci_informativeness", "DCI informativeness"),
@@ -372,3 +372,41 @@ def _log_if_positive(ax, values) -> None:
     v = v[np.isfinite(v)]
     if v.size and np.all(v > 0):
         ax.set_yscale("log")
+
+
+def plot_decoding_latency(ds: xr.Dataset) -> Figure:
+    """Time-resolved decoding per area: the flash's held-out R^2 by latency, and each area's latencies.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        From :func:`neurodelay.analysis.decoding_latency.decoding_latency`.
+    """
+    dt = float(ds["flash_onset_ms"].attrs.get("dt_ms", 10.0))
+    areas = [str(a) for a in ds["area"].values]
+    fig = _figure(10.0, 3.6)
+    left, right = fig.subplots(1, 2)
+    ms = ds["latency_step"].values * dt
+    for i, area in enumerate(areas):
+        line, = left.plot(ms, ds["decoding_flash_r2"].values[i], marker=".", label=area)
+        motion = float(ds["motion_latency_ms"].values[i])
+        if np.isfinite(motion):
+            left.axvline(motion, color=line.get_color(), linestyle=":", linewidth=1)
+    left.axhline(float(ds["flash_onset_ms"].attrs.get("min_r2", 0.5)), color="grey", linewidth=0.8)
+    left.set_xlabel("time after the flash (ms)")
+    left.set_ylabel("held-out R$^2$ of the flash's place")
+    left.set_title("flash decoding by latency (dotted: motion latency)", fontsize=9)
+    left.legend(fontsize=7, loc="best")
+    y = np.arange(len(areas))
+    for name, var, marker in (("flash onset", "flash_onset_ms", "o"), ("motion latency", "motion_latency_ms", "s")):
+        vals = ds[var].values
+        ci = ds[f"{var}_ci"].values
+        err = np.abs(np.stack([vals - ci[:, 0], ci[:, 1] - vals]))
+        right.errorbar(vals, y, xerr=np.where(np.isfinite(err), err, 0), marker=marker, linestyle="none",
+                       capsize=3, label=name)
+    right.set_yticks(y, areas)
+    right.invert_yaxis()
+    right.set_xlabel("latency (ms)")
+    right.set_title("per area: arrival of a flash, lag of a moving circle", fontsize=9)
+    right.legend(fontsize=7, loc="best")
+    return fig

@@ -25,6 +25,7 @@ from typing import Callable
 from .beta_vae import section_beta_vae_criterion, section_beta_vae_seeds, section_beta_vae_sweep
 from .core import RECORD, ROOT, TAGS, Section, tally
 from .delays import section_delay_compensation, section_delay_learning
+from .chain import section_emergent_chain
 from .emergent import section_emergent_compensation
 from .inertia import section_inertia_gamma_sweep, section_inertia_lag
 from .prediction import section_dynamic_prediction_sweep
@@ -49,6 +50,7 @@ SECTIONS: dict[str, Callable[[Path, Path], Section]] = {
     "seed_compatible": section_seed_compatible,
     "delay_learning": section_delay_learning,
     "emergent_compensation": section_emergent_compensation,
+    "emergent_chain": section_emergent_chain,
 }
 
 HEADER = """# Findings

@@ -34,7 +34,7 @@ import numpy as np
 import xarray as xr
 from scipy.linalg import solve_discrete_are
 
-__all__ = ["MODELS", "steady_state_gain", "observer_lag_noise", "frontier", "best_horizon"]
+__all__ = ["MODELS", "steady_state_gain", "observer_lag_noise", "frontier", "best_horizon", "memory_frontier"]
 
 #: Motion models of the observer.
 MODELS = ("random_walk", "constant_velocity")
@@ -176,3 +176,45 @@ def best_horizon(world, delay_steps: int, *, n: int = 2048, seed: int = 0, from_
     alpha = float(x @ y / (x @ x)) if x @ x > 0 else 0.0
     return {"alpha": alpha, "rmse": float(np.sqrt(np.mean((y - alpha * x) ** 2))),
             "rmse_at_delay": float(np.sqrt(np.mean((y - d * x) ** 2)))}
+
+
+def memory_frontier(delay_steps: float, n_taps: int, lag_steps) -> np.ndarray:
+    """Least noise gain of any linear observer with ``n_taps`` steps of memory that lags a ramp by ``lag_steps``.
+
+    The observer ``x[t] = sum_{k < n} h[k] y[t - k]`` of ``y[t] = p[t - d] + e[t]``
+    (``e`` white, variance ``r``) follows a ramp with lag ``d + sum_k k h[k]``
+    if ``sum_k h[k] = 1``, and passes ``sum_k h[k]^2`` of the noise's variance.
+    The least such gain at a given lag is a least-norm problem with two
+    constraints, solved in closed form: ``b' (A A')^-1 b`` with ``A`` the rows
+    ``(1, ..., 1)`` and ``(0, 1, ..., n - 1)``, ``b = (1, lag - d)``. Two taps
+    leave one observer per lag, the extrapolator ``h = (1 + alpha, -alpha)``
+    (gain ``(1 + alpha)^2 + alpha^2`` at lag ``d - alpha``): a circuit that
+    extrapolates from its last two inputs is on its own frontier by
+    construction, and this curve for more taps says how much noise memory
+    would save at the same lag (the steady-state Kalman filter of
+    :func:`frontier` is the limit of unbounded memory for its motion model).
+
+    Parameters
+    ----------
+    delay_steps : float
+        ``d`` >= 0.
+    n_taps : int
+        Steps of memory, >= 2.
+    lag_steps : float or array-like
+        Lags on a ramp (steps) at which to evaluate.
+
+    Returns
+    -------
+    numpy.ndarray
+        The least noise gain at each lag (the shape of ``lag_steps``).
+    """
+    n = int(n_taps)
+    if n < 2:
+        raise ValueError(f"n_taps must be >= 2 (a lag other than the delay needs two taps), got {n_taps!r}.")
+    if not np.isfinite(delay_steps) or delay_steps < 0:
+        raise ValueError(f"delay_steps must be a finite number >= 0, got {delay_steps!r}.")
+    k = np.arange(n, dtype=np.float64)
+    gram = np.array([[n, k.sum()], [k.sum(), (k ** 2).sum()]])
+    lag = np.asarray(lag_steps, dtype=np.float64)
+    b = np.stack([np.ones_like(lag), lag - float(delay_steps)], axis=-1)
+    return np.einsum("...i,ij,...j->...", b, np.linalg.inv(gram), b)

@@ -8,7 +8,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import neurodelay as nd
-from neurodelay.analysis.kalman import best_horizon
+from neurodelay.analysis.kalman import best_horizon, memory_frontier
+from neurodelay.analysis.lag import representational_lag
 
 from .core import Measured, Section, checks, fmt, open_section, provenance, savefig, seed_interval, spread, table, \
     verdict, with_ci
@@ -28,6 +29,29 @@ def _condition(params: dict) -> tuple[str, float]:
 
 def _alpha(ds) -> float:
     return float(ds["alpha_learned"].sel(learned_node="z")) if "alpha_learned" in ds else float("nan")
+
+
+def _frontier_rows(cell: dict, delay_steps: dict, pts) -> tuple[list, int]:
+    """Per condition: learned alpha, lag of z, measured noise gain and the frontiers at that lag."""
+    n_frames = int(pts[0].params["world"]["n_frames"])
+    d = float(delay_steps.get("linear", 3.0))
+    n_taps = int(n_frames - d - 1)
+    rows = []
+    for cond in ("linear", "noisy"):
+        alpha, lag, gain = [], [], []
+        for ds in cell.get(cond, {}).values():
+            enc = representational_lag(ds, "enc", n_boot=0, from_step=5)
+            z = representational_lag(ds, "z", n_boot=0, from_step=5)
+            alpha.append(_alpha(ds))
+            lag.append(float(z["lag_steps"]))
+            gain.append((float(z["readout_rmse_px"]) / float(enc["readout_rmse_px"])) ** 2)
+        if not alpha:
+            continue
+        a, mean_lag = float(np.nanmean(alpha)), float(np.nanmean(lag))
+        rows.append([cond, spread(alpha), spread(lag), spread(gain), fmt((1 + a) ** 2 + a ** 2),
+                     fmt(float(memory_frontier(delay_steps[cond], n_taps, mean_lag))),
+                     fmt(float(memory_frontier(delay_steps[cond], n_taps, 0.0)))])
+    return rows, n_taps
 
 
 def section_emergent_compensation(runs: Path, out_root: Path) -> Section:
@@ -88,6 +112,7 @@ def section_emergent_compensation(runs: Path, out_root: Path) -> Section:
     ax.set_ylabel("learned horizon alpha (steps)")
     ax.legend(fontsize=7)
     img = savefig(fig, out_root, "emergent_compensation")
+    frontier_rows, n_taps = _frontier_rows(cell, delay_steps, pts)
     rev, noise = paired("reversal", "linear"), paired("noisy", "linear")
     over = [float(ds["reversal_overshoot_px"]) for ds in cell.get("reversal", {}).values()
             if "reversal_overshoot_px" in ds and np.isfinite(float(ds["reversal_overshoot_px"]))]
@@ -129,5 +154,24 @@ experiment 2). What in the model makes this: the only way the loss can fall
 below that of the delayed position is by extrapolating, and the gradient of the loss sets how far. What would
 falsify "compensation emerges": a learned horizon that stays near 0, or one that tracks the delay whatever the
 motion (then it would be built in, not learned from the world's statistics).
+
+**Where on the frontier?** (measured after the runs; no check was declared.) The circuit's `z` is a two-tap filter
+of its encoder's output, `(1 + alpha) enc(t - 3) - alpha enc(t - 4)`. Its noise gain is measured as the squared
+ratio of the held-out readout errors of `z` and of `enc`, each at its own lag (the lag instrument's readout, from
+step 5, no bootstrap). For white encoder noise a two-tap filter passes `(1 + alpha)^2 + alpha^2` of it, and it is the
+only observer with two taps at its lag: a trained two-tap circuit is on its own frontier by construction
+(`neurodelay.analysis.kalman.memory_frontier`). The last columns give the least gain of any linear observer with
+{n_taps} steps of memory (what a 16-frame sequence holds by its last step, read {fmt(delay_steps.get('linear', 3))}
+steps late) at the same lag, and at lag 0. Means over seeds [interval] (n).
+
+{table(["condition", "learned alpha", "lag of z (steps)", "measured gain", "two-tap gain (white noise)",
+        f"{n_taps}-tap frontier at that lag", f"{n_taps}-tap frontier at lag 0"], frontier_rows)}
+
+With pixel noise the encoder's errors are mostly noise (its readout error is about 1.2 px against 0.1-0.3 px on clean
+frames) and the measured gain is close to the white-noise value of its horizon: the circuit trades lag for noise
+along its two-tap curve and settles near the delayed position. A circuit with memory could keep up with the circle
+at less noise than this one passes lagging; nothing in a two-tap extrapolator can. On clean frames the encoder's
+errors are systematic and smooth along the path, so the extrapolation passes far less than the white-noise value:
+the frontier, which assumes white noise, does not apply there.
 """
     return sec

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import neurodelay as nd
-from neurodelay.analysis.kalman import frontier, observer_lag_noise, steady_state_gain
+from neurodelay.analysis.kalman import frontier, memory_frontier, observer_lag_noise, steady_state_gain
 from neurodelay.analysis.theory import steady_state_lag, theory_circuit
 
 
@@ -76,3 +76,28 @@ def test_the_best_horizon_is_the_delay_for_linear_motion_and_less_with_reversals
     assert 0.5 < turning["alpha"] < 2.0 and turning["rmse"] < turning["rmse_at_delay"]
     with pytest.raises(ValueError, match="delay_steps"):
         best_horizon(linear, -1)
+
+
+def test_memory_frontier_is_the_least_noise_of_any_observer_at_its_lag():
+    d = 3
+    # Two taps: the extrapolator h = (1 + a, -a) is the only observer at lag d - a.
+    for a in (0.0, 1.0, 2.5, 3.0):
+        assert memory_frontier(d, 2, d - a) == pytest.approx((1 + a) ** 2 + a ** 2)
+    # More memory never costs noise, and at lag d + (n - 1) / 2 the plain mean reaches 1 / n.
+    lags = np.linspace(-1, 6, 15)
+    for n in (3, 5, 12):
+        assert np.all(memory_frontier(d, n, lags) <= memory_frontier(d, n - 1, lags) + 1e-12)
+        assert memory_frontier(d, n, d + (n - 1) / 2) == pytest.approx(1 / n)
+    # Any other observer with the same gain and lag passes more noise (random ones, from the null space).
+    rng = np.random.default_rng(0)
+    n, lag = 8, 0.5
+    k = np.arange(n)
+    a = np.stack([np.ones(n), k])
+    h0 = np.linalg.lstsq(a, np.array([1.0, lag - d]), rcond=None)[0]
+    null = np.linalg.svd(a)[2][2:]
+    for _ in range(50):
+        h = h0 + rng.normal(size=n - 2) @ null
+        assert h.sum() == pytest.approx(1) and (k * h).sum() + d == pytest.approx(lag)
+        assert (h ** 2).sum() >= memory_frontier(d, n, lag) - 1e-12
+    with pytest.raises(ValueError, match="n_taps must be >= 2"):
+        memory_frontier(d, 1, 0.0)

@@ -214,7 +214,10 @@ def decoding_latency(module, world, areas=None, *, n_samples: int = 256, flash_s
     dt = dt_ms_of(motion_ds)
     place = flashes.factors[:, 0, 2:4].cpu().numpy().astype(np.float64)
     n_lat = int(world.n_frames) - int(flash_step)
-    lags = np.arange(-2, max(7, min(int(world.n_frames) - 6, 12)))
+    # An area may run ahead of the circle by more than the lag instrument's default two steps (an early area that
+    # extrapolates for the whole chain): candidate lags reach a third of the sequence ahead.
+    n_frames = int(world.n_frames)
+    lags = np.arange(-min(6, n_frames // 3 + 1), max(7, min(n_frames - 6, 12)))
     r2 = np.full((len(names), n_lat), np.nan)
     onset, onset_ci = np.full(len(names), np.nan), np.full((len(names), 2), np.nan)
     motion, motion_ci = np.full(len(names), np.nan), np.full((len(names), 2), np.nan)

@@ -42,6 +42,7 @@ STUDIES = (
     "beta_vae_criterion",
     "emergent_compensation",
     "emergent_chain",
+    "emergent_graded",
 )
 #: Studies that start from another study's checkpoints (train.init_from), which must run first.
 NEEDS = {"inertia_warm": ("pretrain_ae",), "prediction_warm": ("pretrain_vae",)}

@@ -1,4 +1,4 @@
-"""Section 10: in a chain of areas, where is the delay compensated, and what would time-resolved decoding see?"""
+"""Section 11: in a chain of areas, where is the delay compensated, and what would time-resolved decoding see?"""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _alpha(ds, node: str) -> float:
 
 
 def section_emergent_chain(runs: Path, out_root: Path) -> Section:
-    sec, pts = open_section(runs, "emergent_chain", "10. A chain of areas: where is the delay compensated, and what "
+    sec, pts = open_section(runs, "emergent_chain", "11. A chain of areas: where is the delay compensated, and what "
                                                     "would time-resolved decoding see?")
     if not pts:
         return sec

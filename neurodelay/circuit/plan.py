@@ -10,7 +10,6 @@ node, the value and the fix.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from .._util.timegrid import ms_to_steps
-from .._util.validators import is_int
+from .._util.validators import did_you_mean, is_int
 from ..components.base import AbstractComponent, PortShapeError
 from ..errors import CircuitError, ShapeError
 
@@ -166,11 +165,11 @@ def _resolve_edge(circuit, index: int, edge: Edge) -> EdgeInfo:
                                f"use one of {', '.join(WORLD_STREAMS)}.")
     elif src not in circuit.nodes:
         raise CircuitError(f"{where}: source {src!r} is not a node or world stream"
-                           f"{_suggest(src, list(circuit.nodes) + list(WORLD_STREAMS))}.")
+                           f"{did_you_mean(src, list(circuit.nodes) + list(WORLD_STREAMS), **_HINT)}.")
     node, _, port = edge.target.partition(".")
     if node not in circuit.nodes:
         raise CircuitError(f"{where}: target node {node!r} does not exist"
-                           f"{_suggest(node, list(circuit.nodes))}.")
+                           f"{did_you_mean(node, list(circuit.nodes), **_HINT)}.")
     ports = circuit.nodes[node].ports
     if not port:
         if len(ports) != 1:
@@ -179,7 +178,7 @@ def _resolve_edge(circuit, index: int, edge: Edge) -> EdgeInfo:
         port = ports[0]
     elif port not in ports:
         raise CircuitError(f"{where}: node {node!r} ({circuit.nodes[node].kind}) has no port {port!r}; "
-                           f"its ports are {', '.join(ports)}{_suggest(port, list(ports))}.")
+                           f"its ports are {', '.join(ports)}{did_you_mean(port, list(ports), **_HINT)}.")
     if edge.learn_delay:
         if edge.max_delay_ms is None:
             raise CircuitError(f"{where}: learn_delay needs max_delay_ms, the largest delay "
@@ -326,13 +325,8 @@ def _check_finite_steps(where: str, key: str, value_ms, steps, dt_ms: float) -> 
                            f"overflows); use a delay of at most a few times the sequence length.")
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    if options:
-        return f"; valid: {', '.join(options)}"
-    return ""
+#: How a circuit error proposes a name: "; did you mean 'x'?", else "; valid: a, b".
+_HINT = {"form": "; did you mean {!r}?", "otherwise": "; valid: {options}"}
 
 
 def _schedule(nodes: list[str], infos: list[EdgeInfo]) -> list[tuple[str, list[str]]]:

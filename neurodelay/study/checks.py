@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from .._util import bounds as _bounds
-from .._util.validators import is_real
+from .._util.validators import is_real, suggest
 from ..circuit import Circuit, world_shapes
 from ..errors import ConfigError
 from ..presets import PRESETS
@@ -27,7 +27,7 @@ from ..training.objectives import check_objective
 from .convert import _EMPTY_SWEEP, _converter, _custom_kinds, _flatten, unstructure_study
 from .paths import _PathError, _dollar_key, _overlap, _path_key, _set_path, apply_overrides
 from .points import Point, expand
-from .problems import _FIX_RE, StudyError, _key_path, _message, _show, _suggest, _yaml_value
+from .problems import _FIX_RE, StudyError, _key_path, _message, _show, _yaml_value
 from .sizes import _at_world_size, _fill_sizes, _follow_world_size
 from .spec import GraphCircuit, PresetCircuit, Study, Sweep, _preset_key_problems, local_dask, parse_executor
 
@@ -233,7 +233,7 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
         registered = registry.available()
         for i, name in enumerate(study.analyses):
             if name not in registered:
-                hint = _suggest(name, list(registered)) if registered else "none is registered."
+                hint = suggest(name, list(registered)) if registered else "none is registered."
                 problems.append((f"$.analyses[{i}]", f"unknown analysis {name!r}; {hint}"))
     return problems
 

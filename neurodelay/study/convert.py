@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import re
@@ -32,12 +31,13 @@ from cattrs.gen import make_dict_structure_fn
 if sys.version_info < (3, 11):  # Python 3.10: cattrs raises the exceptiongroup backport's groups
     from exceptiongroup import BaseExceptionGroup
 
+from .._util.validators import suggest
 from ..circuit import Circuit, Edge
 from ..components import COMPONENTS
 from ..components.base import AbstractComponent
 from ..presets import PRESETS
 from .problems import (StudyError, _KindProblem, _Located, _message, _Problem, _show, _key_path,
-                       _suggest, _thaw, _freeze, _with_default_fix)
+                       _thaw, _freeze, _with_default_fix)
 from .spec import (WORLDS, CircuitSpec, GraphCircuit, PresetCircuit, Study, Sweep, World, _preset_key_problems,
                    _preset_parameters)
 
@@ -227,9 +227,8 @@ class _StudyConverter:
             raise _Problem(f"{what} needs a kind: one of {', '.join(registry)}.")
         kind = value["kind"]
         if not isinstance(kind, str) or kind not in registry:
-            close = difflib.get_close_matches(str(kind), list(registry), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise _KindProblem(f"unknown {what} kind {kind!r}; {hint}valid kinds: {', '.join(registry)}.")
+            raise _KindProblem(f"unknown {what} kind {kind!r}; "
+                               f"{suggest(kind, registry, label='valid kinds', cutoff=0.6)}")
         rest = {k: v for k, v in value.items() if k != "kind"}
         return self.c.structure(rest, registry[kind])
 
@@ -293,7 +292,7 @@ class _StudyConverter:
         extra = [k for k in value if k not in ("nodes", "edges")]
         for k in extra:
             problems.append((_key_path(k), f"unknown key {k!r} of a graph circuit; "
-                                           f"{_suggest(k, ['nodes', 'edges'])}"))
+                                           f"{suggest(k, ['nodes', 'edges'])}"))
         nodes_raw = value.get("nodes")
         nodes = {}
         if not isinstance(nodes_raw, Mapping) or not nodes_raw:
@@ -457,7 +456,7 @@ def _flatten(exc: BaseException, path: str) -> list[tuple[str, str]]:
 def _flatten_extra(exc: ForbiddenExtraKeysError, path: str, cl) -> list[tuple[str, str]]:
     valid = [f.name for f in attrs.fields(exc.cl)]
     what = getattr(exc.cl, "kind", None) or exc.cl.__name__
-    return [(path + _key_path(k), f"unknown key {k!r} in {what}; {_suggest(k, valid)}")
+    return [(path + _key_path(k), f"unknown key {k!r} in {what}; {suggest(k, valid)}")
             for k in sorted(exc.extra_fields, key=str)]
 
 

@@ -7,7 +7,6 @@ constraint and the fix.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 
@@ -107,13 +106,6 @@ def _key_path(key) -> str:
         return f"[{key}]"
     key = str(key)
     return f".{key}" if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) else f"[{key!r}]"
-
-
-def _suggest(word, options) -> str:
-    options = [str(o) for o in options]
-    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"{hint}Valid: {', '.join(options)}." if options else hint
 
 
 class _Located(ValueError):

@@ -68,7 +68,6 @@ reproduces its loss exactly.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,7 +77,7 @@ import attrs
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._util.validators import as_names, is_int, is_real, store_plain
+from .._util.validators import as_names, did_you_mean, finite_at_least, int_at_least, is_int, store_plain
 from ..circuit import CircuitModule
 from ..components.temporal import Blend
 from ..errors import ConfigError
@@ -87,11 +86,7 @@ __all__ = ["Supervision", "Objective", "check_objective", "compute_losses", "sco
            "first_scored_steps"]
 
 
-def _non_negative(inst, attr, value):
-    if value is not None and (not is_real(value) or not math.isfinite(value) or value < 0):
-        raise ValueError(f"{attr.name} must be a finite number >= 0, got {value!r}.")
-    if value is not None:
-        store_plain(inst, attr, value, float)
+_non_negative = finite_at_least(0, optional=True)
 
 
 def _int(inst, attr, value):
@@ -100,10 +95,7 @@ def _int(inst, attr, value):
     store_plain(inst, attr, value, int)
 
 
-def _non_negative_int(inst, attr, value):
-    if not is_int(value) or value < 0:
-        raise ValueError(f"{attr.name} must be an integer >= 0 (a step index), got {value!r}.")
-    store_plain(inst, attr, value, int)
+_non_negative_int = int_at_least(0, what="an integer >= 0 (a step index)")
 
 
 def _factor_names(value):
@@ -126,7 +118,7 @@ def _reconstruction(inst, attr, value):
     if value is not None and value not in _RECONSTRUCTIONS:
         raise ValueError(f"reconstruction must be 'gaussian' (squared error), 'bernoulli' (binary "
                          f"cross-entropy) or None (no reconstruction term), got {value!r}"
-                         f"{_suggest(value, _RECONSTRUCTIONS)}.")
+                         f"{did_you_mean(value, _RECONSTRUCTIONS, **_HINT)}.")
 
 
 _RECONSTRUCTIONS = ("gaussian", "bernoulli")
@@ -212,9 +204,8 @@ class _Term:
     channels: tuple[int, ...] = ()  # factor indices (supervision)
 
 
-def _suggest(word, options) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+#: How an objective error proposes a name: " (did you mean 'x'?)", else nothing.
+_HINT = {"form": " (did you mean {!r}?)"}
 
 
 def _frame_shape(module, frame_shape=None) -> tuple[int, ...] | None:
@@ -261,7 +252,7 @@ def _reconstruct_node(objective: Objective, module, frame_shape) -> str:
     if name is not None:
         if name not in nodes:
             raise ConfigError(
-                f"objective.reconstruct: node {name!r} does not exist{_suggest(name, nodes)}; "
+                f"objective.reconstruct: node {name!r} does not exist{did_you_mean(name, nodes, **_HINT)}; "
                 f"the circuit's nodes are {', '.join(nodes)}.")
         if frame_shape is not None and shapes.get(name) is not None and tuple(shapes[name]) != frame_shape:
             raise ConfigError(
@@ -344,7 +335,8 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
         if not isinstance(sup, Supervision):
             raise ConfigError(f"{where} must be a Supervision, got {type(sup).__name__}.")
         if sup.node not in nodes:
-            raise ConfigError(f"{where}.node: node {sup.node!r} does not exist{_suggest(sup.node, nodes)}; "
+            raise ConfigError(f"{where}.node: node {sup.node!r} does not exist"
+                              f"{did_you_mean(sup.node, nodes, **_HINT)}; "
                               f"the circuit's nodes are {', '.join(nodes)}.")
         if sup.node in seen:
             raise ConfigError(
@@ -371,7 +363,7 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
             for j, f in enumerate(sup.factors):
                 if f not in names:
                     raise ConfigError(
-                        f"{where}.factors[{j}]: the world has no factor {f!r}{_suggest(f, names)}; "
+                        f"{where}.factors[{j}]: the world has no factor {f!r}{did_you_mean(f, names, **_HINT)}; "
                         f"its factors are {', '.join(names)}.")
             channels = tuple(names.index(f) for f in sup.factors)
         if sup.weight > 0:

@@ -47,9 +47,16 @@ def store_plain(inst, attr, value, kind: type) -> None:
         object.__setattr__(inst, attr.name, kind(value))
 
 
-def _say(where: str, what: str, value, fix: str | None, name: str) -> str:
-    """``"<where> must be <what>, got <value>[; <fix>]."``; ``fix`` may hold ``{name}``."""
-    return f"{where} must be {what}, got {value!r}" + (f"; {fix.format(name=name)}" if fix else "") + "."
+def _say(error: type, where: str, what: str, value, fix: str | None, name: str) -> Exception:
+    """``error("<where> must be <what>, got <value>[; <fix>].")`` whose ``field`` is ``name``.
+
+    ``fix`` may hold ``{name}``. The field is data for whoever locates the
+    error (as :class:`~neurodelay.errors.ConfigError`'s ``field``), set on
+    built-in errors too.
+    """
+    exc = error(f"{where} must be {what}, got {value!r}" + (f"; {fix.format(name=name)}" if fix else "") + ".")
+    exc.field = name
+    return exc
 
 
 def _where(inst, attr, qualified: bool) -> str:
@@ -83,7 +90,7 @@ def check_flag(name: str, value, *, words: str = "True or False", fix: str | Non
 
 def _flag(where: str, name: str, value, words: str, fix, error) -> None:
     if not isinstance(value, (bool, np.bool_)):
-        raise error(_say(where, words, value, fix, name))
+        raise _say(error, where, words, value, fix, name)
 
 
 def check_int(name: str, value, minimum: int, *, what: str | None = None, fix: str | None = None,
@@ -99,7 +106,7 @@ def check_int(name: str, value, minimum: int, *, what: str | None = None, fix: s
 
 def _int_at_least(where: str, name: str, value, minimum: int, what, fix, error) -> int:
     if not is_int(value) or value < minimum:
-        raise error(_say(where, what or f"an integer >= {minimum}", value, fix, name))
+        raise _say(error, where, what or f"an integer >= {minimum}", value, fix, name)
     return int(value)
 
 
@@ -130,7 +137,7 @@ def finite_at_least(minimum: float, *, above: bool = False, what: str | None = N
         if optional and value is None:
             return
         if not is_real(value) or not math.isfinite(value) or value < minimum or (above and value == minimum):
-            raise error(_say(_where(inst, attr, qualified), what, value, fix, attr.name))
+            raise _say(error, _where(inst, attr, qualified), what, value, fix, attr.name)
         store_plain(inst, attr, value, float)
     return check
 
@@ -159,25 +166,21 @@ positive_int = int_at_least(1, what="a positive integer", fix="use e.g. {name}=4
 
 def in_unit_interval(inst, attr, value):
     if not is_real(value) or not (0.0 <= value <= 1.0):
-        raise ValueError(
-            f"{attr.name} must be in [0, 1], got {value!r}; "
-            f"0 uses only the drive, 1 only the prediction."
-        )
+        raise _say(ValueError, attr.name, "in [0, 1]", value, "0 uses only the drive, 1 only the prediction",
+                   attr.name)
     store_plain(inst, attr, value, float)
 
 
 def finite_float(inst, attr, value):
     if not is_real(value) or not math.isfinite(value):
-        raise ValueError(f"{attr.name} must be a finite number, got {value!r}.")
+        raise _say(ValueError, attr.name, "a finite number", value, None, attr.name)
     store_plain(inst, attr, value, float)
 
 
 def image_size(inst, attr, value):
     if not is_int(value) or value < 16 or value % 16:
-        raise ValueError(
-            f"{attr.name} must be a multiple of 16 (the backbone halves it four times), "
-            f"got {value!r}; use 32 or 64."
-        )
+        raise _say(ValueError, attr.name, "a multiple of 16 (the backbone halves it four times)", value,
+                   "use 32 or 64", attr.name)
     store_plain(inst, attr, value, int)
 
 

@@ -19,7 +19,7 @@ import attrs
 from .._util import bounds as _bounds
 from .._util.validators import is_real, suggest
 from ..circuit import Circuit, world_shapes
-from ..errors import ConfigError
+from ..errors import ConfigError, TimeGridError
 from ..presets import PRESETS
 from .. import registry
 from ..simulation import build_seeded
@@ -76,52 +76,47 @@ def structure_study(raw, *, source: str = "<study>", extra_kinds: Mapping[str, t
 
 
 
-_EDGE_HEAD_RE = re.compile(r"^edge (\d+) \([^()]*\)")
-
-
-def _circuit_path(message: str) -> str:
+def _circuit_path(exc: BaseException) -> str:
     """The graph circuit's key a circuit error is about (``$.circuit.edges[2].target``...).
 
-    Messages about an edge start ``edge N (SOURCE -> TARGET)``; the rest
-    tells which of the edge's keys is wrong. Messages about a node start
-    ``node 'NAME'`` or ``node name 'NAME'``.
+    Read from the error's data (:class:`~neurodelay.errors.ConfigError`'s
+    ``edge``, ``field`` and ``node``), not from its message.
     """
-    m = _EDGE_HEAD_RE.match(message)
-    if m:
-        path = f"$.circuit.edges[{m.group(1)}]"
-        head = message[m.end():].lstrip(" :")
-        if re.search(r"\bsource\b|has no stream|not a valid world stream", head):
-            return path + ".source"
-        if re.search(r"\btarget\b|has no port|has ports", head):
-            return path + ".target"
-        if head.startswith("learn_delay needs"):
-            return path + ".learn_delay"
-        for key in ("min_delay_ms", "max_delay_ms"):
-            if head.startswith(key):
-                return f"{path}.{key}"
-        if re.search(r"\bdelay_ms\b|delays need", head):
-            return path + ".delay_ms"
-        return path
-    m = re.match(r"^node name (['\"])(.+?)\1 ", message) or re.match(r"^node (['\"])(.+?)\1[ :]", message)
-    if m:
-        return f"$.circuit.nodes{_key_path(m.group(2))}"
+    edge, field, node = (getattr(exc, key, None) for key in ("edge", "field", "node"))
+    if edge is not None:
+        return f"$.circuit.edges[{edge}]" + (f".{field}" if field else "")
+    if node is not None:
+        return f"$.circuit.nodes{_key_path(node)}"
     return "$.circuit"
 
 
-def _objective_path(message: str) -> str:
-    m = re.match(r"^(objective(?:\.[A-Za-z_]\w*|\[\d+\])*)", message)
-    return "$." + m.group(1) if m else "$.objective"
+def _objective_path(exc: BaseException) -> str:
+    """The objective's key an error of :func:`check_objective` is about: its ``field``, else the objective."""
+    field = getattr(exc, "field", None)
+    if isinstance(field, str) and (field == "objective" or field.startswith(("objective.", "objective["))):
+        return "$." + field
+    return "$.objective"
 
 
-def _preset_problem(study: Study, message: str, fails) -> tuple[str, str]:
+def _delay_of(exc: BaseException) -> float | None:
+    """The delay in ms (finite, >= 0) that an edge's ``delay_ms`` error is about, from its ``value``; else None."""
+    value = getattr(exc, "value", None)
+    if getattr(exc, "field", None) == "delay_ms" and is_real(value) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+def _preset_problem(study: Study, exc: BaseException, fails) -> tuple[str, str]:
     """Locate an error of a preset circuit at the parameter (or study key) that causes it.
 
     The preset's edges and nodes are not in the file, so an error about them
     belongs to a parameter: the one given parameter that, left out (the
-    preset's default; ``size``: the world's), makes ``fails`` pass; else one
-    the message names; else one whose value is the delay the message is
-    about; else ``dt_ms`` for a delay off the time grid; else the circuit.
+    preset's default; ``size``: the world's), makes ``fails`` pass; else the
+    one that is the error's ``field``; else one whose value is the delay the
+    error is about (its ``value``); else ``dt_ms`` for a delay off the time
+    grid; else the circuit.
     """
+    message = _message(exc)
     params = dict(study.circuit.params)
     preset = study.circuit.preset
     signature = inspect.signature(PRESETS[preset]).parameters
@@ -136,20 +131,15 @@ def _preset_problem(study: Study, message: str, fails) -> tuple[str, str]:
             continue
         alone.append(key)
     key = alone[0] if len(alone) == 1 else None
-    if key is None:
-        named = [(m.start(), k) for k in params for m in [re.search(rf"(?<![\w.]){re.escape(k)}\b", message)] if m]
-        key = min(named)[1] if named else None
-    delay = re.search(r"\bdelay_ms=([-+0-9.eE]+)", message)
-    if key is None and delay:
-        try:
-            said = float(delay.group(1))
-        except ValueError:  # e.g. "delay_ms=-." in some message: no number to match
-            said = None
+    if key is None and getattr(exc, "field", None) in params:
+        key = exc.field
+    delay = _delay_of(exc)
+    if key is None and delay is not None:
         key = next((k for k, v in params.items() if k.endswith("delay_ms") and is_real(v)
-                    and float(v) == said), None)
+                    and float(v) == delay), None)
     message = re.sub(r" \(or set fractional: true[^)]*\)", "", message)  # not a preset parameter
     if key is None:
-        if delay and "dt_ms=" in message:
+        if delay is not None and isinstance(exc, TimeGridError):  # a delay that dt_ms puts off the grid
             return "$.dt_ms", f"the {preset!r} preset's delays are not on the time grid: {message}"
         return "$.circuit", message
     if not re.search(rf"(?<![\w.]){re.escape(key)}\b", message):
@@ -250,10 +240,9 @@ def _build_checked(study: Study):
     try:
         circuit = study.build_circuit()
     except (ConfigError, ValueError, TypeError) as exc:
-        msg = _message(exc)
         if preset:
-            return None, None, [_preset_problem(study, msg, lambda pc: pc.build(dt))]
-        return None, None, [(_circuit_path(msg), msg)]
+            return None, None, [_preset_problem(study, exc, lambda pc: pc.build(dt))]
+        return None, None, [(_circuit_path(exc), _message(exc))]
     problems = _memory_bounds(study, circuit, None)
     if problems:  # the parameters alone would not fit: do not build them
         return None, None, problems
@@ -261,11 +250,10 @@ def _build_checked(study: Study):
         shapes = world_shapes(study.world)
         module = build_seeded(circuit, input_shapes=shapes, seed=0)
     except (ConfigError, ValueError, TypeError) as exc:
-        msg = _message(exc)
         if preset:
             return None, None, [_preset_problem(
-                study, msg, lambda pc: build_seeded(pc.build(dt), input_shapes=shapes, seed=0))]
-        return None, None, [(_circuit_path(msg), msg)]
+                study, exc, lambda pc: build_seeded(pc.build(dt), input_shapes=shapes, seed=0))]
+        return None, None, [(_circuit_path(exc), _message(exc))]
     return circuit, module, []
 
 
@@ -364,7 +352,7 @@ def _check_objective(study: Study, module) -> list[tuple[str, str]]:
                     f"{study.n_frames} frame(s) (steps 0..{study.n_frames - 1}), and delays and "
                     f"target_offset_steps leave fewer; use a smaller score_from_step (e.g. 0, the default) "
                     f"or more world.n_frames."))]
-        path = _objective_path(msg)
+        path = _objective_path(exc)
         if msg.startswith(path[2:] + ":"):
             msg = msg[len(path) - 1:].lstrip()
         return [(path, msg)]

@@ -140,8 +140,9 @@ class _StudyConverter:
         default as a fix when the message gives none). An error of the class
         as a whole (``__attrs_post_init__``: executor names, speed ranges) is
         located at the field given in the file that, left out, makes the
-        class valid; failing that, at the first given field the message
-        names; failing that, at the class.
+        class valid; failing that, at the error's ``field``
+        (:class:`~neurodelay.errors.ConfigError`) when the file gives it;
+        failing that, at the class.
         """
         with_notes, without = exc.group_exceptions()
         if with_notes or not without:
@@ -163,7 +164,7 @@ class _StudyConverter:
                 e.__notes__ = [AttributeValidationNote(f"@ {f.name}", f.name, f.type)]
                 found.append(e)
         if not found and not any(isinstance(e, ForbiddenExtraKeysError) for e in without):
-            name = self._culprit(obj, cl, _message(without[0]))
+            name = self._culprit(obj, cl, without[0])
             if name is None:
                 return exc
             e = without[0]
@@ -173,8 +174,8 @@ class _StudyConverter:
             return exc
         return ClassValidationError(exc.message, found, cl)
 
-    def _culprit(self, obj: Mapping, cl, message: str) -> str | None:
-        """The one given field whose absence makes ``cl`` valid (else the first one the message names)."""
+    def _culprit(self, obj: Mapping, cl, exc: BaseException) -> str | None:
+        """The one given field whose absence makes ``cl`` valid (else the error's ``field``, if given)."""
         fields = attrs.fields_dict(cl)
         given = [k for k in obj if k in fields]
 
@@ -190,8 +191,8 @@ class _StudyConverter:
         alone = [name for name in given if valid_without(name)]
         if len(alone) == 1:
             return alone[0]
-        named = [(m.start(), k) for k in given for m in [re.search(rf"(?<![\w]){re.escape(k)}\b", message)] if m]
-        return min(named)[1] if named else None
+        field = getattr(exc, "field", None)
+        return field if field in given else None
 
     def _s_tuple(self, value, tp):
         if not isinstance(value, (list, tuple)):

@@ -181,21 +181,21 @@ def parse_executor(name: str) -> tuple[str, str]:
     if kind == "processes":
         if not _worker_count(arg):
             raise ConfigError(f"executor {text!r}: processes needs a worker count >= 1 (at "
-                              f"most {_bounds.MAX_WORKERS}), e.g. processes:2.")
+                              f"most {_bounds.MAX_WORKERS}), e.g. processes:2.", field="name")
         return kind, arg
     if kind == "dask":
         if not arg:
             raise ConfigError(f"executor {text!r}: give a scheduler address (dask:tcp://host:8786) "
-                              f"or dask:local:N for a local cluster of N workers.")
+                              f"or dask:local:N for a local cluster of N workers.", field="name")
         if local_dask(arg):
             n = arg.partition(":")[2]
             if not _worker_count(n):
                 raise ConfigError(f"executor {text!r}: dask:local needs a worker count >= 1 (at "
-                                  f"most {_bounds.MAX_WORKERS}), e.g. dask:local:2.")
+                                  f"most {_bounds.MAX_WORKERS}), e.g. dask:local:2.", field="name")
         return kind, arg
     if kind == "slurm" and arg in ("", "local"):
         return kind, arg
-    raise ConfigError(f"executor {text!r} is not known; valid: {valid}.")
+    raise ConfigError(f"executor {text!r} is not known; valid: {valid}.", field="name")
 
 
 def local_dask(address: str) -> bool:

@@ -253,17 +253,17 @@ def _reconstruct_node(objective: Objective, module, frame_shape) -> str:
         if name not in nodes:
             raise ConfigError(
                 f"objective.reconstruct: node {name!r} does not exist{did_you_mean(name, nodes, **_HINT)}; "
-                f"the circuit's nodes are {', '.join(nodes)}.")
+                f"the circuit's nodes are {', '.join(nodes)}.", field="objective.reconstruct")
         if frame_shape is not None and shapes.get(name) is not None and tuple(shapes[name]) != frame_shape:
             raise ConfigError(
                 f"objective.reconstruct: node {name!r} outputs shape {tuple(shapes[name])} but the "
                 f"reconstruction must have the frames' shape {frame_shape}; name an image node "
-                f"(e.g. a conv_decoder) or set reconstruction: null.")
+                f"(e.g. a conv_decoder) or set reconstruction: null.", field="objective.reconstruct")
         return name
     if frame_shape is None:
         raise ConfigError(
             "objective.reconstruction needs the frames' shape, but no node reads world.frames; "
-            "set objective.reconstruct, or reconstruction: null.")
+            "set objective.reconstruct, or reconstruction: null.", field="objective.reconstruction")
     found = [n for n in nodes if shapes.get(n) is not None and tuple(shapes[n]) == frame_shape]
     if len(found) == 1:
         return found[0]
@@ -271,10 +271,10 @@ def _reconstruct_node(objective: Objective, module, frame_shape) -> str:
         raise ConfigError(
             f"objective.reconstruct: no node outputs images of the frames' shape {frame_shape}, so "
             f"there is nothing to reconstruct with reconstruction: {objective.reconstruction}; add a "
-            f"decoder node (conv_decoder) or set reconstruction: null.")
+            f"decoder node (conv_decoder) or set reconstruction: null.", field="objective.reconstruct")
     raise ConfigError(
         f"objective.reconstruct: nodes {', '.join(found)} all output images of the frames' shape "
-        f"{frame_shape}; name the one to score, e.g. reconstruct: {found[-1]}.")
+        f"{frame_shape}; name the one to score, e.g. reconstruct: {found[-1]}.", field="objective.reconstruct")
 
 
 def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) -> list[_Term]:
@@ -298,7 +298,7 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
     if objective.beta_norm is not None and objective.beta != 0:
         raise ConfigError(
             f"objective.beta_norm: give beta or beta_norm, not both (got beta={objective.beta!r}, "
-            f"beta_norm={objective.beta_norm!r}); remove one of them.")
+            f"beta_norm={objective.beta_norm!r}); remove one of them.", field="objective.beta_norm")
     kl_field = "objective.beta_norm" if objective.beta_norm is not None else "objective.beta"
     kl_value = objective.beta_norm if objective.beta_norm is not None else objective.beta
     if kl_value > 0:
@@ -306,10 +306,11 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
         if not gaussian:
             raise ConfigError(
                 f"{kl_field} = {kl_value!r} asks for a KL term, but no node has a Gaussian latent; "
-                f"set gaussian: true on an encoder (conv_encoder) or set {kl_field.split('.')[-1]}: 0.")
+                f"set gaussian: true on an encoder (conv_encoder) or set {kl_field.split('.')[-1]}: 0.",
+                field=kl_field)
         if objective.beta_norm is not None and frame_shape is None:
             raise ConfigError(f"{kl_field} needs the number of pixels per frame, but no node reads "
-                              f"world.frames; use beta instead.")
+                              f"world.frames; use beta instead.", field=kl_field)
         for n in gaussian:
             shape = plan.shapes.get(n)
             n_latents = shape[-1] if shape else getattr(nodes[n], "n_latents", 1)
@@ -324,7 +325,8 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
         if not blends:
             raise ConfigError(
                 f"objective.prediction = {objective.prediction!r} weights the prediction error of Blend "
-                f"nodes, but the circuit has none; add a blend node or set prediction: 0.")
+                f"nodes, but the circuit has none; add a blend node or set prediction: 0.",
+                field="objective.prediction")
         for n in blends:
             terms.append(_Term("prediction", "prediction", n, max(_prediction_from(module, n), start), 0,
                                float(objective.prediction), "objective.prediction"))
@@ -333,30 +335,30 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
     for i, sup in enumerate(objective.supervise):
         where = f"objective.supervise[{i}]"
         if not isinstance(sup, Supervision):
-            raise ConfigError(f"{where} must be a Supervision, got {type(sup).__name__}.")
+            raise ConfigError(f"{where} must be a Supervision, got {type(sup).__name__}.", field=where)
         if sup.node not in nodes:
             raise ConfigError(f"{where}.node: node {sup.node!r} does not exist"
                               f"{did_you_mean(sup.node, nodes, **_HINT)}; "
-                              f"the circuit's nodes are {', '.join(nodes)}.")
+                              f"the circuit's nodes are {', '.join(nodes)}.", field=f"{where}.node")
         if sup.node in seen:
             raise ConfigError(
                 f"{where}.node: node {sup.node!r} is already supervised by "
                 f"objective.supervise[{seen[sup.node]}]; supervise each node once, listing all its "
-                f"factors in one entry.")
+                f"factors in one entry.", field=f"{where}.node")
         seen[sup.node] = i
         if not sup.factors:
             raise ConfigError(f"{where}.factors is empty; list one factor name per channel of "
-                              f"{sup.node!r}.")
+                              f"{sup.node!r}.", field=f"{where}.factors")
         shape = plan.shapes.get(sup.node)
         if shape is not None and len(shape) != 1:
             raise ConfigError(f"{where}.node: node {sup.node!r} outputs shape {tuple(shape)}, but "
                               f"supervision needs a vector (one channel per factor); supervise a "
-                              f"latent node instead.")
+                              f"latent node instead.", field=f"{where}.node")
         if shape is not None and shape[0] != len(sup.factors):
             raise ConfigError(
                 f"{where}.factors: node {sup.node!r} has {shape[0]} channels but {len(sup.factors)} "
                 f"factors are given ({', '.join(sup.factors)}); give exactly one factor per channel "
-                f"or change the node's n_latents.")
+                f"or change the node's n_latents.", field=f"{where}.factors")
         channels: tuple[int, ...] = ()
         if factor_names is not None:
             names = list(factor_names)
@@ -364,7 +366,7 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
                 if f not in names:
                     raise ConfigError(
                         f"{where}.factors[{j}]: the world has no factor {f!r}{did_you_mean(f, names, **_HINT)}; "
-                        f"its factors are {', '.join(names)}.")
+                        f"its factors are {', '.join(names)}.", field=f"{where}.factors[{j}]")
             channels = tuple(names.index(f) for f in sup.factors)
         if sup.weight > 0:
             terms.append(_Term(f"supervise_{sup.node}", "supervise", sup.node,
@@ -375,7 +377,7 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
         raise ConfigError(
             "objective has no active term: set reconstruction (gaussian or bernoulli), beta or "
             "beta_norm > 0, prediction > 0, or supervise a node; or train for 0 steps to only "
-            "simulate.")
+            "simulate.", field="objective")
     return terms
 
 
@@ -394,7 +396,7 @@ def _empty_window_error(term: _Term, n_frames: int) -> ConfigError:
         f"{where}: the {term.key} term of node {term.node!r} scores no step: {valid}"
         f"from step {term.first_valid} and its target is step t + {term.offset}, but sequences have "
         f"{n_frames} frames (steps 0..{n_frames - 1}); use longer sequences, a smaller offset or "
-        f"shorter delays.")
+        f"shorter delays.", field=where)
 
 
 # ---------------------------------------------------------------- public API

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,7 +73,51 @@ def structure_study(raw, *, source: str = "<study>", extra_kinds: Mapping[str, t
         problems = _check_study(study, extra_kinds, filled, world_given)
         if problems:
             raise StudyError(source, problems)
+        _mark_checked(study)
     return study
+
+
+# ============================================================ checked once
+#: The studies checked as a whole in this process, by id (each entry holds a weak reference to its study,
+#: so that an id reused by a later object does not count as checked). A Study is frozen: one checked stays
+#: valid, and any change (attrs.evolve, a --device) makes a new object that is checked afresh.
+_CHECKED: dict[int, weakref.ref] = {}
+
+#: The single-run studies of sweep points made by :func:`with_values`, by (id of the study they came from,
+#: values, extra kinds): a point is structured and checked once (when its sweep is loaded) and reused by
+#: the staleness check and the point's run. Weakly keyed like ``_CHECKED``.
+_POINTS: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def _forget(table: dict, key: int, ref: weakref.ref) -> None:
+    if key in table and (table[key] is ref or (isinstance(table[key], tuple) and table[key][0] is ref)):
+        del table[key]
+
+
+def _mark_checked(study: Study) -> None:
+    key = id(study)
+    _CHECKED[key] = weakref.ref(study, lambda ref, key=key: _forget(_CHECKED, key, ref))
+
+
+def is_checked(study: Study) -> bool:
+    """Whether this very ``study`` object has been checked as a whole (:func:`structure_study`, :func:`check_study`)."""
+    ref = _CHECKED.get(id(study))
+    return ref is not None and ref() is study
+
+
+def _known_point(study: Study, key) -> Study | None:
+    entry = _POINTS.get(id(study))
+    if entry is None or entry[0]() is not study:
+        return None
+    return entry[1].get(key)
+
+
+def _remember_point(study: Study, key, point: Study) -> None:
+    entry = _POINTS.get(id(study))
+    if entry is None or entry[0]() is not study:
+        sid = id(study)
+        entry = _POINTS[sid] = (weakref.ref(study, lambda ref, sid=sid: _forget(_POINTS, sid, ref)), {})
+    entry[1][key] = point
 
 
 
@@ -163,9 +208,12 @@ def check_study(study: Study, *, source: str = "<study>",
     StudyError
         Listing the problems with their paths.
     """
+    if is_checked(study):  # checked already (at load, or as a sweep point): a Study does not change
+        return
     problems = _check_study(study, extra_kinds, {}, True)
     if problems:
         raise StudyError(source, problems)
+    _mark_checked(study)
 
 
 def _check_study(study: Study, extra_kinds, filled: Mapping[str, int], world_given: bool
@@ -459,10 +507,9 @@ def _check_sweep_points(study: Study, extra_kinds) -> list[tuple[str, str]]:
 
 
 def _point_problems(study: Study, extra_kinds, entries) -> list[tuple[str, str]]:
-    base = attrs.evolve(study, sweep=None)  # what with_values makes of each point, without the sweep's lists
     for point in expand(study):
-        try:
-            with_values(base, point.values, extra_kinds=extra_kinds)
+        try:  # the point studies made here are the ones its runs use (with_values keeps them)
+            with_values(study, point.values, extra_kinds=extra_kinds)
         except StudyError as e:
             label = ", ".join(f"{k}={_yaml_value(v)}" for k, v in point.values.items())
             problems = []
@@ -499,12 +546,21 @@ def with_values(study: Study, values: Mapping[str, Any], *, extra_kinds=None, so
     """
     kinds = dict(_custom_kinds(study))
     kinds.update(extra_kinds or {})
+    key = None
+    if not keep_sweep and study.sweep is not None:  # a sweep point: made and checked once (see _POINTS)
+        key = (repr(list(values.items())), tuple(sorted((k, id(v)) for k, v in kinds.items())))
+        known = _known_point(study, key)
+        if known is not None:
+            return known
     raw = unstructure_study(study)
     if not keep_sweep:
         raw["sweep"] = None
     raw = apply_overrides(raw, list(values.items()), source="sweep", extra_kinds=kinds)
     raw = _follow_world_size(raw, study.world.size, list(values), kinds)
-    return structure_study(raw, source=source, extra_kinds=kinds)
+    point = structure_study(raw, source=source, extra_kinds=kinds)
+    if key is not None:
+        _remember_point(study, key, point)
+    return point
 
 
 

@@ -13,7 +13,35 @@ class NeurodelayError(Exception):
 
 
 class ConfigError(NeurodelayError, ValueError):
-    """A specification (study file, component or circuit) is invalid."""
+    """A specification (study file, component or circuit) is invalid.
+
+    Besides its message, the error says what it is about as data, so that
+    a caller (the study layer, locating the error in the file) need not
+    read the message:
+
+    Attributes
+    ----------
+    field : str or None
+        The key the error is about, as a dotted path in the spec that was
+        checked: a class's field (``speed_min``, ``name``), an edge's key
+        (``delay_ms``, ``target``; with ``edge``), or a path from the study
+        (``objective.supervise[0].node``). None when no one key is to blame.
+    edge : int or None
+        The index, in the circuit's edges, of the edge the error is about.
+    node : str or None
+        The name of the circuit node the error is about.
+    value : object
+        The offending value where the error is about one (a delay in ms
+        off the time grid); None otherwise.
+    """
+
+    def __init__(self, *args, field: str | None = None, edge: int | None = None, node: str | None = None,
+                 value=None):
+        super().__init__(*args)
+        self.field = field
+        self.edge = edge
+        self.node = node
+        self.value = value
 
 
 class CircuitError(ConfigError):

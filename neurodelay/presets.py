@@ -105,11 +105,12 @@ def compensated(n_latents: int = 4, input_delay_ms: float = 10.0, horizon_steps:
     if horizon_steps is None:
         if not _is_finite_number(input_delay_ms) or input_delay_ms < 0:
             raise CircuitError(f"input_delay_ms must be a finite number of ms >= 0 (the default horizon_steps "
-                               f"is input_delay_ms / dt_ms), got {input_delay_ms!r}; use e.g. input_delay_ms=10.")
+                               f"is input_delay_ms / dt_ms), got {input_delay_ms!r}; use e.g. input_delay_ms=10.",
+                               field="input_delay_ms")
         horizon_steps = input_delay_ms / dt_ms
     elif not _is_finite_number(horizon_steps):
         raise CircuitError(f"horizon_steps must be a finite number of steps (or None for input_delay_ms / dt_ms), "
-                           f"got {horizon_steps!r}; use e.g. horizon_steps=1.")
+                           f"got {horizon_steps!r}; use e.g. horizon_steps=1.", field="horizon_steps")
     return Circuit(
         nodes={
             "enc": ConvEncoder(n_latents=n_latents, size=size, gaussian=gaussian),

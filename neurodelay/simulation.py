@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
-import numpy as np
 import torch
 import xarray as xr
 
+from ._util.validators import check_flag, check_seed
 from .circuit import Circuit, CircuitModule
 from .components.base import RunContext
 from .record import module_dataset
@@ -22,15 +21,10 @@ def build_seeded(circuit: Circuit, *, input_shapes=None, world=None, seed: int =
     if not isinstance(circuit, Circuit):
         raise TypeError(f"circuit must be a Circuit spec, got {type(circuit).__name__} {circuit!r}; e.g. "
                         f"neurodelay.presets.inertia().")
-    _check_seed(seed)
+    check_seed(seed, below_2_64=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return circuit.build(world, input_shapes=input_shapes)
-
-
-def _check_seed(seed) -> None:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}; use one below 2**64, e.g. seed=0.")
 
 
 class NonFiniteInputWarning(RuntimeWarning):
@@ -87,14 +81,13 @@ def simulate(circuit: Circuit | CircuitModule, episode, *, seed: int = 0, device
         variables or dimensions (``x``, ``time``, ``frames``, ...) is stored
         as ``node_<name>``; each variable's ``node`` attribute keeps the name.
     """
-    _check_seed(seed)
+    check_seed(seed, below_2_64=True)
     if not callable(getattr(episode, "streams", None)):
         raise TypeError(f"episode must be an Episode (world frames and factors, e.g. world.sample(4)), got "
                         f"{type(episode).__name__}; a dict of streams goes to the built module instead: "
                         f"module(streams).")
     check_device(device)  # a clear error for an unknown name or an absent GPU, not torch's from inside .to()
-    if not isinstance(check_finite, (bool, np.bool_)):
-        raise TypeError(f"check_finite must be True or False, got {check_finite!r}.")
+    check_flag("check_finite", check_finite)
     streams = episode.streams()
     bad = _non_finite(streams)
     if bad is not None:

@@ -12,7 +12,8 @@ from ..errors import TimeGridError
 _RTOL = 1e-9
 
 
-def ms_to_steps(value_ms, dt_ms: float, *, what: str, fractional: bool = False):
+def ms_to_steps(value_ms, dt_ms: float, *, what: str, fractional: bool = False, field: str = "delay_ms",
+                edge: int | None = None):
     """Convert a time (or a vector of times) in ms to steps of ``dt_ms``.
 
     Parameters
@@ -26,6 +27,9 @@ def ms_to_steps(value_ms, dt_ms: float, *, what: str, fractional: bool = False):
     fractional : bool
         Allow times that fall between steps. Otherwise a time must be a whole
         number of steps.
+    field, edge : str, int or None
+        The key the time is written under and the index of its edge: given
+        to the error as data (:class:`~neurodelay.errors.ConfigError`).
 
     Returns
     -------
@@ -41,11 +45,12 @@ def ms_to_steps(value_ms, dt_ms: float, *, what: str, fractional: bool = False):
     """
     values = np.atleast_1d(np.asarray(value_ms, dtype=float))
     if not np.all(np.isfinite(values)):
-        raise TimeGridError(f"{what}: delay_ms must be finite, got {value_ms!r}.")
+        raise TimeGridError(f"{what}: delay_ms must be finite, got {value_ms!r}.", field=field, edge=edge,
+                            value=value_ms)
     if np.any(values < 0):
         raise TimeGridError(
             f"{what}: delay_ms must be >= 0 (signals cannot arrive before they are sent), "
-            f"got {value_ms!r}. Use 0 for an instantaneous connection."
+            f"got {value_ms!r}. Use 0 for an instantaneous connection.", field=field, edge=edge, value=value_ms
         )
     steps = values / dt_ms
     if not fractional:
@@ -58,7 +63,7 @@ def ms_to_steps(value_ms, dt_ms: float, *, what: str, fractional: bool = False):
             raise TimeGridError(
                 f"{what}: delay_ms={_fmt(v)} is not a whole number of steps of "
                 f"dt_ms={_fmt(dt_ms)}. Nearest valid values: {_fmt(lo)} or {_fmt(hi)} ms "
-                f"(or set fractional: true to interpolate between steps)."
+                f"(or set fractional: true to interpolate between steps).", field=field, edge=edge, value=v
             )
         steps = whole
     if np.ndim(value_ms) == 0:

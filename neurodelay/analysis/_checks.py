@@ -13,13 +13,6 @@ import numpy as np
 from neurodelay._util.validators import is_int, is_real
 
 
-def check_int(name: str, value, minimum: int) -> int:
-    """Check an integer argument >= ``minimum`` (numpy integers allowed, bool rejected); return it as int."""
-    if not is_int(value) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
 def check_seed(seed) -> int:
     """Check a seed (an integer >= 0; numpy integers allowed, bool rejected); return it as int."""
     if not is_int(seed) or seed < 0:

@@ -128,6 +128,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from neurodelay._util.validators import check_flag
 from neurodelay.analysis.flash_theory import (
     DEFAULT_LATENCY_STEPS,
     DEFAULT_WINDOW_STEPS,
@@ -239,8 +240,7 @@ def _setup(module, readout, probe, node, show_flash):
     if not isinstance(probe, FlashLagProbe):
         raise TypeError(f"probe must be a FlashLagProbe (or None for the default), got {type(probe).__name__} "
                         f"{probe!r:.60}; pass e.g. FlashLagProbe(speeds=(0.02, 0.04)).")
-    if not isinstance(show_flash, (bool, np.bool_)):
-        raise TypeError(f"show_flash must be True or False, got {show_flash!r}.")
+    check_flag("show_flash", show_flash)
     if node is None:
         node = trace_name(module, readout.node)  # the readout names the results variable (node_<name>)
     elif readout.node not in (node, variable_name(str(node))):

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from neurodelay.analysis._checks import check_seed
 from neurodelay.analysis._codes import COLLAPSE_TOL, _collapsed, _correlation, _is_real, _validate_pair
 
 __all__ = ["dci", "sap"]
@@ -259,8 +260,7 @@ def dci(
             f"ridge_alpha must be a finite number > 0; got {ridge_alpha!r}. "
             "Pass e.g. ridge_alpha=1e-3."
         )
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}. Pass e.g. seed=0.")
+    check_seed(seed)
     n = z.shape[0]
     n_test = min(max(int(round(n * test_fraction)), 1), n - 2)
     rng = np.random.default_rng(np.random.SeedSequence(int(seed)))

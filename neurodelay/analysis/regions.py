@@ -52,7 +52,7 @@ import torch
 import xarray as xr
 from scipy import stats
 
-from neurodelay.analysis._checks import check_int
+from neurodelay._util.validators import check_int
 from neurodelay.analysis._regionstats import (
     _BOUND,
     REGIONS,

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurodelay.analysis._checks import check_int as _check_int
-from neurodelay.analysis._checks import finite_report
 from neurodelay._util.validators import as_names
+from neurodelay._util.validators import check_int as _check_int
+from neurodelay.analysis._checks import finite_report
 from neurodelay.analysis.disentanglement import correlation_matrix, correlation_score, matched_correlation_score
 from neurodelay.analysis.traces import perception_latency, trace_name
 from neurodelay.analysis.lag import POSITION_FACTORS

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._util.validators import is_int
+from .._util.validators import check_flag, is_int
 from ..components.base import AbstractComponent, FrameModule, RunContext
 from ..components.delays import DelayLine, time_window
 from ..errors import ShapeError
@@ -347,9 +346,7 @@ def _check_ctx(ctx) -> RunContext:
     if ctx.generator is not None and not isinstance(ctx.generator, torch.Generator):
         raise TypeError(f"ctx.generator must be a torch.Generator (or None for torch's global generator), got "
                         f"{type(ctx.generator).__name__} {ctx.generator!r}; use torch.Generator().manual_seed(seed).")
-    if not isinstance(ctx.sample, (bool, np.bool_)):
-        raise TypeError(f"ctx.sample must be True or False (draw Gaussian latents or use their means), got "
-                        f"{ctx.sample!r}.")
+    check_flag("ctx.sample", ctx.sample, words="True or False (draw Gaussian latents or use their means)")
     return ctx
 
 

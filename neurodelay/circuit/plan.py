@@ -10,7 +10,6 @@ node, the value and the fix.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from .._util.timegrid import ms_to_steps
-from .._util.validators import is_int
+from .._util.validators import did_you_mean, is_int
 from ..components.base import AbstractComponent, PortShapeError
 from ..errors import CircuitError, ShapeError
 
@@ -135,16 +134,16 @@ def make_plan(circuit, input_shapes: Mapping[str, tuple[int, ...]] | None = None
     for name, comp in circuit.nodes.items():
         if not isinstance(name, str) or not name.isidentifier() or name == "world":
             raise CircuitError(
-                f"node name {name!r} is not allowed: use a Python identifier other than 'world'."
+                f"node name {name!r} is not allowed: use a Python identifier other than 'world'.", node=name
             )
         for other in circuit.nodes:
             if other != name and name in (f"{other}_{k}" for k in AUX_TRACES):
                 raise CircuitError(
                     f"node name {name!r} clashes with the auxiliary trace {name!r} of node {other!r} "
-                    f"(a Gaussian encoder's {', '.join(AUX_TRACES)}); rename one of the two nodes."
+                    f"(a Gaussian encoder's {', '.join(AUX_TRACES)}); rename one of the two nodes.", node=name
                 )
         if not isinstance(comp, AbstractComponent):
-            raise CircuitError(f"node {name!r} must be a component spec, got {type(comp).__name__}.")
+            raise CircuitError(f"node {name!r} must be a component spec, got {type(comp).__name__}.", node=name)
     with np.errstate(over="ignore", invalid="ignore"):  # a delay of inf steps: reported by _resolve_edge
         infos = [_resolve_edge(circuit, i, e) for i, e in enumerate(circuit.edges)]
     _check_connected(circuit, infos)
@@ -159,38 +158,44 @@ def make_plan(circuit, input_shapes: Mapping[str, tuple[int, ...]] | None = None
 
 def _resolve_edge(circuit, index: int, edge: Edge) -> EdgeInfo:
     where = f"edge {index} ({edge.label})"
+    at = {"edge": index}  # what each error is about, as data (ConfigError's attributes)
     src = edge.source
     if src.startswith("world."):
         if not src[len("world."):].isidentifier():
             raise CircuitError(f"{where}: source {src!r} is not a valid world stream; "
-                               f"use one of {', '.join(WORLD_STREAMS)}.")
+                               f"use one of {', '.join(WORLD_STREAMS)}.", field="source", **at)
     elif src not in circuit.nodes:
         raise CircuitError(f"{where}: source {src!r} is not a node or world stream"
-                           f"{_suggest(src, list(circuit.nodes) + list(WORLD_STREAMS))}.")
+                           f"{did_you_mean(src, list(circuit.nodes) + list(WORLD_STREAMS), **_HINT)}.",
+                           field="source", **at)
     node, _, port = edge.target.partition(".")
     if node not in circuit.nodes:
         raise CircuitError(f"{where}: target node {node!r} does not exist"
-                           f"{_suggest(node, list(circuit.nodes))}.")
+                           f"{did_you_mean(node, list(circuit.nodes), **_HINT)}.", field="target", **at)
     ports = circuit.nodes[node].ports
     if not port:
         if len(ports) != 1:
             raise CircuitError(f"{where}: node {node!r} ({circuit.nodes[node].kind}) has ports "
-                               f"{', '.join(ports)}; name one, e.g. '{node}.{ports[0]}'.")
+                               f"{', '.join(ports)}; name one, e.g. '{node}.{ports[0]}'.", field="target", **at)
         port = ports[0]
     elif port not in ports:
         raise CircuitError(f"{where}: node {node!r} ({circuit.nodes[node].kind}) has no port {port!r}; "
-                           f"its ports are {', '.join(ports)}{_suggest(port, list(ports))}.")
+                           f"its ports are {', '.join(ports)}{did_you_mean(port, list(ports), **_HINT)}.",
+                           field="target", **at)
     if edge.learn_delay:
         if edge.max_delay_ms is None:
             raise CircuitError(f"{where}: learn_delay needs max_delay_ms, the largest delay "
-                               f"it may learn (e.g. max_delay_ms: {4 * circuit.dt_ms:g}).")
-        lo = ms_to_steps(edge.min_delay_ms, circuit.dt_ms, what=where + " min_delay_ms", fractional=True)
-        hi = ms_to_steps(edge.max_delay_ms, circuit.dt_ms, what=where + " max_delay_ms", fractional=True)
-        steps = ms_to_steps(edge.delay_ms, circuit.dt_ms, what=where, fractional=True)
-        _check_finite_steps(where, "max_delay_ms", edge.max_delay_ms, hi, circuit.dt_ms)
+                               f"it may learn (e.g. max_delay_ms: {4 * circuit.dt_ms:g}).", field="learn_delay", **at)
+        lo = ms_to_steps(edge.min_delay_ms, circuit.dt_ms, what=where + " min_delay_ms", fractional=True,
+                         field="min_delay_ms", **at)
+        hi = ms_to_steps(edge.max_delay_ms, circuit.dt_ms, what=where + " max_delay_ms", fractional=True,
+                         field="max_delay_ms", **at)
+        steps = ms_to_steps(edge.delay_ms, circuit.dt_ms, what=where, fractional=True, **at)
+        _check_finite_steps(where, "max_delay_ms", edge.max_delay_ms, hi, circuit.dt_ms, index)
         if hi < lo or np.any(np.asarray(steps) > hi) or np.any(np.asarray(steps) < lo):
             raise CircuitError(f"{where}: delay_ms={edge.delay_ms} must lie in [min_delay_ms, "
-                               f"max_delay_ms] = [{edge.min_delay_ms:g}, {edge.max_delay_ms:g}].")
+                               f"max_delay_ms] = [{edge.min_delay_ms:g}, {edge.max_delay_ms:g}].", field="delay_ms",
+                               value=edge.delay_ms, **at)
         ceil_steps, min_steps = int(math.ceil(hi)), lo
     else:
         for key, unset in (("min_delay_ms", 0.0), ("max_delay_ms", None)):
@@ -198,9 +203,9 @@ def _resolve_edge(circuit, index: int, edge: Edge) -> EdgeInfo:
             if bound != unset:
                 raise CircuitError(f"{where}: {key}={bound:g} bounds a learned delay, but learn_delay is "
                                    f"False, so the delay stays at delay_ms={edge.delay_ms}: set "
-                                   f"learn_delay=True to learn it, or leave {key} out.")
-        steps = ms_to_steps(edge.delay_ms, circuit.dt_ms, what=where, fractional=edge.fractional)
-        _check_finite_steps(where, "delay_ms", edge.delay_ms, steps, circuit.dt_ms)
+                                   f"learn_delay=True to learn it, or leave {key} out.", field=key, **at)
+        steps = ms_to_steps(edge.delay_ms, circuit.dt_ms, what=where, fractional=edge.fractional, **at)
+        _check_finite_steps(where, "delay_ms", edge.delay_ms, steps, circuit.dt_ms, index)
         ceil_steps = int(math.ceil(float(np.max(steps))))
         min_steps = float(np.min(steps))
     return EdgeInfo(index, edge, src, node, port, steps, ceil_steps, min_steps < 1.0)
@@ -211,7 +216,7 @@ def _check_connected(circuit, infos: list[EdgeInfo]) -> None:
         missing = [p for p in comp.required_ports() if p not in connected]
         if missing:
             raise CircuitError(f"node {name!r} ({comp.kind}): port(s) {', '.join(missing)} have no "
-                               f"incoming edge; add an edge with target '{name}.{missing[0]}'.")
+                               f"incoming edge; add an edge with target '{name}.{missing[0]}'.", node=name)
 
 def _valid_from(circuit, infos: list[EdgeInfo]) -> dict[str, int]:
     valid: dict[str, float] = {e.source: 0 for e in infos if e.source.startswith("world.")}
@@ -244,7 +249,7 @@ def _infer_shapes(circuit, infos, input_shapes):
         if e.source.startswith("world."):
             if e.source not in input_shapes:
                 raise CircuitError(f"{e.label}: the world has no stream {e.source!r}; "
-                                   f"available: {', '.join(sorted(input_shapes))}.")
+                                   f"available: {', '.join(sorted(input_shapes))}.", edge=e.index, field="source")
             shapes[e.source] = tuple(input_shapes[e.source])
     shapes.update({n: None for n in circuit.nodes})
 
@@ -260,7 +265,7 @@ def _infer_shapes(circuit, infos, input_shapes):
             if check and prev is not None and s is not None and prev != s:
                 raise ShapeError(f"{e.label}: carries shape {s} but another edge into "
                                  f"'{e.node}.{e.port}' carries {prev}; edges into one port are "
-                                 f"summed and must have equal shapes.")
+                                 f"summed and must have equal shapes.", edge=e.index)
             out[e.port] = s if prev is None else prev
         return out
 
@@ -281,11 +286,12 @@ def _infer_shapes(circuit, infos, input_shapes):
             got = ps.get(err.port)
             raise ShapeError(
                 f"{src.label if src else f'node {name!r}'}: {src.source if src else ''} has shape "
-                f"{got} but node {name!r} ({comp.kind}) {err}."
+                f"{got} but node {name!r} ({comp.kind}) {err}.",
+                **({"edge": src.index, "field": "source"} if src else {"node": name})
             ) from None
         if out is None:
             raise ShapeError(f"node {name!r}: its output shape cannot be inferred; "
-                             f"give it an input with a known shape.")
+                             f"give it an input with a known shape.", node=name)
         shapes[name] = tuple(out)
     return shapes
 
@@ -293,7 +299,8 @@ def _check_edge_shape(e: EdgeInfo, shape):
     steps = np.asarray(e.steps)
     if steps.ndim == 1 and (len(shape) != 1 or shape[0] != steps.shape[0]):
         raise ShapeError(f"{e.label}: {steps.shape[0]} per-channel delays need a vector source "
-                         f"of {steps.shape[0]} channels, but {e.source!r} has shape {shape}.")
+                         f"of {steps.shape[0]} channels, but {e.source!r} has shape {shape}.", edge=e.index,
+                         field="source")
 
 
 
@@ -319,20 +326,16 @@ def check_input_shapes(input_shapes) -> dict[str, tuple[int, ...]]:
 
 
 
-def _check_finite_steps(where: str, key: str, value_ms, steps, dt_ms: float) -> None:
+def _check_finite_steps(where: str, key: str, value_ms, steps, dt_ms: float, edge: int) -> None:
     """Reject a finite delay in ms that is infinitely many steps of ``dt_ms`` (the division overflows)."""
     if not np.all(np.isfinite(steps)):
         raise CircuitError(f"{where}: {key}={value_ms} is too long for dt_ms={dt_ms:g} ({key} / dt_ms "
-                           f"overflows); use a delay of at most a few times the sequence length.")
+                           f"overflows); use a delay of at most a few times the sequence length.",
+                           edge=edge, field=key, value=value_ms)
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    if close:
-        return f"; did you mean {close[0]!r}?"
-    if options:
-        return f"; valid: {', '.join(options)}"
-    return ""
+#: How a circuit error proposes a name: "; did you mean 'x'?", else "; valid: a, b".
+_HINT = {"form": "; did you mean {!r}?", "otherwise": "; valid: {options}"}
 
 
 def _schedule(nodes: list[str], infos: list[EdgeInfo]) -> list[tuple[str, list[str]]]:

@@ -17,7 +17,7 @@ from typing import Mapping
 import attrs
 import numpy as np
 
-from .._util.validators import is_real
+from .._util.validators import flag, is_real
 from ..components.base import AbstractComponent
 from ..errors import ShapeError
 from ..worlds import MovingCircle
@@ -52,11 +52,7 @@ def _name(inst, attr, value):
                         f"'world.frames'), got {value!r}.")
 
 
-def _flag(inst, attr, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"Edge.{attr.name} must be True or False, got {value!r}.")
-    if type(value) is not bool:  # numpy's bool: store the plain one (specs are saved as YAML)
-        object.__setattr__(inst, attr.name, bool(value))
+_flag = flag(qualified=True)  # numpy's bool is stored as the plain one (specs are saved as YAML)
 
 
 def _ms(inst, attr, value):

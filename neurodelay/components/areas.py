@@ -21,14 +21,13 @@ float rounding) are those of the plain layers, which
 from __future__ import annotations
 
 import attrs
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .._util import perf as _perf
-from .._util.validators import image_size, positive_int
+from .._util.validators import flag, image_size, positive_int
 from .base import AbstractComponent, FrameModule, PortShapeError, RunContext
 
 __all__ = ["ConvEncoder", "ConvDecoder"]
@@ -36,12 +35,7 @@ __all__ = ["ConvEncoder", "ConvDecoder"]
 _CHANNELS = (32, 32, 64, 64)
 
 
-def _flag(inst, attr, value):
-    """True or False (numpy's bool is stored as the plain one)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{attr.name} must be True or False, got {value!r}; use e.g. {attr.name}=True.")
-    if type(value) is not bool:
-        object.__setattr__(inst, attr.name, bool(value))
+_flag = flag(fix="use e.g. {name}=True")
 
 
 @attrs.frozen

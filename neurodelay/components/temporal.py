@@ -6,16 +6,14 @@ import attrs
 import torch
 from torch import Tensor
 
-from .._util.validators import finite_float, in_unit_interval
+from .._util.validators import finite_float, flag, in_unit_interval
 from .base import AbstractComponent, FrameModule, NodeModule, PortShapeError
 from .delays import shift
 
 __all__ = ["Extrapolator", "Blend", "Relay"]
 
 
-def _flag(inst, attr, value):
-    if not isinstance(value, bool):
-        raise TypeError(f"{type(inst).__name__}.{attr.name} must be true or false, got {value!r}.")
+_flag = flag(words="true or false", qualified=True)
 
 
 @attrs.frozen

@@ -11,15 +11,16 @@ from __future__ import annotations
 import inspect
 import math
 import re
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from .._util import bounds as _bounds
-from .._util.validators import is_real
+from .._util.validators import is_real, suggest
 from ..circuit import Circuit, world_shapes
-from ..errors import ConfigError
+from ..errors import ConfigError, TimeGridError
 from ..presets import PRESETS
 from .. import registry
 from ..simulation import build_seeded
@@ -27,7 +28,7 @@ from ..training.objectives import check_objective
 from .convert import _EMPTY_SWEEP, _converter, _custom_kinds, _flatten, unstructure_study
 from .paths import _PathError, _dollar_key, _overlap, _path_key, _set_path, apply_overrides
 from .points import Point, expand
-from .problems import _FIX_RE, StudyError, _key_path, _message, _show, _suggest, _yaml_value
+from .problems import _FIX_RE, StudyError, _key_path, _message, _show, _yaml_value
 from .sizes import _at_world_size, _fill_sizes, _follow_world_size
 from .spec import GraphCircuit, PresetCircuit, Study, Sweep, _preset_key_problems, local_dask, parse_executor
 
@@ -72,56 +73,95 @@ def structure_study(raw, *, source: str = "<study>", extra_kinds: Mapping[str, t
         problems = _check_study(study, extra_kinds, filled, world_given)
         if problems:
             raise StudyError(source, problems)
+        _mark_checked(study)
     return study
 
 
+# ============================================================ checked once
+#: The studies checked as a whole in this process, by id (each entry holds a weak reference to its study,
+#: so that an id reused by a later object does not count as checked). A Study is frozen: one checked stays
+#: valid, and any change (attrs.evolve, a --device) makes a new object that is checked afresh.
+_CHECKED: dict[int, weakref.ref] = {}
 
-_EDGE_HEAD_RE = re.compile(r"^edge (\d+) \([^()]*\)")
+#: The single-run studies of sweep points made by :func:`with_values`, by (id of the study they came from,
+#: values, extra kinds): a point is structured and checked once (when its sweep is loaded) and reused by
+#: the staleness check and the point's run. Weakly keyed like ``_CHECKED``.
+_POINTS: dict[int, tuple[weakref.ref, dict]] = {}
 
 
-def _circuit_path(message: str) -> str:
+def _forget(table: dict, key: int, ref: weakref.ref) -> None:
+    if key in table and (table[key] is ref or (isinstance(table[key], tuple) and table[key][0] is ref)):
+        del table[key]
+
+
+def _mark_checked(study: Study) -> None:
+    key = id(study)
+    _CHECKED[key] = weakref.ref(study, lambda ref, key=key: _forget(_CHECKED, key, ref))
+
+
+def is_checked(study: Study) -> bool:
+    """Whether this very ``study`` object has been checked as a whole (:func:`structure_study`, :func:`check_study`)."""
+    ref = _CHECKED.get(id(study))
+    return ref is not None and ref() is study
+
+
+def _known_point(study: Study, key) -> Study | None:
+    entry = _POINTS.get(id(study))
+    if entry is None or entry[0]() is not study:
+        return None
+    return entry[1].get(key)
+
+
+def _remember_point(study: Study, key, point: Study) -> None:
+    entry = _POINTS.get(id(study))
+    if entry is None or entry[0]() is not study:
+        sid = id(study)
+        entry = _POINTS[sid] = (weakref.ref(study, lambda ref, sid=sid: _forget(_POINTS, sid, ref)), {})
+    entry[1][key] = point
+
+
+
+def _circuit_path(exc: BaseException) -> str:
     """The graph circuit's key a circuit error is about (``$.circuit.edges[2].target``...).
 
-    Messages about an edge start ``edge N (SOURCE -> TARGET)``; the rest
-    tells which of the edge's keys is wrong. Messages about a node start
-    ``node 'NAME'`` or ``node name 'NAME'``.
+    Read from the error's data (:class:`~neurodelay.errors.ConfigError`'s
+    ``edge``, ``field`` and ``node``), not from its message.
     """
-    m = _EDGE_HEAD_RE.match(message)
-    if m:
-        path = f"$.circuit.edges[{m.group(1)}]"
-        head = message[m.end():].lstrip(" :")
-        if re.search(r"\bsource\b|has no stream|not a valid world stream", head):
-            return path + ".source"
-        if re.search(r"\btarget\b|has no port|has ports", head):
-            return path + ".target"
-        if head.startswith("learn_delay needs"):
-            return path + ".learn_delay"
-        for key in ("min_delay_ms", "max_delay_ms"):
-            if head.startswith(key):
-                return f"{path}.{key}"
-        if re.search(r"\bdelay_ms\b|delays need", head):
-            return path + ".delay_ms"
-        return path
-    m = re.match(r"^node name (['\"])(.+?)\1 ", message) or re.match(r"^node (['\"])(.+?)\1[ :]", message)
-    if m:
-        return f"$.circuit.nodes{_key_path(m.group(2))}"
+    edge, field, node = (getattr(exc, key, None) for key in ("edge", "field", "node"))
+    if edge is not None:
+        return f"$.circuit.edges[{edge}]" + (f".{field}" if field else "")
+    if node is not None:
+        return f"$.circuit.nodes{_key_path(node)}"
     return "$.circuit"
 
 
-def _objective_path(message: str) -> str:
-    m = re.match(r"^(objective(?:\.[A-Za-z_]\w*|\[\d+\])*)", message)
-    return "$." + m.group(1) if m else "$.objective"
+def _objective_path(exc: BaseException) -> str:
+    """The objective's key an error of :func:`check_objective` is about: its ``field``, else the objective."""
+    field = getattr(exc, "field", None)
+    if isinstance(field, str) and (field == "objective" or field.startswith(("objective.", "objective["))):
+        return "$." + field
+    return "$.objective"
 
 
-def _preset_problem(study: Study, message: str, fails) -> tuple[str, str]:
+def _delay_of(exc: BaseException) -> float | None:
+    """The delay in ms (finite, >= 0) that an edge's ``delay_ms`` error is about, from its ``value``; else None."""
+    value = getattr(exc, "value", None)
+    if getattr(exc, "field", None) == "delay_ms" and is_real(value) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+def _preset_problem(study: Study, exc: BaseException, fails) -> tuple[str, str]:
     """Locate an error of a preset circuit at the parameter (or study key) that causes it.
 
     The preset's edges and nodes are not in the file, so an error about them
     belongs to a parameter: the one given parameter that, left out (the
-    preset's default; ``size``: the world's), makes ``fails`` pass; else one
-    the message names; else one whose value is the delay the message is
-    about; else ``dt_ms`` for a delay off the time grid; else the circuit.
+    preset's default; ``size``: the world's), makes ``fails`` pass; else the
+    one that is the error's ``field``; else one whose value is the delay the
+    error is about (its ``value``); else ``dt_ms`` for a delay off the time
+    grid; else the circuit.
     """
+    message = _message(exc)
     params = dict(study.circuit.params)
     preset = study.circuit.preset
     signature = inspect.signature(PRESETS[preset]).parameters
@@ -136,20 +176,15 @@ def _preset_problem(study: Study, message: str, fails) -> tuple[str, str]:
             continue
         alone.append(key)
     key = alone[0] if len(alone) == 1 else None
-    if key is None:
-        named = [(m.start(), k) for k in params for m in [re.search(rf"(?<![\w.]){re.escape(k)}\b", message)] if m]
-        key = min(named)[1] if named else None
-    delay = re.search(r"\bdelay_ms=([-+0-9.eE]+)", message)
-    if key is None and delay:
-        try:
-            said = float(delay.group(1))
-        except ValueError:  # e.g. "delay_ms=-." in some message: no number to match
-            said = None
+    if key is None and getattr(exc, "field", None) in params:
+        key = exc.field
+    delay = _delay_of(exc)
+    if key is None and delay is not None:
         key = next((k for k, v in params.items() if k.endswith("delay_ms") and is_real(v)
-                    and float(v) == said), None)
+                    and float(v) == delay), None)
     message = re.sub(r" \(or set fractional: true[^)]*\)", "", message)  # not a preset parameter
     if key is None:
-        if delay and "dt_ms=" in message:
+        if delay is not None and isinstance(exc, TimeGridError):  # a delay that dt_ms puts off the grid
             return "$.dt_ms", f"the {preset!r} preset's delays are not on the time grid: {message}"
         return "$.circuit", message
     if not re.search(rf"(?<![\w.]){re.escape(key)}\b", message):
@@ -173,9 +208,12 @@ def check_study(study: Study, *, source: str = "<study>",
     StudyError
         Listing the problems with their paths.
     """
+    if is_checked(study):  # checked already (at load, or as a sweep point): a Study does not change
+        return
     problems = _check_study(study, extra_kinds, {}, True)
     if problems:
         raise StudyError(source, problems)
+    _mark_checked(study)
 
 
 def _check_study(study: Study, extra_kinds, filled: Mapping[str, int], world_given: bool
@@ -233,7 +271,7 @@ def _check_point(study: Study) -> list[tuple[str, str]]:
         registered = registry.available()
         for i, name in enumerate(study.analyses):
             if name not in registered:
-                hint = _suggest(name, list(registered)) if registered else "none is registered."
+                hint = suggest(name, list(registered)) if registered else "none is registered."
                 problems.append((f"$.analyses[{i}]", f"unknown analysis {name!r}; {hint}"))
     return problems
 
@@ -250,10 +288,9 @@ def _build_checked(study: Study):
     try:
         circuit = study.build_circuit()
     except (ConfigError, ValueError, TypeError) as exc:
-        msg = _message(exc)
         if preset:
-            return None, None, [_preset_problem(study, msg, lambda pc: pc.build(dt))]
-        return None, None, [(_circuit_path(msg), msg)]
+            return None, None, [_preset_problem(study, exc, lambda pc: pc.build(dt))]
+        return None, None, [(_circuit_path(exc), _message(exc))]
     problems = _memory_bounds(study, circuit, None)
     if problems:  # the parameters alone would not fit: do not build them
         return None, None, problems
@@ -261,11 +298,10 @@ def _build_checked(study: Study):
         shapes = world_shapes(study.world)
         module = build_seeded(circuit, input_shapes=shapes, seed=0)
     except (ConfigError, ValueError, TypeError) as exc:
-        msg = _message(exc)
         if preset:
             return None, None, [_preset_problem(
-                study, msg, lambda pc: build_seeded(pc.build(dt), input_shapes=shapes, seed=0))]
-        return None, None, [(_circuit_path(msg), msg)]
+                study, exc, lambda pc: build_seeded(pc.build(dt), input_shapes=shapes, seed=0))]
+        return None, None, [(_circuit_path(exc), _message(exc))]
     return circuit, module, []
 
 
@@ -364,7 +400,7 @@ def _check_objective(study: Study, module) -> list[tuple[str, str]]:
                     f"{study.n_frames} frame(s) (steps 0..{study.n_frames - 1}), and delays and "
                     f"target_offset_steps leave fewer; use a smaller score_from_step (e.g. 0, the default) "
                     f"or more world.n_frames."))]
-        path = _objective_path(msg)
+        path = _objective_path(exc)
         if msg.startswith(path[2:] + ":"):
             msg = msg[len(path) - 1:].lstrip()
         return [(path, msg)]
@@ -471,10 +507,9 @@ def _check_sweep_points(study: Study, extra_kinds) -> list[tuple[str, str]]:
 
 
 def _point_problems(study: Study, extra_kinds, entries) -> list[tuple[str, str]]:
-    base = attrs.evolve(study, sweep=None)  # what with_values makes of each point, without the sweep's lists
     for point in expand(study):
-        try:
-            with_values(base, point.values, extra_kinds=extra_kinds)
+        try:  # the point studies made here are the ones its runs use (with_values keeps them)
+            with_values(study, point.values, extra_kinds=extra_kinds)
         except StudyError as e:
             label = ", ".join(f"{k}={_yaml_value(v)}" for k, v in point.values.items())
             problems = []
@@ -511,12 +546,21 @@ def with_values(study: Study, values: Mapping[str, Any], *, extra_kinds=None, so
     """
     kinds = dict(_custom_kinds(study))
     kinds.update(extra_kinds or {})
+    key = None
+    if not keep_sweep and study.sweep is not None:  # a sweep point: made and checked once (see _POINTS)
+        key = (repr(list(values.items())), tuple(sorted((k, id(v)) for k, v in kinds.items())))
+        known = _known_point(study, key)
+        if known is not None:
+            return known
     raw = unstructure_study(study)
     if not keep_sweep:
         raw["sweep"] = None
     raw = apply_overrides(raw, list(values.items()), source="sweep", extra_kinds=kinds)
     raw = _follow_world_size(raw, study.world.size, list(values), kinds)
-    return structure_study(raw, source=source, extra_kinds=kinds)
+    point = structure_study(raw, source=source, extra_kinds=kinds)
+    if key is not None:
+        _remember_point(study, key, point)
+    return point
 
 
 

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import re
@@ -32,12 +31,13 @@ from cattrs.gen import make_dict_structure_fn
 if sys.version_info < (3, 11):  # Python 3.10: cattrs raises the exceptiongroup backport's groups
     from exceptiongroup import BaseExceptionGroup
 
+from .._util.validators import suggest
 from ..circuit import Circuit, Edge
 from ..components import COMPONENTS
 from ..components.base import AbstractComponent
 from ..presets import PRESETS
 from .problems import (StudyError, _KindProblem, _Located, _message, _Problem, _show, _key_path,
-                       _suggest, _thaw, _freeze, _with_default_fix)
+                       _thaw, _freeze, _with_default_fix)
 from .spec import (WORLDS, CircuitSpec, GraphCircuit, PresetCircuit, Study, Sweep, World, _preset_key_problems,
                    _preset_parameters)
 
@@ -140,8 +140,9 @@ class _StudyConverter:
         default as a fix when the message gives none). An error of the class
         as a whole (``__attrs_post_init__``: executor names, speed ranges) is
         located at the field given in the file that, left out, makes the
-        class valid; failing that, at the first given field the message
-        names; failing that, at the class.
+        class valid; failing that, at the error's ``field``
+        (:class:`~neurodelay.errors.ConfigError`) when the file gives it;
+        failing that, at the class.
         """
         with_notes, without = exc.group_exceptions()
         if with_notes or not without:
@@ -163,7 +164,7 @@ class _StudyConverter:
                 e.__notes__ = [AttributeValidationNote(f"@ {f.name}", f.name, f.type)]
                 found.append(e)
         if not found and not any(isinstance(e, ForbiddenExtraKeysError) for e in without):
-            name = self._culprit(obj, cl, _message(without[0]))
+            name = self._culprit(obj, cl, without[0])
             if name is None:
                 return exc
             e = without[0]
@@ -173,8 +174,8 @@ class _StudyConverter:
             return exc
         return ClassValidationError(exc.message, found, cl)
 
-    def _culprit(self, obj: Mapping, cl, message: str) -> str | None:
-        """The one given field whose absence makes ``cl`` valid (else the first one the message names)."""
+    def _culprit(self, obj: Mapping, cl, exc: BaseException) -> str | None:
+        """The one given field whose absence makes ``cl`` valid (else the error's ``field``, if given)."""
         fields = attrs.fields_dict(cl)
         given = [k for k in obj if k in fields]
 
@@ -190,8 +191,8 @@ class _StudyConverter:
         alone = [name for name in given if valid_without(name)]
         if len(alone) == 1:
             return alone[0]
-        named = [(m.start(), k) for k in given for m in [re.search(rf"(?<![\w]){re.escape(k)}\b", message)] if m]
-        return min(named)[1] if named else None
+        field = getattr(exc, "field", None)
+        return field if field in given else None
 
     def _s_tuple(self, value, tp):
         if not isinstance(value, (list, tuple)):
@@ -227,9 +228,8 @@ class _StudyConverter:
             raise _Problem(f"{what} needs a kind: one of {', '.join(registry)}.")
         kind = value["kind"]
         if not isinstance(kind, str) or kind not in registry:
-            close = difflib.get_close_matches(str(kind), list(registry), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise _KindProblem(f"unknown {what} kind {kind!r}; {hint}valid kinds: {', '.join(registry)}.")
+            raise _KindProblem(f"unknown {what} kind {kind!r}; "
+                               f"{suggest(kind, registry, label='valid kinds', cutoff=0.6)}")
         rest = {k: v for k, v in value.items() if k != "kind"}
         return self.c.structure(rest, registry[kind])
 
@@ -293,7 +293,7 @@ class _StudyConverter:
         extra = [k for k in value if k not in ("nodes", "edges")]
         for k in extra:
             problems.append((_key_path(k), f"unknown key {k!r} of a graph circuit; "
-                                           f"{_suggest(k, ['nodes', 'edges'])}"))
+                                           f"{suggest(k, ['nodes', 'edges'])}"))
         nodes_raw = value.get("nodes")
         nodes = {}
         if not isinstance(nodes_raw, Mapping) or not nodes_raw:
@@ -457,7 +457,7 @@ def _flatten(exc: BaseException, path: str) -> list[tuple[str, str]]:
 def _flatten_extra(exc: ForbiddenExtraKeysError, path: str, cl) -> list[tuple[str, str]]:
     valid = [f.name for f in attrs.fields(exc.cl)]
     what = getattr(exc.cl, "kind", None) or exc.cl.__name__
-    return [(path + _key_path(k), f"unknown key {k!r} in {what}; {_suggest(k, valid)}")
+    return [(path + _key_path(k), f"unknown key {k!r} in {what}; {suggest(k, valid)}")
             for k in sorted(exc.extra_fields, key=str)]
 
 

@@ -18,11 +18,12 @@ import attrs
 import yaml
 
 from .._util import bounds as _bounds
+from .._util.validators import suggest
 from ..circuit import Edge
 from ..components import COMPONENTS
 from ..presets import PRESETS
 from .convert import _is_homogeneous_tuple
-from .problems import StudyError, _suggest, _text, _thaw, _yaml_value
+from .problems import StudyError, _text, _thaw, _yaml_value
 from .spec import WORLDS, CircuitSpec, Study, Sweep, World
 from ..worlds import MovingCircle
 
@@ -166,7 +167,7 @@ def _set_path(raw: dict, path: str, value, *, check_only: bool = False,
                 raise _PathError(f"{shown} is a value, not a section: it has no key {tok!r}.")
             what, kids = _children(schema, node if isinstance(node, Mapping) else {}, kinds)
             if tok not in kids:
-                raise _PathError(f"{what} has no key {tok!r} (in {path!r}); {_suggest(tok, list(kids))}")
+                raise _PathError(f"{what} has no key {tok!r} (in {path!r}); {suggest(tok, list(kids))}")
             child_schema = kids[tok]
         if last:
             if not check_only:

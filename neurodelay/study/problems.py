@@ -7,7 +7,6 @@ constraint and the fix.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 
@@ -28,11 +27,17 @@ class StudyError(ConfigError):
         The file (or ``<study>``) the problems are in.
     problems : list of (str, str)
         ``(path, message)`` pairs; paths look like ``$.circuit.edges[2].delay_ms``.
+    field : str or None
+        The first problem's path from the study's root, without ``$.``
+        (``train.steps``, ``circuit.edges[2].delay_ms``); None when it is
+        about the file as a whole.
     """
 
     def __init__(self, source: str, problems: list[tuple[str, str]]):
         self.source = source
         self.problems = list(problems)
+        first = self.problems[0][0] if self.problems else ""
+        field = first[2:] if first.startswith("$.") else first[1:] if first.startswith("$[") else None
         if len(self.problems) == 1:
             path, msg = self.problems[0]
             text = f"invalid study {source}: {path}: {msg}" if path else f"invalid study {source}: {msg}"
@@ -40,7 +45,7 @@ class StudyError(ConfigError):
             lines = [f"invalid study {source} ({len(self.problems)} problems):"]
             lines += [f"  {p}: {m}" if p else f"  {m}" for p, m in self.problems]
             text = "\n".join(lines)
-        super().__init__(text)
+        super().__init__(text, field=field or None)
 
 
 class _Problem(ValueError):
@@ -107,13 +112,6 @@ def _key_path(key) -> str:
         return f"[{key}]"
     key = str(key)
     return f".{key}" if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) else f"[{key!r}]"
-
-
-def _suggest(word, options) -> str:
-    options = [str(o) for o in options]
-    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"{hint}Valid: {', '.join(options)}." if options else hint
 
 
 class _Located(ValueError):

@@ -7,7 +7,6 @@ checking and loading live beside it. See ``docs/study-schema.md``.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import re
@@ -17,7 +16,7 @@ from typing import Any, Union
 import attrs
 
 from .._util import bounds as _bounds
-from .._util.validators import is_int, is_real, store_plain
+from .._util.validators import finite_at_least, int_at_least, one_of, suggest
 from ..circuit import Circuit, Edge
 from ..components.base import AbstractComponent
 from ..errors import ConfigError
@@ -25,7 +24,7 @@ from ..presets import PRESETS
 from ..training.objectives import Objective
 from ..training.warmstart import check_init_from
 from ..worlds import CircleOverBlob, MovingCircle
-from .problems import _freeze, _key_path, _suggest
+from .problems import _freeze, _key_path
 
 __all__ = ["Study", "EvaluateSettings", "TrainSettings", "ExecutorSettings", "PresetCircuit", "GraphCircuit",
            "Sweep", "WORLDS", "EVAL_SEED", "World", "CircuitSpec", "parse_executor", "local_dask"]
@@ -45,9 +44,10 @@ def _check_name(inst, attr, value):
         raise ValueError(problem)
 
 
-def _check_seed(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attr.name} must be an integer >= 0, got {value!r}; use e.g. {attr.name}: 0.")
+_check_seed = int_at_least(0, fix="use e.g. {name}: 0")
+_positive_int = int_at_least(1)
+_optional_non_negative_int = int_at_least(0, optional=True)
+_positive = finite_at_least(0, above=True, optional=True)
 
 
 def _check_dt(inst, attr, value):
@@ -60,42 +60,6 @@ def _check_dt(inst, attr, value):
 def _check_device(inst, attr, value):
     if not isinstance(value, str) or not _DEVICE_RE.match(value):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {value!r}.")
-
-
-def _positive_int(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attr.name} must be an integer >= 1, got {value!r}.")
-
-
-
-def _train_positive_int(inst, attr, value):
-    if not is_int(value) or value < 1:
-        raise ValueError(f"{attr.name} must be an integer >= 1, got {value!r}.")
-    store_plain(inst, attr, value, int)
-
-
-def _train_non_negative_int(inst, attr, value):
-    if not is_int(value) or value < 0:
-        raise ValueError(f"{attr.name} must be an integer >= 0, got {value!r}; 0 only simulates.")
-    store_plain(inst, attr, value, int)
-
-
-def _positive(inst, attr, value):
-    if value is not None and (not is_real(value) or not value > 0 or not math.isfinite(value)):
-        raise ValueError(f"{attr.name} must be a finite number > 0, got {value!r}.")
-    if value is not None:
-        store_plain(inst, attr, value, float)
-
-
-def _one_of(*options: str):
-    """Validator: the value is one of ``options`` (the message lists them and suggests the closest)."""
-    def check(inst, attr, value):
-        if not isinstance(value, str) or value not in options:
-            close = difflib.get_close_matches(str(value), options, n=1)
-            fix = f"did you mean {attr.name}={close[0]!r}?" if close else f"use e.g. {attr.name}={options[0]!r}."
-            raise ValueError(f"{attr.name} must be one of {', '.join(map(repr, options))}, got {value!r}; {fix}")
-    return check
-
 
 
 def _init_from(inst, attr, value):
@@ -150,25 +114,20 @@ class TrainSettings:
         ``steps: 0`` the run evaluates the warm-started circuit as it is.
     """
 
-    steps: int = attrs.field(default=1000, validator=_train_non_negative_int)
-    batch_size: int = attrs.field(default=64, validator=_train_positive_int)
-    optimizer: str = attrs.field(default="rmsprop", validator=_one_of("rmsprop", "adam"))
+    steps: int = attrs.field(default=1000, validator=int_at_least(0, fix="0 only simulates"))
+    batch_size: int = attrs.field(default=64, validator=_positive_int)
+    optimizer: str = attrs.field(default="rmsprop", validator=one_of("rmsprop", "adam"))
     lr: float = attrs.field(default=1e-4, validator=_positive)
     delay_lr: float | None = attrs.field(default=None, validator=_positive, kw_only=True)
     grad_clip: float | None = attrs.field(default=None, validator=_positive)
-    log_every: int = attrs.field(default=10, validator=_train_positive_int)
-    checkpoint_every: int = attrs.field(default=500, validator=_train_positive_int)
-    precision: str = attrs.field(default="float32", validator=_one_of("float32", "bfloat16"))
+    log_every: int = attrs.field(default=10, validator=_positive_int)
+    checkpoint_every: int = attrs.field(default=500, validator=_positive_int)
+    precision: str = attrs.field(default="float32", validator=one_of("float32", "bfloat16"))
     init_from: str | None = attrs.field(default=None, kw_only=True, validator=_init_from)
 
 
 
 # ============================================================ executor:
-def _executor_non_negative_int(inst, attr, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ValueError(f"{attr.name} must be an integer >= 0, got {value!r}.")
-
-
 @attrs.frozen
 class ExecutorSettings:
     """The study's ``executor:`` block.
@@ -194,11 +153,11 @@ class ExecutorSettings:
 
     name: str = "local"
     partition: str | None = None
-    time_min: int = attrs.field(default=60, validator=_executor_non_negative_int)
-    gpus_per_point: int = attrs.field(default=0, validator=_executor_non_negative_int)
-    cpus_per_point: int = attrs.field(default=2, validator=_executor_non_negative_int)
-    array_parallelism: int = attrs.field(default=32, validator=_executor_non_negative_int)
-    mem_gb: int | None = attrs.field(default=None, validator=_executor_non_negative_int)
+    time_min: int = attrs.field(default=60, validator=_optional_non_negative_int)
+    gpus_per_point: int = attrs.field(default=0, validator=_optional_non_negative_int)
+    cpus_per_point: int = attrs.field(default=2, validator=_optional_non_negative_int)
+    array_parallelism: int = attrs.field(default=32, validator=_optional_non_negative_int)
+    mem_gb: int | None = attrs.field(default=None, validator=_optional_non_negative_int)
 
     def __attrs_post_init__(self):
         parse_executor(self.name)
@@ -222,21 +181,21 @@ def parse_executor(name: str) -> tuple[str, str]:
     if kind == "processes":
         if not _worker_count(arg):
             raise ConfigError(f"executor {text!r}: processes needs a worker count >= 1 (at "
-                              f"most {_bounds.MAX_WORKERS}), e.g. processes:2.")
+                              f"most {_bounds.MAX_WORKERS}), e.g. processes:2.", field="name")
         return kind, arg
     if kind == "dask":
         if not arg:
             raise ConfigError(f"executor {text!r}: give a scheduler address (dask:tcp://host:8786) "
-                              f"or dask:local:N for a local cluster of N workers.")
+                              f"or dask:local:N for a local cluster of N workers.", field="name")
         if local_dask(arg):
             n = arg.partition(":")[2]
             if not _worker_count(n):
                 raise ConfigError(f"executor {text!r}: dask:local needs a worker count >= 1 (at "
-                                  f"most {_bounds.MAX_WORKERS}), e.g. dask:local:2.")
+                                  f"most {_bounds.MAX_WORKERS}), e.g. dask:local:2.", field="name")
         return kind, arg
     if kind == "slurm" and arg in ("", "local"):
         return kind, arg
-    raise ConfigError(f"executor {text!r} is not known; valid: {valid}.")
+    raise ConfigError(f"executor {text!r} is not known; valid: {valid}.", field="name")
 
 
 def local_dask(address: str) -> bool:
@@ -288,9 +247,7 @@ def _preset_parameters(name: str) -> list[str]:
 def _preset_key_problems(name, keys) -> list[tuple[str, str]]:
     """(sub-path, message) for an unknown preset ``name``, or for each of ``keys`` it does not take."""
     if not isinstance(name, str) or name not in PRESETS:
-        close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return [(".preset", f"unknown preset {name!r}; {hint}valid presets: {', '.join(PRESETS)}.")]
+        return [(".preset", f"unknown preset {name!r}; {suggest(name, PRESETS, label='valid presets', cutoff=0.6)}")]
     valid = _preset_parameters(name)
     problems = []
     for key in keys:
@@ -299,7 +256,7 @@ def _preset_key_problems(name, keys) -> list[tuple[str, str]]:
                                        "(dt_ms: 10), not in the circuit."))
         elif key not in valid:
             problems.append((_key_path(key), f"unknown parameter {key!r} of preset {name!r}; "
-                                             f"{_suggest(key, valid)}"))
+                                             f"{suggest(key, valid)}"))
     return problems
 
 

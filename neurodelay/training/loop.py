@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._util.perf import autocast, bf16_native, tune_allocator
+from .._util.validators import check_seed
 from ..circuit import CircuitModule
 from ..components.base import RunContext
 from ..errors import CheckpointError, ConfigError, TrainingError
@@ -140,8 +141,7 @@ def _check_args(module, world, objective, settings, seed, checkpoint_path=None, 
         raise TypeError(f"objective must be an Objective, got {type(objective).__name__}.")
     if not all(hasattr(settings, name) for name in _SETTINGS_FIELDS):
         raise TypeError(f"settings must be a TrainSettings, got {type(settings).__name__}.")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}; use e.g. seed=0.")
+    check_seed(seed, error=ConfigError)
     for attr in ("sample", "factor_names", "frame_shape"):
         if not hasattr(world, attr):
             raise TypeError(f"world must be a world spec with .{attr} (e.g. MovingCircle()), "

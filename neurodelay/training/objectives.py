@@ -68,7 +68,6 @@ reproduces its loss exactly.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,7 +77,7 @@ import attrs
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._util.validators import as_names, is_int, is_real, store_plain
+from .._util.validators import as_names, did_you_mean, finite_at_least, int_at_least, is_int, store_plain
 from ..circuit import CircuitModule
 from ..components.temporal import Blend
 from ..errors import ConfigError
@@ -87,11 +86,7 @@ __all__ = ["Supervision", "Objective", "check_objective", "compute_losses", "sco
            "first_scored_steps"]
 
 
-def _non_negative(inst, attr, value):
-    if value is not None and (not is_real(value) or not math.isfinite(value) or value < 0):
-        raise ValueError(f"{attr.name} must be a finite number >= 0, got {value!r}.")
-    if value is not None:
-        store_plain(inst, attr, value, float)
+_non_negative = finite_at_least(0, optional=True)
 
 
 def _int(inst, attr, value):
@@ -100,10 +95,7 @@ def _int(inst, attr, value):
     store_plain(inst, attr, value, int)
 
 
-def _non_negative_int(inst, attr, value):
-    if not is_int(value) or value < 0:
-        raise ValueError(f"{attr.name} must be an integer >= 0 (a step index), got {value!r}.")
-    store_plain(inst, attr, value, int)
+_non_negative_int = int_at_least(0, what="an integer >= 0 (a step index)")
 
 
 def _factor_names(value):
@@ -126,7 +118,7 @@ def _reconstruction(inst, attr, value):
     if value is not None and value not in _RECONSTRUCTIONS:
         raise ValueError(f"reconstruction must be 'gaussian' (squared error), 'bernoulli' (binary "
                          f"cross-entropy) or None (no reconstruction term), got {value!r}"
-                         f"{_suggest(value, _RECONSTRUCTIONS)}.")
+                         f"{did_you_mean(value, _RECONSTRUCTIONS, **_HINT)}.")
 
 
 _RECONSTRUCTIONS = ("gaussian", "bernoulli")
@@ -212,9 +204,8 @@ class _Term:
     channels: tuple[int, ...] = ()  # factor indices (supervision)
 
 
-def _suggest(word, options) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+#: How an objective error proposes a name: " (did you mean 'x'?)", else nothing.
+_HINT = {"form": " (did you mean {!r}?)"}
 
 
 def _frame_shape(module, frame_shape=None) -> tuple[int, ...] | None:
@@ -261,18 +252,18 @@ def _reconstruct_node(objective: Objective, module, frame_shape) -> str:
     if name is not None:
         if name not in nodes:
             raise ConfigError(
-                f"objective.reconstruct: node {name!r} does not exist{_suggest(name, nodes)}; "
-                f"the circuit's nodes are {', '.join(nodes)}.")
+                f"objective.reconstruct: node {name!r} does not exist{did_you_mean(name, nodes, **_HINT)}; "
+                f"the circuit's nodes are {', '.join(nodes)}.", field="objective.reconstruct")
         if frame_shape is not None and shapes.get(name) is not None and tuple(shapes[name]) != frame_shape:
             raise ConfigError(
                 f"objective.reconstruct: node {name!r} outputs shape {tuple(shapes[name])} but the "
                 f"reconstruction must have the frames' shape {frame_shape}; name an image node "
-                f"(e.g. a conv_decoder) or set reconstruction: null.")
+                f"(e.g. a conv_decoder) or set reconstruction: null.", field="objective.reconstruct")
         return name
     if frame_shape is None:
         raise ConfigError(
             "objective.reconstruction needs the frames' shape, but no node reads world.frames; "
-            "set objective.reconstruct, or reconstruction: null.")
+            "set objective.reconstruct, or reconstruction: null.", field="objective.reconstruction")
     found = [n for n in nodes if shapes.get(n) is not None and tuple(shapes[n]) == frame_shape]
     if len(found) == 1:
         return found[0]
@@ -280,10 +271,10 @@ def _reconstruct_node(objective: Objective, module, frame_shape) -> str:
         raise ConfigError(
             f"objective.reconstruct: no node outputs images of the frames' shape {frame_shape}, so "
             f"there is nothing to reconstruct with reconstruction: {objective.reconstruction}; add a "
-            f"decoder node (conv_decoder) or set reconstruction: null.")
+            f"decoder node (conv_decoder) or set reconstruction: null.", field="objective.reconstruct")
     raise ConfigError(
         f"objective.reconstruct: nodes {', '.join(found)} all output images of the frames' shape "
-        f"{frame_shape}; name the one to score, e.g. reconstruct: {found[-1]}.")
+        f"{frame_shape}; name the one to score, e.g. reconstruct: {found[-1]}.", field="objective.reconstruct")
 
 
 def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) -> list[_Term]:
@@ -307,7 +298,7 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
     if objective.beta_norm is not None and objective.beta != 0:
         raise ConfigError(
             f"objective.beta_norm: give beta or beta_norm, not both (got beta={objective.beta!r}, "
-            f"beta_norm={objective.beta_norm!r}); remove one of them.")
+            f"beta_norm={objective.beta_norm!r}); remove one of them.", field="objective.beta_norm")
     kl_field = "objective.beta_norm" if objective.beta_norm is not None else "objective.beta"
     kl_value = objective.beta_norm if objective.beta_norm is not None else objective.beta
     if kl_value > 0:
@@ -315,10 +306,11 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
         if not gaussian:
             raise ConfigError(
                 f"{kl_field} = {kl_value!r} asks for a KL term, but no node has a Gaussian latent; "
-                f"set gaussian: true on an encoder (conv_encoder) or set {kl_field.split('.')[-1]}: 0.")
+                f"set gaussian: true on an encoder (conv_encoder) or set {kl_field.split('.')[-1]}: 0.",
+                field=kl_field)
         if objective.beta_norm is not None and frame_shape is None:
             raise ConfigError(f"{kl_field} needs the number of pixels per frame, but no node reads "
-                              f"world.frames; use beta instead.")
+                              f"world.frames; use beta instead.", field=kl_field)
         for n in gaussian:
             shape = plan.shapes.get(n)
             n_latents = shape[-1] if shape else getattr(nodes[n], "n_latents", 1)
@@ -333,7 +325,8 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
         if not blends:
             raise ConfigError(
                 f"objective.prediction = {objective.prediction!r} weights the prediction error of Blend "
-                f"nodes, but the circuit has none; add a blend node or set prediction: 0.")
+                f"nodes, but the circuit has none; add a blend node or set prediction: 0.",
+                field="objective.prediction")
         for n in blends:
             terms.append(_Term("prediction", "prediction", n, max(_prediction_from(module, n), start), 0,
                                float(objective.prediction), "objective.prediction"))
@@ -342,37 +335,38 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
     for i, sup in enumerate(objective.supervise):
         where = f"objective.supervise[{i}]"
         if not isinstance(sup, Supervision):
-            raise ConfigError(f"{where} must be a Supervision, got {type(sup).__name__}.")
+            raise ConfigError(f"{where} must be a Supervision, got {type(sup).__name__}.", field=where)
         if sup.node not in nodes:
-            raise ConfigError(f"{where}.node: node {sup.node!r} does not exist{_suggest(sup.node, nodes)}; "
-                              f"the circuit's nodes are {', '.join(nodes)}.")
+            raise ConfigError(f"{where}.node: node {sup.node!r} does not exist"
+                              f"{did_you_mean(sup.node, nodes, **_HINT)}; "
+                              f"the circuit's nodes are {', '.join(nodes)}.", field=f"{where}.node")
         if sup.node in seen:
             raise ConfigError(
                 f"{where}.node: node {sup.node!r} is already supervised by "
                 f"objective.supervise[{seen[sup.node]}]; supervise each node once, listing all its "
-                f"factors in one entry.")
+                f"factors in one entry.", field=f"{where}.node")
         seen[sup.node] = i
         if not sup.factors:
             raise ConfigError(f"{where}.factors is empty; list one factor name per channel of "
-                              f"{sup.node!r}.")
+                              f"{sup.node!r}.", field=f"{where}.factors")
         shape = plan.shapes.get(sup.node)
         if shape is not None and len(shape) != 1:
             raise ConfigError(f"{where}.node: node {sup.node!r} outputs shape {tuple(shape)}, but "
                               f"supervision needs a vector (one channel per factor); supervise a "
-                              f"latent node instead.")
+                              f"latent node instead.", field=f"{where}.node")
         if shape is not None and shape[0] != len(sup.factors):
             raise ConfigError(
                 f"{where}.factors: node {sup.node!r} has {shape[0]} channels but {len(sup.factors)} "
                 f"factors are given ({', '.join(sup.factors)}); give exactly one factor per channel "
-                f"or change the node's n_latents.")
+                f"or change the node's n_latents.", field=f"{where}.factors")
         channels: tuple[int, ...] = ()
         if factor_names is not None:
             names = list(factor_names)
             for j, f in enumerate(sup.factors):
                 if f not in names:
                     raise ConfigError(
-                        f"{where}.factors[{j}]: the world has no factor {f!r}{_suggest(f, names)}; "
-                        f"its factors are {', '.join(names)}.")
+                        f"{where}.factors[{j}]: the world has no factor {f!r}{did_you_mean(f, names, **_HINT)}; "
+                        f"its factors are {', '.join(names)}.", field=f"{where}.factors[{j}]")
             channels = tuple(names.index(f) for f in sup.factors)
         if sup.weight > 0:
             terms.append(_Term(f"supervise_{sup.node}", "supervise", sup.node,
@@ -383,7 +377,7 @@ def _resolve(objective: Objective, module, factor_names=None, frame_shape=None) 
         raise ConfigError(
             "objective has no active term: set reconstruction (gaussian or bernoulli), beta or "
             "beta_norm > 0, prediction > 0, or supervise a node; or train for 0 steps to only "
-            "simulate.")
+            "simulate.", field="objective")
     return terms
 
 
@@ -402,7 +396,7 @@ def _empty_window_error(term: _Term, n_frames: int) -> ConfigError:
         f"{where}: the {term.key} term of node {term.node!r} scores no step: {valid}"
         f"from step {term.first_valid} and its target is step t + {term.offset}, but sequences have "
         f"{n_frames} frames (steps 0..{n_frames - 1}); use longer sequences, a smaller offset or "
-        f"shorter delays.")
+        f"shorter delays.", field=where)
 
 
 # ---------------------------------------------------------------- public API

@@ -2,6 +2,8 @@
 
 Validator messages name the class and field, the constraint, the value and
 a fix; they raise :class:`neurodelay.errors.ConfigError` (a ``ValueError``).
+The common checks are built with the factories of
+:mod:`neurodelay._util.validators`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numbers
 import numpy as np
 import torch
 
+from .._util.validators import check_int, check_seed, finite_at_least, flag, int_at_least
 from ..errors import ConfigError
 from . import render as _render
 from .original import FACTOR_NAMES
@@ -29,17 +32,10 @@ def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def is_bool(inst, attr, value):
-    if not isinstance(value, bool):
-        raise ConfigError(f"{_where(inst, attr)} must be true or false, got {value!r}; use {attr.name}=True or False.")
+is_bool = flag(words="true or false", fix="use {name}=True or False", qualified=True, error=ConfigError)
 
-
-def image_size(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < MIN_SIZE:
-        raise ConfigError(
-            f"{_where(inst, attr)} must be an integer number of pixels >= {MIN_SIZE}, got {value!r}; "
-            f"use e.g. {attr.name}=32 (the original) or 64."
-        )
+image_size = int_at_least(MIN_SIZE, what=f"an integer number of pixels >= {MIN_SIZE}",
+                          fix="use e.g. {name}=32 (the original) or 64", qualified=True, error=ConfigError)
 
 
 def radius(inst, attr, value):
@@ -50,12 +46,8 @@ def radius(inst, attr, value):
         )
 
 
-def positive(inst, attr, value):
-    if not _is_real(value) or value <= 0:
-        raise ConfigError(
-            f"{_where(inst, attr)} must be a positive finite number (image widths), got {value!r}; "
-            f"the original blob uses {BLOB_SIGMA:.4f}."
-        )
+positive = finite_at_least(0, above=True, what="a positive finite number (image widths)",
+                           fix=f"the original blob uses {BLOB_SIGMA:.4f}", qualified=True, error=ConfigError)
 
 
 def unit_interval(inst, attr, value):
@@ -68,17 +60,10 @@ def probability(inst, attr, value):
         raise ConfigError(f"{_where(inst, attr)} must be a probability in [0, 1], got {value!r}; use e.g. 0.15.")
 
 
-def non_negative(inst, attr, value):
-    if not _is_real(value) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{_where(inst, attr)} must be a finite number >= 0, got {value!r}; use 0 to turn it off.")
+non_negative = finite_at_least(0, fix="use 0 to turn it off", qualified=True, error=ConfigError)
 
-
-def frame_count(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 2:
-        raise ConfigError(
-            f"{_where(inst, attr)} must be an integer >= 2 (a velocity needs two frames), got {value!r}; "
-            f"use e.g. {attr.name}=10 (the original)."
-        )
+frame_count = int_at_least(2, what="an integer >= 2 (a velocity needs two frames)",
+                           fix="use e.g. {name}=10 (the original)", qualified=True, error=ConfigError)
 
 
 def travel(inst, attr, value):
@@ -97,23 +82,18 @@ def optional_speed(inst, attr, value):
         )
 
 
-def positive_int(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{_where(inst, attr)} must be a positive integer, got {value!r}; the original uses 200000.")
+positive_int = int_at_least(1, what="a positive integer", fix="the original uses 200000", qualified=True,
+                            error=ConfigError)
 
 
 def check_count(name: str, value) -> int:
     """Check a sample count argument; return it as int."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}; use e.g. {name}=64.")
-    return int(value)
+    return check_int(name, value, 1, what="a positive integer", fix="use e.g. {name}=64")
 
 
 def seed_sequence(seed) -> np.random.SeedSequence:
     """Check a seed (int >= 0) and return its SeedSequence."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}; use e.g. seed=0.")
-    return np.random.SeedSequence(int(seed))
+    return np.random.SeedSequence(check_seed(seed))
 
 
 def check_device(device):

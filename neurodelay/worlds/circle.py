@@ -287,42 +287,45 @@ class MovingCircle:
         if (lo is None) != (hi is None):
             raise ConfigError(
                 f"MovingCircle.speed_min and speed_max must be given together, got speed_min={lo!r}, "
-                f"speed_max={hi!r}; set both, or neither for the original start/end-point sampling."
+                f"speed_max={hi!r}; set both, or neither for the original start/end-point sampling.",
+                field="speed_min"
             )
         if hi is not None:
             if lo > hi:
                 raise ConfigError(
-                    f"MovingCircle.speed_min must be <= speed_max, got {lo!r} > {hi!r}; swap them."
+                    f"MovingCircle.speed_min must be <= speed_max, got {lo!r} > {hi!r}; swap them.",
+                    field="speed_min"
                 )
             if hi * steps > 1:
                 raise ConfigError(
                     f"MovingCircle.speed_max * (n_frames - 1) must be <= 1 circle factor unit (the span of "
                     f"circle positions, [0, 1]) so that a path fits in the image, got {hi!r} * {steps} = "
-                    f"{hi * steps:.4g}; use speed_max <= {1 / steps:.4g}."
+                    f"{hi * steps:.4g}; use speed_max <= {1 / steps:.4g}.", field="speed_max"
                 )
             if hi * steps < self.min_travel:
                 raise ConfigError(
                     f"MovingCircle.speed_max * (n_frames - 1) must reach min_travel={self.min_travel!r}, "
                     f"got {hi!r} * {steps} = {hi * steps:.4g}; raise speed_max to at least "
-                    f"{self.min_travel / steps:.4g} or lower min_travel."
+                    f"{self.min_travel / steps:.4g} or lower min_travel.", field="speed_max"
                 )
         if self.dataset == "original":
             if self.n_frames != N_ORIGINAL_FRAMES:
                 raise ConfigError(
                     f"MovingCircle.n_frames must be {N_ORIGINAL_FRAMES} with dataset='original' (its sequences "
                     f"have {N_ORIGINAL_FRAMES} frames), got {self.n_frames!r}; "
-                    f"set n_frames={N_ORIGINAL_FRAMES} or dataset=None."
+                    f"set n_frames={N_ORIGINAL_FRAMES} or dataset=None.", field="n_frames"
                 )
             if self.motion != "linear":
                 raise ConfigError(
                     f"MovingCircle with dataset='original' takes its trajectories as they are: motion must be "
-                    f"'linear', got {self.motion!r}; drop it or set dataset=None."
+                    f"'linear', got {self.motion!r}; drop it or set dataset=None.", field="motion"
                 )
             if hi is not None or self.min_travel != ORIGINAL_MIN_TRAVEL:
                 raise ConfigError(
                     f"MovingCircle with dataset='original' takes its trajectories as they are: speed_min/"
                     f"speed_max must be None and min_travel {ORIGINAL_MIN_TRAVEL}, got speed_min={lo!r}, "
-                    f"speed_max={hi!r}, min_travel={self.min_travel!r}; drop them or set dataset=None."
+                    f"speed_max={hi!r}, min_travel={self.min_travel!r}; drop them or set dataset=None.",
+                    field="speed_min" if lo is not None else "speed_max" if hi is not None else "min_travel"
                 )
 
     @property

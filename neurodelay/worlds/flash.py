@@ -64,7 +64,7 @@ import attrs
 import numpy as np
 import torch
 
-from .._util.validators import as_names
+from .._util.validators import as_names, int_at_least
 from ..errors import ConfigError
 from . import _spec
 from .episode import Episode
@@ -141,10 +141,8 @@ def _check_directions(inst, attr, value):
                           f"got {value!r}.")
 
 
-def _check_step(inst, attr, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"FlashLagProbe.{attr.name} must be an integer >= 1 (steps), got {value!r}; "
-                          f"use e.g. {attr.name}=8.")
+_check_step = int_at_least(1, what="an integer >= 1 (steps)", fix="use e.g. {name}=8", qualified=True,
+                           error=ConfigError)
 
 
 def _check_radius(inst, attr, value):

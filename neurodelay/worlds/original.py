@@ -11,6 +11,8 @@ import functools
 
 import numpy as np
 
+from .._util.validators import check_int
+
 FACTOR_NAMES = ("blob_x", "blob_y", "circle_x", "circle_y")
 N_BLOB_GRID = 32
 N_CIRCLE_GRID = 16
@@ -83,9 +85,6 @@ def original_sequences(n_sequences: int = N_ORIGINAL_SEQUENCES) -> np.ndarray:
         float64, shape (n_sequences, 10, 4): ``[blob_x, blob_y, circle_x,
         circle_y]`` per frame, in factor units.
     """
-    if isinstance(n_sequences, bool) or not isinstance(n_sequences, (int, np.integer)) or n_sequences < 1:
-        raise ValueError(
-            f"n_sequences must be a positive integer, got {n_sequences!r}; "
-            f"use {N_ORIGINAL_SEQUENCES} for the original dataset."
-        )
+    n_sequences = check_int("n_sequences", n_sequences, 1, what="a positive integer",
+                            fix=f"use {N_ORIGINAL_SEQUENCES} for the original dataset")
     return _original_sequences(int(n_sequences))

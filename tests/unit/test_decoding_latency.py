@@ -64,7 +64,8 @@ def test_flash_episode_shows_the_circle_once():
         flash_episode(WORLD, 4, 16)
 
 
-@pytest.mark.parametrize(("d1", "d2", "a1", "a2"), [(2, 2, 0.0, 0.0), (2, 2, 2.0, 0.0), (1, 3, 1.0, 3.0), (1, 3, 5.0, -0.5)])
+@pytest.mark.parametrize(("d1", "d2", "a1", "a2"),
+                         [(2, 2, 0.0, 0.0), (2, 2, 2.0, 0.0), (1, 3, 1.0, 3.0), (1, 3, 5.0, -0.5)])
 def test_theory_chain_reads_its_delays_and_horizons(d1, d2, a1, a2):
     # Every area in the first case; the two extrapolating ones after it (the lag instrument takes seconds per area).
     first = (d1, d2, a1, a2) == (2, 2, 0.0, 0.0)

@@ -123,7 +123,16 @@ def section_emergent_chain(runs: Path, out_root: Path) -> Section:
                                                  f"n={len(shorten)} edges x seeds"),
     })
     adv_v1 = seed_interval([_by_area(ds, "latency_advantage_ms").get("v1", np.nan) for ds in report.values()])
-    adv_z = seed_interval([_by_area(ds, "latency_advantage_ms").get("z", np.nan) for ds in report.values()])
+    share = seed_interval([_alpha(ds, "v1") / (_alpha(ds, "v1") + _alpha(ds, "z")) for ds in report.values()])
+    every = cell.get("every area", {})
+    every_sum = seed_interval([_alpha(ds, "v1") + _alpha(ds, "z") for ds in every.values()])
+    z_every = seed_interval([_by_area(ds, "motion_latency_ms").get("z", np.nan) for ds in every.values()])
+    learned = cell.get("learned delays", {})
+    delays = seed_interval([float(np.mean(ds["delay_ms"].values)) for ds in learned.values() if "delay_ms" in ds])
+    arrive = seed_interval([10.0 + float(np.sum(ds["delay_ms"].values)) for ds in learned.values()
+                            if "delay_ms" in ds])
+    learned_sum = seed_interval([_alpha(ds, "v1") + _alpha(ds, "z") for ds in learned.values()])
+    learned_share = seed_interval([_alpha(ds, "v1") / (_alpha(ds, "v1") + _alpha(ds, "z")) for ds in learned.values()])
     sec.text = f"""
 **Why:** section 9 showed one area learning to make up its own delay. Brains have chains of areas, each with its
 own conduction delay, and time-resolved EEG/MEG decoding asks at what latency each stage represents a moving
@@ -145,17 +154,24 @@ seeds); per area: flash onset / motion latency / advantage, all in ms.
 {img}
 
 **Verdict:** {verdict(sec.checks)}With only the report supervised, the horizons sum to
-{fmt(m_sum + arrival.get('report only', {}).get('z', np.nan))} steps for a 5-step delay; the report's advantage
-for motion is {with_ci(*adv_z[:2])} ms and `v1`'s, an area nothing asks to extrapolate, {with_ci(*adv_v1[:2])} ms.
+{fmt(m_sum + arrival.get('report only', {}).get('z', np.nan))} steps for a 5-step delay, and the first area carries
+{with_ci(*share[:2])} of the sum: `v1`, which nothing asks to extrapolate, extrapolates past the present and runs
+ahead of the circle (its advantage {with_ci(*adv_v1[:2])} ms for a 30 ms arrival), and `z` undoes a little of it
+(the check `chain_report_only_shared` holds, but not for the reason it gave: the compensation is not shared, it is
+done as early as it can be). Supervising `v1` too puts its own 3 steps there and leaves `z` short: horizons sum to
+{with_ci(*every_sum[:2])} steps and `z` lags by {with_ci(*z_every[:2])} ms. With the delays learned too, both
+shorten, to {with_ci(*delays[:2])} ms each (not to their 10 ms bound; arrival at `z` {with_ci(*arrive[:2])} ms), and
+the horizons, summing to {with_ci(*learned_sum[:2])} steps, are split evenly ({with_ci(*learned_share[:2])} in `v1`).
+
 The model's prediction for time-resolved decoding, at a 10 ms step: an area's advantage for predictable motion
-equals the horizon it carries, the extrapolation done at or before it. Hogendoorn & Burkitt (2018, NeuroImage
+equals the horizon it carries, the extrapolation done at or before it; trained end to end on the report, the
+earliest area that can extrapolate is advanced as much as the last. Hogendoorn & Burkitt (2018, NeuroImage
 171:55-61) report about 16 +- 2 ms for predictable against unpredictable apparent motion at the later of two
 decodable stages (140-150 ms) and none at the earlier (80-90 ms). Their comparison differs from this one (they
 compare two kinds of motion decoded with flash-trained classifiers; here a flash's arrival is compared with a
-moving circle's lag, so the advantage is the whole horizon). What in the model makes the prediction: the loss
-reaches every horizon before the report through the chain, so nothing keeps early areas from extrapolating.
-What would falsify it as a model of cortex: an early stage with no advantage while a later one has it, when the
-early stage's horizon is shared (as EEG's earlier stage suggests); then compensation must be confined to late
-areas by something this circuit lacks.
+moving circle's lag, so the advantage is the whole horizon), but the pattern is the test: an early stage that is
+not advanced while a later one is contradicts this circuit, in which nothing confines compensation to late areas.
+What would save it as a model of cortex: a cost on early extrapolation (noise, section 9; or supervision of early
+areas to report their input), which this study does not have.
 """
     return sec

@@ -5,12 +5,8 @@ from __future__ import annotations
 import torch
 
 from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
-
-VEC = "world.factors"
-
-
-def shapes(n_channels: int) -> dict:
-    return {"world.frames": (1, 32, 32), VEC: (n_channels,)}
+from neurodelay.testing.strategies import VECTOR as VEC
+from neurodelay.testing.strategies import vector_shapes as shapes
 
 
 def run(circuit: Circuit, x: torch.Tensor, mode: str = "auto") -> dict:

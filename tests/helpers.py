@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+import xarray as xr
 
 from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
+from neurodelay.record import traces_to_dataset
 from neurodelay.testing.strategies import VECTOR as VEC
 from neurodelay.testing.strategies import vector_shapes as shapes
 
@@ -37,3 +40,11 @@ def linear_inertia(gamma: float, alpha: float, delay_steps: int, dt_ms: float = 
         ],
         dt_ms=dt_ms,
     )
+
+
+def tiny_results(n_s=2, n_t=3, n_l=4, size=8, names=("blob_x", "circle_vx")) -> xr.Dataset:
+    """A small seeded results Dataset: a latent trace z, frames and factors (no circuit)."""
+    rng = np.random.default_rng(0)
+    return traces_to_dataset({"z": rng.random((n_s, n_t, n_l), dtype=np.float32)}, dt_ms=10,
+                             frames=rng.random((n_s, n_t, 1, size, size), dtype=np.float32),
+                             factors=rng.random((n_s, n_t, len(names)), dtype=np.float32), factor_names=names)

@@ -1,10 +1,12 @@
-"""neurodelay.components.base: what a node module gets from NodeModule."""
+"""components: what a node module gets from NodeModule (base), and DelayLine's argument checks (delays)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from neurodelay.components import NodeModule, RunContext
+from neurodelay.components.delays import DelayLine
 
 
 class _RunningSum(NodeModule):
@@ -51,3 +53,16 @@ def test_the_default_sequence_function_keeps_gradients():
     out, _ = _RunningSum().forward_sequence({"in": x}, {"in": 0}, RunContext())
     out.sum().backward()
     assert torch.equal(x.grad[0, :, 0], torch.tensor([4.0, 3.0, 2.0, 1.0]))
+
+
+def test_delay_line_checks_its_arguments():
+    """A NaN or negative delay failed deep in torch (or read the future); bounds were not checked."""
+    for steps in (float("nan"), -1.0, [1.0, -2.0]):
+        with pytest.raises(ValueError, match=r"DelayLine: steps must be finite and >= 0"):
+            DelayLine(steps)
+    with pytest.raises(ValueError, match=r"DelayLine: steps must be one delay or one per channel"):
+        DelayLine([[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"initial steps 2\.0 must lie in \[min_steps, max_steps\] = \[3, 4\]"):
+        DelayLine(2.0, learnable=True, min_steps=3.0, max_steps=4.0)
+    with pytest.raises(ValueError, match=r"finite bounds 0 <= min_steps <= max_steps"):
+        DelayLine(2.0, learnable=True, min_steps=3.0, max_steps=1.0)

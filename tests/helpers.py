@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+import xarray as xr
 
 from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
-
-VEC = "world.factors"
-
-
-def shapes(n_channels: int) -> dict:
-    return {"world.frames": (1, 32, 32), VEC: (n_channels,)}
+from neurodelay.record import traces_to_dataset
+from neurodelay.testing.strategies import VECTOR as VEC
+from neurodelay.testing.strategies import vector_shapes as shapes
 
 
 def run(circuit: Circuit, x: torch.Tensor, mode: str = "auto") -> dict:
@@ -40,4 +39,41 @@ def linear_inertia(gamma: float, alpha: float, delay_steps: int, dt_ms: float = 
             Edge("pred", "z.prediction"),
         ],
         dt_ms=dt_ms,
+    )
+
+
+def tiny_results(n_s=2, n_t=3, n_l=4, size=8, names=("blob_x", "circle_vx")) -> xr.Dataset:
+    """A small seeded results Dataset: a latent trace z, frames and factors (no circuit)."""
+    rng = np.random.default_rng(0)
+    return traces_to_dataset({"z": rng.random((n_s, n_t, n_l), dtype=np.float32)}, dt_ms=10,
+                             frames=rng.random((n_s, n_t, 1, size, size), dtype=np.float32),
+                             factors=rng.random((n_s, n_t, len(names)), dtype=np.float32), factor_names=names)
+
+
+KNOWN_LAG_FACTOR_NAMES = ["blob_x", "blob_y", "circle_x", "circle_y", "circle_vx", "circle_vy"]
+
+
+def known_lag_results(n: int = 20, n_t: int = 30, lag: int = 2, z=None, seed: int = 0,
+                      first_valid_step: int | None = None) -> xr.Dataset:
+    """A results Dataset of constant-velocity circles; z[t] = circle position at t - lag (held before lag).
+
+    ``first_valid_step`` defaults to ``lag`` for the default z, else 0.
+    """
+    if first_valid_step is None:
+        first_valid_step = lag if z is None else 0
+    rng = np.random.default_rng(seed)
+    start = rng.uniform(0.3, 0.7, (n, 2))
+    vel = rng.uniform(-0.01, 0.01, (n, 2))
+    pos = start[:, None] + vel[:, None] * np.arange(n_t)[None, :, None]
+    blob = np.repeat(rng.uniform(0.0, 1.0, (n, 1, 2)), n_t, axis=1)
+    factors = np.concatenate([blob, pos, np.repeat(vel[:, None], n_t, axis=1)], axis=-1)
+    if z is None:
+        z = pos[:, np.clip(np.arange(n_t) - lag, 0, None)]
+    return xr.Dataset(
+        {"z": (("sample", "time", "latent"), np.asarray(z, dtype=np.float64),
+               {"node": "z", "first_valid_step": first_valid_step}),
+         "factors": (("sample", "time", "factor"), factors),
+         "frames": (("sample", "time", "y", "x"), np.zeros((n, n_t, 32, 32), np.float32))},
+        coords={"time": np.arange(n_t) * 10.0, "factor": KNOWN_LAG_FACTOR_NAMES},
+        attrs={"dt_ms": 10.0},
     )

@@ -3,7 +3,8 @@
 A component spec holds plain values only. ``spec.build()`` returns a
 :class:`NodeModule`, the torch module the circuit runs. A node module can run
 over a whole sequence at once (``forward_sequence``) or one step at a time
-(``forward_step``); both must give the same numbers.
+(``forward_step``); both must give the same numbers. A module that defines
+only ``forward_step`` gets a ``forward_sequence`` that steps through time.
 
 Time-validity: every signal has a first valid step, the step at which the
 first input from the world has reached it through the delays (before it,
@@ -111,17 +112,38 @@ class AbstractComponent(abc.ABC):
 class NodeModule(nn.Module):
     """Torch module of a circuit node.
 
-    Subclasses implement ``forward_sequence`` and ``forward_step``. Inputs are
-    dicts from port name to tensor; ``valid`` maps each port to its first
-    valid step. Outputs are ``(out, extras)``: the node's signal and a dict of
+    Subclasses implement ``forward_step`` and, where a whole sequence can be
+    computed faster than step by step, ``forward_sequence``. Inputs are dicts
+    from port name to tensor; ``valid`` maps each port to its first valid
+    step. Outputs are ``(out, extras)``: the node's signal and a dict of
     named auxiliary traces (for example a Gaussian latent's ``mu`` and
     ``logvar``), each with the same leading dims as ``out``.
     """
 
     def forward_sequence(self, inputs: dict[str, Tensor], valid: dict[str, int],
                          ctx: RunContext) -> tuple[Tensor, dict[str, Tensor]]:
-        """Run over whole sequences: inputs of shape (sample, time, ...)."""
-        raise NotImplementedError
+        """Run over whole sequences: inputs of shape (sample, time, ...).
+
+        The default steps through time: ``forward_step`` at every step from
+        ``init_state()``, every port's input at that step passed, the outputs
+        (and each extra) stacked along the time axis. A module that defines
+        only ``forward_step`` so gives the same numbers on both paths;
+        override this with a whole-sequence computation where one is faster.
+        """
+        if not inputs:
+            raise ValueError(f"{type(self).__name__}.forward_sequence got no inputs; its default steps "
+                             f"forward_step through time, which needs at least one port's sequence.")
+        n_t = next(iter(inputs.values())).shape[1]
+        steps = {port: x.unbind(1) for port, x in inputs.items()}
+        state = self.init_state()
+        outs: list[Tensor] = []
+        extras: dict[str, list[Tensor]] = {}
+        for t in range(n_t):
+            out, extra, state = self.forward_step({port: xs[t] for port, xs in steps.items()}, t, valid, state, ctx)
+            outs.append(out)
+            for name, x in extra.items():
+                extras.setdefault(name, []).append(x)
+        return torch.stack(outs, dim=1), {name: torch.stack(xs, dim=1) for name, xs in extras.items()}
 
     def init_state(self) -> Any:
         """State carried between steps (None for memoryless nodes)."""
@@ -129,7 +151,7 @@ class NodeModule(nn.Module):
 
     def forward_step(self, inputs: dict[str, Tensor], t: int, valid: dict[str, int],
                      state: Any, ctx: RunContext) -> tuple[Tensor, dict[str, Tensor], Any]:
-        """Run one step: inputs of shape (sample, ...) at step ``t``."""
+        """Run one step: inputs of shape (sample, ...) at step ``t``; returns ``(out, extras, state)``."""
         raise NotImplementedError
 
 

@@ -1,117 +1,59 @@
-"""One battery over every component kind in COMPONENTS.
+"""One battery over every component kind in COMPONENTS: ``neurodelay.testing.check_component``.
 
-For each kind: the study-schema round trip (YAML mapping -> spec ->
-unstructure -> YAML -> spec, equal), build, output shape equal to
-``out_shape``, sequence and step execution agree, and a seeded build is
-deterministic.
+Each built-in kind (with small images for speed, and the variants with a
+Gaussian latent or a learned horizon) runs every named check of the
+component contract (``neurodelay.testing.CHECKS``: the study-schema round
+trip through YAML and JSON, build, output shape and dtype, sequence and step
+execution agree, determinism under a seed, state and reset, gradients,
+linear taps, ...) as a test of its own, and so does the documented custom
+component ``Leaky`` of ``studies/custom_circuit.py``. Each kind is also in
+the study schema's documentation.
 """
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import attrs
 import pytest
-import torch
-import yaml
+from custom_circuit import Leaky
 
-from neurodelay.components import COMPONENTS, NodeModule, PortShapeError, RunContext
-from neurodelay.study import structure_component, unstructure_component
+from neurodelay.components import COMPONENTS, ConvEncoder, Extrapolator
+from neurodelay.testing import CHECKS, check_component, component_checks
 
 KINDS = sorted(COMPONENTS)
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "study-schema.md"
 
 
-def _raw(kind: str) -> dict:
-    """The component's study-file mapping, with small images for speed."""
-    raw = {"kind": kind}
-    if "size" in attrs.fields_dict(COMPONENTS[kind]):
-        raw["size"] = 16
-    return raw
+def _small(kind: str):
+    """The component with its defaults, with small images for speed."""
+    cls = COMPONENTS[kind]
+    return cls(size=16) if "size" in attrs.fields_dict(cls) else cls()
 
 
-def _candidate_shapes(spec) -> list[tuple[int, ...]]:
-    shapes = [(3,)]
-    if hasattr(spec, "n_latents"):
-        shapes.append((spec.n_latents,))
-    if hasattr(spec, "size"):
-        shapes.append((getattr(spec, "in_channels", 1), spec.size, spec.size))
-    return shapes
+SPECS = {kind: _small(kind) for kind in KINDS}
+SPECS["conv_encoder-gaussian"] = ConvEncoder(n_latents=3, size=16, gaussian=True)
+SPECS["extrapolator-learn_alpha"] = Extrapolator(alpha=0.5, learn_alpha=True)
+SPECS["leaky (studies/custom_circuit.py)"] = Leaky(rate=0.3)
+
+CASES = [pytest.param(spec, name, check, id=f"{label}-{name}")
+         for label, spec in SPECS.items() for name, check in component_checks(spec)]
 
 
-def _port_shapes(spec) -> tuple[dict, tuple]:
-    """Input shapes per port that the component accepts, and its output shape."""
-    for combo in itertools.product(_candidate_shapes(spec), repeat=len(spec.ports)):
-        shapes = dict(zip(spec.ports, combo))
-        try:
-            out = spec.out_shape(shapes)
-        except PortShapeError:
-            continue
-        if out is not None:
-            return shapes, tuple(out)
-    raise AssertionError(f"no input shapes found that {spec!r} accepts")
+@pytest.mark.parametrize("spec, name, check", CASES)
+def test_component_contract(spec, name, check):
+    check()
 
 
-@pytest.fixture(params=KINDS)
-def kind(request):
-    return request.param
+def test_every_builtin_kind_is_checked():
+    assert {type(s).kind for s in SPECS.values()} >= set(COMPONENTS)
 
 
-def test_round_trip_through_the_study_schema(kind):
-    spec = structure_component(_raw(kind))
-    assert isinstance(spec, COMPONENTS[kind])
-    text = yaml.safe_dump(unstructure_component(spec))
-    again = structure_component(yaml.safe_load(text))
-    assert again == spec
-    assert unstructure_component(again)["kind"] == kind
+def test_the_documented_custom_component_passes_check_component():
+    assert check_component(Leaky) == CHECKS
+    assert check_component(Leaky(rate=1.0), n_samples=1, n_steps=3, seed=5) == CHECKS
 
 
-def test_unknown_parameter_is_rejected_with_its_path(kind):
-    from neurodelay.study import StudyError
-
-    with pytest.raises(StudyError, match=r"\$\.no_such_parameter: unknown key 'no_such_parameter'"):
-        structure_component({**_raw(kind), "no_such_parameter": 1})
-
-
-def test_builds_and_output_shape_matches_out_shape(kind):
-    spec = structure_component(_raw(kind))
-    shapes, out_shape = _port_shapes(spec)
-    torch.manual_seed(0)
-    module = spec.build()
-    assert isinstance(module, NodeModule)
-    n_s, n_t = 2, 5
-    inputs = {p: torch.rand(n_s, n_t, *s) for p, s in shapes.items()}
-    valid = {p: 0 for p in shapes}
-    out, extras = module.forward_sequence(inputs, valid, RunContext())
-    assert tuple(out.shape) == (n_s, n_t, *out_shape)
-    for v in extras.values():
-        assert tuple(v.shape[:2]) == (n_s, n_t)
-    # stepping through time gives the same numbers
-    state = module.init_state()
-    steps = []
-    for t in range(n_t):
-        y, _, state = module.forward_step({p: x[:, t] for p, x in inputs.items()}, t, valid, state, RunContext())
-        steps.append(y)
-    torch.testing.assert_close(torch.stack(steps, dim=1), out, rtol=1e-5, atol=1e-6)
-
-
-def test_seeded_build_is_deterministic(kind):
-    spec = structure_component(_raw(kind))
-    shapes, _ = _port_shapes(spec)
-    modules = []
-    for _ in range(2):
-        torch.manual_seed(123)
-        modules.append(spec.build())
-    a, b = (m.state_dict() for m in modules)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k])
-    inputs = {p: torch.rand(2, 3, *s, generator=torch.Generator().manual_seed(1)) for p, s in shapes.items()}
-    valid = {p: 0 for p in shapes}
-    outs = [m.forward_sequence(inputs, valid, RunContext())[0] for m in modules]
-    assert torch.equal(outs[0], outs[1])
-
-
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_is_documented(kind):
     assert f"`{kind}`" in DOCS.read_text(encoding="utf-8")

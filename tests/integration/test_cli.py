@@ -19,6 +19,7 @@ from neurodelay.errors import CheckpointError
 from neurodelay.run import main
 from neurodelay.pipeline import run_study
 from neurodelay.study import load_study
+from neurodelay.testing import assert_results_equal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,9 +135,7 @@ def test_same_study_seed_and_device_give_identical_results(reference, tmp_path, 
     out, _, study = reference
     code, _, _ = run_cli(capsys, study, "--out", tmp_path, "--quiet")
     assert code == 0
-    a = without_timing(xr.load_dataset(out / "results.nc"))
-    b = without_timing(xr.load_dataset(tmp_path / "tiny" / "results.nc"))
-    xr.testing.assert_identical(a, b)
+    assert_results_equal(out / "results.nc", tmp_path / "tiny" / "results.nc")  # timing attributes aside
 
 
 def test_real_subprocess_run(reference, tmp_path):
@@ -144,9 +143,7 @@ def test_real_subprocess_run(reference, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "neurodelay.run", str(study), "--out", str(tmp_path), "--quiet"],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    a = without_timing(xr.load_dataset(out / "results.nc"))
-    b = without_timing(xr.load_dataset(tmp_path / "tiny" / "results.nc"))
-    xr.testing.assert_identical(a, b)
+    assert_results_equal(out / "results.nc", tmp_path / "tiny" / "results.nc")
 
 
 def test_interrupted_run_resumes_and_loses_nothing(reference, tmp_path, capsys, monkeypatch):

@@ -12,16 +12,15 @@ from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
 from neurodelay.circuit import linear as _linear
 from neurodelay.components import delay_sequence, shift
 from neurodelay.components.delays import time_window
+from neurodelay.testing.strategies import signals
 from tests.helpers import VEC, linear_inertia, relay_chain, run, shapes
 
 DT = 10.0
 
 
 def signal(data, n_t, n_c=None, dtype=torch.float64):
-    n_c = n_c or data.draw(st.integers(1, 4), label="channels")
-    seed = data.draw(st.integers(0, 2**31 - 1), label="seed")
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(2, n_t, n_c, generator=g, dtype=dtype)
+    """Two samples of n_t steps of a standard normal signal with n_c (drawn: 1 to 4) channels."""
+    return data.draw(signals(n_t, n_c, dtype=dtype), label="signal")
 
 
 @given(st.data())

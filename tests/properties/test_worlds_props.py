@@ -9,10 +9,10 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from neurodelay.testing.strategies import positions
 from neurodelay.worlds import CircleOverBlob, MovingCircle
 
-unit = st.floats(0.0, 1.0, allow_nan=False)
-position = st.tuples(unit, unit)
+position = positions()
 
 
 RENDERS = settings(max_examples=60)  # each example renders; the trajectory properties keep the profile's count

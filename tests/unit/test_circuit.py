@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+import yaml
 
 import neurodelay as nd
 from neurodelay import Blend, Circuit, CircuitError, ConvDecoder, ConvEncoder, Edge, Extrapolator, Relay
+from neurodelay import presets
 from neurodelay.errors import ShapeError, TimeGridError
 from tests.helpers import VEC, linear_inertia, run, shapes
+
 
 FRAMES = {"world.frames": (1, 32, 32), "world.factors": (6,)}
 
@@ -305,3 +309,55 @@ def test_describe_takes_a_world_like_build_and_lists_no_unknown_shapes():
     assert "enc: step 1 (10 ms), shape (2,)" in by_world
     bare = circuit.describe()
     assert "enc: step 1 (10 ms)\n" in bare and "shape None" not in bare
+
+
+# --------------------------------------------------------------------------
+# Bad specs that used to fail deep inside torch or silently
+# --------------------------------------------------------------------------
+
+
+def test_a_two_dimensional_delay_array_is_rejected_not_flattened():
+    """A (2, 2) array became four per-channel delays."""
+    with pytest.raises(TypeError, match=r"delay_ms must be .* flat list .* got an array of shape \(2, 2\)"):
+        Edge(VEC, "r", delay_ms=np.array([[10.0, 20.0], [30.0, 40.0]]))
+
+
+def test_numpy_bools_are_stored_plain_and_other_flags_named():
+    """np.bool_ flags stayed numpy (the spec could not be written as YAML); gaussian=1 gave attrs' raw repr."""
+    e = Edge(VEC, "r", delay_ms=15, fractional=np.True_)
+    assert type(e.fractional) is bool
+    yaml.safe_dump({"fractional": e.fractional})
+    assert type(ConvEncoder(gaussian=np.True_).gaussian) is bool
+    with pytest.raises(TypeError, match=r"^gaussian must be True or False, got 1; use e.g. gaussian=True\.$"):
+        ConvEncoder(gaussian=1)
+
+
+@pytest.mark.parametrize("key, value", [("max_delay_ms", 40.0), ("min_delay_ms", 10.0)])
+def test_delay_bounds_without_learn_delay_are_rejected(key, value):
+    """Bounds on an edge that does not learn its delay were silently ignored."""
+    with pytest.raises(CircuitError, match=rf"edge 0 \(world.factors -> r\): {key}={value:g} bounds a learned "
+                                           rf"delay, but learn_delay is False.*set learn_delay=True"):
+        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=20, **{key: value})])
+
+
+def test_a_delay_of_infinitely_many_steps_is_rejected():
+    """delay_ms / dt_ms overflowing to inf ended in an OverflowError from math.ceil."""
+    with pytest.raises(CircuitError, match=r"edge 0 .*delay_ms=1e\+300 is too long for dt_ms=1e-10"):
+        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=1e300)], dt_ms=1e-10)
+    with pytest.raises(CircuitError, match=r"edge 0 .*max_delay_ms=1e\+300 is too long"):
+        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", learn_delay=True, max_delay_ms=1e300)], dt_ms=1e-10)
+
+
+def test_algebraic_loop_message_counts_a_learned_delays_lower_bound():
+    """The message added up delay_ms (10 ms here, a full step) instead of the 5 ms the delay may shrink to."""
+    with pytest.raises(CircuitError, match=r"algebraic loop: the cycle .* shortest delays add up to 5 ms"):
+        Circuit(nodes={"z": Blend(), "p": Extrapolator()},
+                edges=[Edge(VEC, "z.drive"), Edge("z", "p", delay_ms=10, learn_delay=True, min_delay_ms=5,
+                                                  max_delay_ms=20),
+                       Edge("p", "z.prediction")])
+
+
+def test_inertia_preset_names_dt_ms():
+    """inertia(dt_ms='10') blamed delay_ms (the recurrent edge's delay is dt_ms)."""
+    with pytest.raises(CircuitError, match=r"^dt_ms must be a positive number of ms, got '10'"):
+        presets.inertia(dt_ms="10")

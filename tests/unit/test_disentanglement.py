@@ -22,6 +22,7 @@ from neurodelay.analysis.disentanglement import (
 from neurodelay.analysis.mutual_info import _mig_from_discrete
 from neurodelay.analysis.predictability import _dci_from_importance
 
+
 N = 2000
 N_FACTOR = 4
 GRID = np.linspace(0.0, 1.0, 16)
@@ -585,3 +586,11 @@ def test_bad_correlation_inputs_rejected():
         matched_correlation_score(np.array([[np.nan, 0.0], [0.0, 1.0]]))
     with pytest.raises(ValueError, match=r"tol must be a finite number >= 0; got -1"):
         collapsed_latents(GOOD, tol=-1)
+
+
+def test_correlation_scores_reject_what_is_not_a_correlation():
+    for fn in (correlation_score, matched_correlation_score):
+        with pytest.raises(ValueError, match=r"correlations in \[-1, 1\].*row 0, column 1: 5.0"):
+            fn(np.array([[1.0, 5.0]]))  # was 8.0
+        with pytest.raises(ValueError, match=r"correlation must be a 2-D array of numbers"):
+            fn([["a", "b"]])

@@ -28,6 +28,7 @@ from neurodelay.worlds import _spec
 from neurodelay.worlds.flash import FLASH_CONDITIONS, FlashLagProbe
 from tests.unit.test_lag import compensated_circuit, inertia_circuit
 
+
 WORLD = MovingCircle(n_frames=30, speed_min=0.005, speed_max=0.03)
 PROBE = FlashLagProbe(speeds=(0.02, 0.04), flash_step=12)
 PX = px_per_unit(32)
@@ -397,3 +398,24 @@ def test_registered_flash_lag_writes_the_battery(tmp_path):
     assert {p.name for p, _ in ctx.figures} == {"flash_lag.png"}
     plot_flash_lag(out).savefig(tmp_path / "battery.png", dpi=50)
     assert (tmp_path / "battery.png").stat().st_size > 1000
+
+
+WORLD_20 = MovingCircle(n_frames=20)
+
+
+def test_flash_lag_checks_probe_and_reports_nan_for_a_readout_without_lag():
+    from neurodelay.analysis.flash_lag import flash_lag
+    from neurodelay.worlds.flash import FlashLagProbe
+    from tests.unit.test_lag import compensated_circuit
+
+    module = build_seeded(compensated_circuit(1, 0.0), input_shapes=world_shapes(WORLD_20))
+    probe = FlashLagProbe(speeds=(0.02,), flash_step=6, directions=("right", "left"))
+    readout = LinearReadout(node="z", lag_steps=float("nan"), dt_ms=10.0, mean=np.zeros(2), scale=np.ones(2),
+                            coef=np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    with pytest.raises(TypeError, match=r"probe must be a FlashLagProbe"):
+        flash_lag(module, WORLD_20, readout, "standard")
+    with pytest.raises(TypeError, match=r"show_flash must be True or False"):
+        flash_lag(module, WORLD_20, readout, probe, show_flash="no")
+    out = flash_lag(module, WORLD_20, readout, probe)
+    assert np.isnan(out["flash_lag_px"].values).all()  # was 0: a readout with no lag decodes no position
+    assert "no lag" in out["flash_lag_px"].attrs["nan_reason"]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import attrs
 import numpy as np
 import pytest
 import xarray as xr
 
 from neurodelay import Blend, Circuit, Edge, Extrapolator, MovingCircle, simulate
-from neurodelay.analysis.figures import plot_lag
 from neurodelay.analysis._lagfit import shift as _shift
+from neurodelay.analysis.figures import plot_lag
 from neurodelay.analysis.lag import (
     fit_readout,
     lag_resolved_scores,
@@ -18,6 +20,8 @@ from neurodelay.analysis.lag import (
 )
 from neurodelay.analysis.readout import _readout_lag_core
 from neurodelay.components.base import AbstractComponent, FrameModule
+from tests.helpers import known_lag_results as results
+
 
 DT = 10.0
 
@@ -177,3 +181,46 @@ def test_a_nonlinear_code_reads_the_lag_of_its_linear_twin(delay):
     assert float(out["lag_steps"]) == pytest.approx(delay, abs=0.01)
     with pytest.raises(ValueError, match="embedding"):
         linear_representation(world, 4, embedding="quadratic")
+
+
+# --------------------------------------------------------------------------
+# Readout lag: NaN with a reason where no lag exists
+# --------------------------------------------------------------------------
+
+
+def test_readout_lag_of_a_constant_representation_is_nan_and_of_an_exact_shift_is_the_shift():
+    # A collapsed representation (a blend at gamma = 1): every lag is as good as another (was 6, the edge).
+    ds = results(z=np.ones((20, 30, 2)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "edge of the searched range" warning either
+        out = representational_lag(ds)
+    for name in ("lag_steps", "lag_ms", "readout_rmse_px", "position_error_px"):
+        assert np.isnan(float(out[name])), name
+        assert "constant" in out[name].attrs["nan_reason"], name
+    assert np.isnan(out["position_error_px_by_time"].values).all()
+    readout, info = fit_readout(ds)
+    assert np.isnan(readout.lag_steps) and "constant" in info["undefined_reason"]
+    out = representational_lag(results(lag=2))
+    assert float(out["lag_steps"]) == pytest.approx(2.0, abs=1e-6)
+    assert out["lag_steps"].attrs["readout_r2"] == pytest.approx(1.0, abs=1e-9)
+    assert "nan_reason" not in out["lag_steps"].attrs
+
+
+def test_readout_lag_without_motion_is_nan():
+    ds = results()
+    f = ds["factors"].values
+    f[:, :, 2:4] = f[:, :1, 2:4]
+    f[:, :, 4:] = 0.0
+    ds["z"].values[:] = f[:, :, 2:4]
+    out = representational_lag(ds)
+    assert np.isnan(float(out["lag_steps"]))
+    assert "does not move" in out["lag_steps"].attrs["nan_reason"]
+
+
+def test_readout_lag_of_noise_is_nan():
+    ds = results(n=30, z=np.random.default_rng(0).normal(size=(30, 30, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = representational_lag(ds)
+    assert np.isnan(float(out["lag_steps"]))
+    assert "no better than its mean" in out["lag_steps"].attrs["nan_reason"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -16,7 +18,11 @@ from neurodelay.analysis.regions import (
     region_errors,
     static_region_errors,
 )
+from neurodelay.analysis.regions import (
+    heldout_region_errors,
+)
 from neurodelay.circuit import world_shapes
+from tests.helpers import known_lag_results as results
 
 
 def relay(delay_steps: int = 0) -> Circuit:
@@ -132,3 +138,70 @@ def test_drawn_is_zero_for_the_mean_scene_and_one_for_the_frames():
     ci = out["region_mse_ci"].sel(region="inside").values
     assert ci[0] <= float(out["region_mse"].sel(region="inside")) <= ci[1]
     np.testing.assert_allclose(out["region_mse_mean_scene"].values, out["region_mse"].values, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------
+
+
+def _images():
+    target = np.zeros((2, 4, 4))
+    recon = target.copy()
+    recon[0, 0, 0] = 0.5
+    masks = {k: np.zeros((2, 4, 4), bool) for k in REGIONS}
+    masks["inside"][:, :2, :2] = True
+    masks["edge"][:, 2, :2] = True
+    masks["object"] = masks["inside"] | masks["edge"]
+    masks["background"][:, 3] = True
+    return recon, target, masks
+
+
+def test_region_errors_reject_bad_masks_and_empty_input():
+    recon, target, masks = _images()
+    with pytest.raises(KeyError, match=r"masks lack the regions \['edge'"):
+        region_errors(recon, target, {"inside": masks["inside"]})
+    with pytest.raises(ValueError, match=r"masks\['inside'\] must have the images' shape \(2, 4, 4\)"):
+        region_errors(recon, target, {k: v[:, :3] for k, v in masks.items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # was "Mean of empty slice" and NaN
+        with pytest.raises(ValueError, match=r"at least one image"):
+            region_errors(recon[:0], target[:0], {k: v[:0] for k, v in masks.items()})
+
+
+def test_region_errors_reject_non_finite_images_and_distances():
+    recon, target, masks = _images()
+    recon[1, 3, 3] = np.nan  # a background pixel; it made every region NaN
+    with pytest.raises(ValueError, match=r"recon must contain only finite values.*image 1, y 3, x 3"):
+        region_errors(recon, target, masks)
+    recon, target, masks = _images()
+    for bad in (np.nan, -5.0):  # NaN went to the last bin, negative to the first
+        with pytest.raises(ValueError, match=r"distance_px must hold finite distances >= 0.*image 0"):
+            region_errors(recon, target, masks, distance_px=[bad, 1.0], n_bins=2, size=4)
+
+
+def test_region_errors_count_mask_pixels_not_mask_values():
+    recon, target, masks = _images()
+    out = region_errors(recon, target, {k: v * 2.0 for k, v in masks.items()})
+    np.testing.assert_allclose(out["pixels"], [4, 2, 6, 4])
+
+
+def test_circle_blob_distance_needs_the_four_position_factors():
+    with pytest.raises(ValueError, match=r"at least 4 values along the last axis.*\(3, 3\)"):
+        circle_blob_distance_px(np.zeros((3, 3)), 32)  # broadcast a wrong distance
+
+
+def test_heldout_region_errors_check_n_blob():
+    with pytest.raises(ValueError, match=r"n_blob must be an integer >= 1, got 0"):
+        heldout_region_errors(None, None, "dec", n_blob=0)
+
+
+def test_moving_region_errors_reject_a_nan_reconstruction():
+    ds = results(n=2, n_t=4)
+    rec = np.zeros((2, 4, 32, 32))
+    rec[1, 2, 5, 6] = np.nan
+    ds["reconstruction"] = (("sample", "time", "y", "x"), rec)
+    world = MovingCircle(n_frames=4)
+    with pytest.raises(ValueError, match=r"'reconstruction' must contain only finite.*sample 1, step 2, pixel y 5"):
+        moving_region_errors(ds, world, steps=[1, 2])
+    assert np.isfinite(moving_region_errors(ds, world, steps=[1, 3])["region_mse"].values).all()

@@ -7,9 +7,13 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 import neurodelay as nd
+from neurodelay import Circuit, Edge, Relay
 from neurodelay.simulation import NonFiniteInputWarning
+from tests.helpers import VEC
+
 
 WORLD = nd.MovingCircle(size=16, n_frames=4)
 CIRCUIT = nd.presets.autoencoder(n_latents=2, size=16)
@@ -43,3 +47,18 @@ def test_finite_episodes_run_without_a_word():
         a = nd.simulate(CIRCUIT, WORLD.sample(2, seed=1))
         b = nd.simulate(CIRCUIT, WORLD.sample(2, seed=1), check_finite=True)
     assert a.identical(b)
+
+
+def test_build_seeded_checks_seed_and_circuit():
+    """seed=1.5 silently seeded 1, seed=-1 was accepted, a non-circuit failed with AttributeError."""
+    c = Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r")])
+    for bad in (1.5, -1, "a", 2**64):
+        with pytest.raises(ValueError, match=r"seed must be a non-negative integer, got"):
+            nd.build_seeded(c, seed=bad)
+    with pytest.raises(TypeError, match=r"circuit must be a Circuit spec, got str"):
+        nd.build_seeded("inertia")
+
+
+def test_simulate_checks_the_episode():
+    with pytest.raises(TypeError, match=r"episode must be an Episode .* got dict"):
+        nd.simulate(Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r")]), {VEC: torch.rand(1, 3, 6)})

@@ -13,6 +13,7 @@ from neurodelay.circuit import world_shapes
 from neurodelay.components.base import RunContext
 from tests.unit.test_lag import Select
 
+
 WORLD = MovingCircle()
 
 
@@ -133,3 +134,18 @@ def test_registered_analyses_run_on_an_inertia_circuit(tmp_path):
                                                 "traversals.png", "factor_sweeps.png"}
     assert all(caption for _, caption in ctx.figures)
     merged.to_netcdf(tmp_path / "results.nc", engine="netcdf4")
+
+
+WORLD_20 = MovingCircle(n_frames=20)
+
+
+def test_latent_traversals_reject_non_numeric_latents():
+    module = build_seeded(presets.autoencoder(n_latents=3), input_shapes=world_shapes(WORLD_20), seed=0)
+    with pytest.raises(ValueError, match=r"latents must be an array of numbers of shape \(n, M\)"):
+        latent_traversals(module, "dec", [[0.0, 1.0, 2.0], [1.0]])
+
+
+def test_factor_sweeps_reject_a_repeated_factor():
+    module = build_seeded(factor_circuit(), input_shapes=world_shapes(WORLD_20))
+    with pytest.raises(ValueError, match=r"factors must not repeat a name"):
+        factor_sweeps(module, WORLD_20, "z", factors=["circle_x", "circle_x"])

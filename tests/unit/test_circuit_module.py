@@ -1,20 +1,18 @@
-"""Circuit, components and simulate: inputs that used to fail deep inside torch or silently.
+"""circuit.module (CircuitModule): inputs that used to fail deep inside torch or silently, and its two paths.
 
-Each test names the defect it guards.
+Each test names the defect it guards. The spec's cases are in test_circuit.py,
+build_seeded's and simulate's in test_simulation.py.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-import yaml
 
 import neurodelay as nd
-from neurodelay import Blend, Circuit, ConvEncoder, Edge, Extrapolator, Relay, presets
+from neurodelay import Blend, Circuit, ConvEncoder, Edge, Relay
 from neurodelay.components.base import RunContext
-from neurodelay.components.delays import DelayLine
-from neurodelay.errors import CircuitError, ShapeError
+from neurodelay.errors import ShapeError
 from tests.helpers import VEC, run, shapes
 
 
@@ -24,64 +22,6 @@ def relay():
 
 
 # ---------------------------------------------------------------- specs
-def test_a_two_dimensional_delay_array_is_rejected_not_flattened():
-    """A (2, 2) array became four per-channel delays."""
-    with pytest.raises(TypeError, match=r"delay_ms must be .* flat list .* got an array of shape \(2, 2\)"):
-        Edge(VEC, "r", delay_ms=np.array([[10.0, 20.0], [30.0, 40.0]]))
-
-
-def test_numpy_bools_are_stored_plain_and_other_flags_named():
-    """np.bool_ flags stayed numpy (the spec could not be written as YAML); gaussian=1 gave attrs' raw repr."""
-    e = Edge(VEC, "r", delay_ms=15, fractional=np.True_)
-    assert type(e.fractional) is bool
-    yaml.safe_dump({"fractional": e.fractional})
-    assert type(ConvEncoder(gaussian=np.True_).gaussian) is bool
-    with pytest.raises(TypeError, match=r"^gaussian must be True or False, got 1; use e.g. gaussian=True\.$"):
-        ConvEncoder(gaussian=1)
-
-
-@pytest.mark.parametrize("key, value", [("max_delay_ms", 40.0), ("min_delay_ms", 10.0)])
-def test_delay_bounds_without_learn_delay_are_rejected(key, value):
-    """Bounds on an edge that does not learn its delay were silently ignored."""
-    with pytest.raises(CircuitError, match=rf"edge 0 \(world.factors -> r\): {key}={value:g} bounds a learned "
-                                           rf"delay, but learn_delay is False.*set learn_delay=True"):
-        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=20, **{key: value})])
-
-
-def test_a_delay_of_infinitely_many_steps_is_rejected():
-    """delay_ms / dt_ms overflowing to inf ended in an OverflowError from math.ceil."""
-    with pytest.raises(CircuitError, match=r"edge 0 .*delay_ms=1e\+300 is too long for dt_ms=1e-10"):
-        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", delay_ms=1e300)], dt_ms=1e-10)
-    with pytest.raises(CircuitError, match=r"edge 0 .*max_delay_ms=1e\+300 is too long"):
-        Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r", learn_delay=True, max_delay_ms=1e300)], dt_ms=1e-10)
-
-
-def test_algebraic_loop_message_counts_a_learned_delays_lower_bound():
-    """The message added up delay_ms (10 ms here, a full step) instead of the 5 ms the delay may shrink to."""
-    with pytest.raises(CircuitError, match=r"algebraic loop: the cycle .* shortest delays add up to 5 ms"):
-        Circuit(nodes={"z": Blend(), "p": Extrapolator()},
-                edges=[Edge(VEC, "z.drive"), Edge("z", "p", delay_ms=10, learn_delay=True, min_delay_ms=5,
-                                                  max_delay_ms=20),
-                       Edge("p", "z.prediction")])
-
-
-def test_inertia_preset_names_dt_ms():
-    """inertia(dt_ms='10') blamed delay_ms (the recurrent edge's delay is dt_ms)."""
-    with pytest.raises(CircuitError, match=r"^dt_ms must be a positive number of ms, got '10'"):
-        presets.inertia(dt_ms="10")
-
-
-def test_delay_line_checks_its_arguments():
-    """A NaN or negative delay failed deep in torch (or read the future); bounds were not checked."""
-    for steps in (float("nan"), -1.0, [1.0, -2.0]):
-        with pytest.raises(ValueError, match=r"DelayLine: steps must be finite and >= 0"):
-            DelayLine(steps)
-    with pytest.raises(ValueError, match=r"DelayLine: steps must be one delay or one per channel"):
-        DelayLine([[1.0, 2.0]])
-    with pytest.raises(ValueError, match=r"initial steps 2\.0 must lie in \[min_steps, max_steps\] = \[3, 4\]"):
-        DelayLine(2.0, learnable=True, min_steps=3.0, max_steps=4.0)
-    with pytest.raises(ValueError, match=r"finite bounds 0 <= min_steps <= max_steps"):
-        DelayLine(2.0, learnable=True, min_steps=3.0, max_steps=1.0)
 
 
 # ---------------------------------------------------------------- build
@@ -95,21 +35,6 @@ def test_input_shapes_and_world_are_checked():
         c.build("moving")
     with pytest.raises(ShapeError, match=r"input_shapes\['world.factors'\] = \(3,\) disagrees with the world's \(6,\)"):
         c.build(nd.MovingCircle(), input_shapes=shapes(3))  # the world's shapes used to be ignored
-
-
-def test_build_seeded_checks_seed_and_circuit():
-    """seed=1.5 silently seeded 1, seed=-1 was accepted, a non-circuit failed with AttributeError."""
-    c = Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r")])
-    for bad in (1.5, -1, "a", 2**64):
-        with pytest.raises(ValueError, match=r"seed must be a non-negative integer, got"):
-            nd.build_seeded(c, seed=bad)
-    with pytest.raises(TypeError, match=r"circuit must be a Circuit spec, got str"):
-        nd.build_seeded("inertia")
-
-
-def test_simulate_checks_the_episode():
-    with pytest.raises(TypeError, match=r"episode must be an Episode .* got dict"):
-        nd.simulate(Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r")]), {VEC: torch.rand(1, 3, 6)})
 
 
 # ---------------------------------------------------------------- forward

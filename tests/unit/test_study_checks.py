@@ -1,4 +1,4 @@
-"""Study errors name the key the file (or ``--set``) wrote, the constraint, the value and a fix.
+"""study.checks, through load_study: errors name the key written (file or ``--set``), the constraint, the value, a fix.
 
 The cases come from an audit that applied single bad edits to the shipped
 studies, through the YAML file and through ``--set``; each one here was

@@ -307,9 +307,9 @@ def plot_sweep(combined: xr.Dataset, dims, path, metric: str) -> Path | None:
         line = da.isel({d.name: i for d, i in zip(others, combo)})
         parts = []
         for d, i in zip(others, combo):
-            for cname in d.names:
-                parts.append(f"{cname}={combined[cname].values[i]}")
-        ax.plot(xs, line.transpose(first.name).values, "o-", label=", ".join(parts) or None)
+            for cname in _varying(combined, d):
+                parts.append(f"{cname}={_short(combined[cname].values[i])}")
+        ax.plot(xs, line.transpose(first.name).values, "o-", label=textwrap.fill(", ".join(parts), 80) or None)
     if not numeric:
         if first.zipped:
             labels = ["\n".join(f"{c}={combined[c].values[i]}" for c in first.names) for i in range(first.size)]
@@ -327,6 +327,18 @@ def plot_sweep(combined: xr.Dataset, dims, path, metric: str) -> Path | None:
     ax.set_ylabel(textwrap.fill(ylabel, 45))
     ax.set_title(f"{metric} across the sweep")
     ax.grid(True, alpha=0.3)
-    if others:
-        ax.legend(fontsize="small")
+    if others:  # below the axes: zipped points can carry long labels, which inside the axes hid the lines
+        fig.legend(fontsize="x-small", loc="outside lower center")
+        fig.set_figheight(4.0 + 0.18 * sum(len(t.get_text().splitlines()) for t in fig.legends[0].get_texts()))
     return _save(fig, Path(path))
+
+
+def _varying(combined: xr.Dataset, dim) -> list[str]:
+    """The coordinates of a sweep dimension whose values differ along it (all of them if none does)."""
+    names = [c for c in dim.names if len({str(v) for v in np.atleast_1d(combined[c].values)}) > 1]
+    return names or list(dim.names)
+
+
+def _short(value, width: int = 40) -> str:
+    text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "\u2026"

@@ -119,3 +119,25 @@ def test_sweep_figure_labels_fit_inside_the_figure(tmp_path, monkeypatch):
     for artist in (ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels()):
         box = artist.get_window_extent(renderer)
         assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, artist.get_text()
+
+
+def test_sweep_legend_of_long_zipped_labels_sits_below_the_axes_and_fits(tmp_path, monkeypatch):
+    figs = _captured(monkeypatch)
+    seed = SimpleNamespace(name="seed", names=("seed",), zipped=False, size=2, paths=("seed",))
+    names = ("supervise", "edges_1_learn_delay", "edges_1_max_delay_ms", "constant")
+    zipped = SimpleNamespace(name="zip", names=names, zipped=True, size=2, paths=names)
+    long = "[{'node': 'v1', 'factors': ['circle_x', 'circle_y']}, {'node': 'z', 'factors': ['circle_x']}]"
+    combined = xr.Dataset({"lag_ms": (("seed", "zip"), [[1.0, 2.0], [1.5, 2.5]], {"units": "ms"})},
+                          coords={"seed": [1, 2], "zip": [0, 1], "supervise": ("zip", [long, long[:40]]),
+                                  "edges_1_learn_delay": ("zip", [False, True]),
+                                  "edges_1_max_delay_ms": ("zip", ["null", "40"]), "constant": ("zip", [7, 7])})
+    plots.plot_sweep(combined, [seed, zipped], tmp_path / "s.png", "lag_ms")
+    fig = figs[0]
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert all("constant=" not in t for t in texts)  # a coordinate that does not vary is not repeated
+    assert all(len(line) <= 80 for t in texts for line in t.splitlines()) and "\u2026" in texts[0]
+    box, axes = legend.get_window_extent(renderer), fig.axes[0].get_window_extent(renderer)
+    assert box.y1 <= axes.y0 and box.x0 >= 0 and box.x1 <= fig.bbox.x1  # below the axes, inside the figure

@@ -2,7 +2,8 @@
 
 Compares neurodelay's batched renderers (default and seed-compatible,
 factor sampling included; the default world also with reversals, with
-acceleration and with pixel noise) with a plain per-frame reference written here:
+acceleration, with pixel noise and behind an occluder for 4 of its 10
+frames) with a plain per-frame reference written here:
 numpy render at 64 px and reduction to 32 px, one frame at a time in Python
 loops over sequences and frames, as the original generator worked.
 
@@ -115,7 +116,8 @@ def main(argv=None):
               ("neurodelay seed_compatible", MovingCircle(seed_compatible=True)),
               ("default, motion reversal", MovingCircle(motion="reversal")),
               ("default, motion accelerating", MovingCircle(motion="accelerating")),
-              ("default, pixel_noise 0.1", MovingCircle(pixel_noise=0.1))]
+              ("default, pixel_noise 0.1", MovingCircle(pixel_noise=0.1)),
+              ("default, occlusion_frames 4", MovingCircle(occlusion_frames=4))]
     for name, world in worlds:
         for batch in a.batch:
             t = _time(lambda: world.sample(batch, seed=next(seeds), device=a.device), a.min_time, sync)

@@ -41,6 +41,7 @@ STUDIES = (
     "prediction_warm",
     "beta_vae_criterion",
     "emergent_compensation",
+    "emergent_occlusion",
 )
 #: Studies that start from another study's checkpoints (train.init_from), which must run first.
 NEEDS = {"inertia_warm": ("pretrain_ae",), "prediction_warm": ("pretrain_vae",)}

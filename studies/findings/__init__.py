@@ -26,6 +26,7 @@ from .beta_vae import section_beta_vae_criterion, section_beta_vae_seeds, sectio
 from .core import RECORD, ROOT, TAGS, Section, tally
 from .delays import section_delay_compensation, section_delay_learning
 from .emergent import section_emergent_compensation
+from .occlusion import section_emergent_occlusion
 from .inertia import section_inertia_gamma_sweep, section_inertia_lag
 from .prediction import section_dynamic_prediction_sweep
 from .seed_compatible import section_seed_compatible
@@ -49,6 +50,7 @@ SECTIONS: dict[str, Callable[[Path, Path], Section]] = {
     "seed_compatible": section_seed_compatible,
     "delay_learning": section_delay_learning,
     "emergent_compensation": section_emergent_compensation,
+    "emergent_occlusion": section_emergent_occlusion,
 }
 
 HEADER = """# Findings

@@ -7,7 +7,12 @@ import pytest
 import xarray as xr
 
 import neurodelay as nd
+from neurodelay import registry
+from neurodelay.analysis.kalman import best_horizon
 from neurodelay.analysis.occlusion import occlusion_error, occlusion_events
+from neurodelay.circuit import Circuit, Edge
+from neurodelay.components import Relay
+from neurodelay.simulation import build_seeded, simulate
 
 WORLD = nd.MovingCircle(size=32, n_frames=16, occlusion_frames=4)
 STRAIGHT = nd.MovingCircle(size=32, n_frames=16)
@@ -122,8 +127,6 @@ def test_a_report_that_carries_no_position_reads_nan_with_its_reason():
 
 
 def test_the_best_horizon_behind_an_occluder_falls_far_below_the_delay():
-    from neurodelay.analysis.kalman import best_horizon
-
     assert best_horizon(STRAIGHT, 3, n=256)["alpha"] == pytest.approx(3.0)  # unchanged without an occluder
     fixed = nd.MovingCircle(size=32, n_frames=16, occlusion_frames=4, occlusion_start=6)
     out = best_horizon(fixed, 3, n=1024)
@@ -131,3 +134,21 @@ def test_the_best_horizon_behind_an_occluder_falls_far_below_the_delay():
     # extrapolating the jumps to and from it costs more than the delay it makes up.
     assert -0.6 < out["alpha"] < 0.2 and out["rmse"] < out["rmse_at_delay"]
     np.testing.assert_allclose(out["hidden_report"], [0.5, 0.5], atol=0.05)
+
+
+def test_the_study_analysis_calibrates_a_circuit_that_reads_the_factors_with_their_layout(tmp_path):
+    """A circuit driven by world.factors (7 of them with an occluder) sees the true position throughout: the
+    registered analysis simulates its straight, unoccluded calibration paths with the same factor layout."""
+    world = nd.MovingCircle(size=32, n_frames=12, occlusion_frames=3)
+    circuit = Circuit({"z": Relay()}, [Edge("world.factors", "z", delay_ms=20.0)], dt_ms=10.0)
+    module = build_seeded(circuit, world=world, seed=0)
+    results = simulate(module, world.sample(32, seed=1))
+    ctx = registry.AnalysisContext(study=None, circuit=circuit, module=module, world=world, device="cpu",
+                                   out_dir=tmp_path)
+    out = registry.available()["occlusion"](results, ctx)
+    # The factors carry the position and the velocity while the circle is hidden: read 2 steps late, they still
+    # give the present exactly (the readout, calibrated on straight paths, extrapolates with the velocity).
+    assert out["occlusion_error_px"].attrs["readout_calibrated_on"] == "linear motion"
+    assert out["occlusion_error_px"].attrs["n_events"] > 0
+    np.testing.assert_allclose(out["occlusion_error_px"], 0.0, atol=1e-3)
+    assert ctx.figures

@@ -12,6 +12,7 @@ from neurodelay.errors import ConfigError
 from neurodelay.study import StudyError, structure_study
 from neurodelay.training.checkpoint import trains_alike
 from neurodelay.worlds import MovingCircle
+from neurodelay.worlds._spec import render_blob
 from neurodelay.worlds.flash import FlashLagProbe
 
 #: sha256 (first 16 hex digits) of frames, factors, masks (inside, edge, object, background stacked) of
@@ -65,8 +66,8 @@ def test_the_occluder_hides_the_circle_and_changes_nothing_else(seed_compatible,
     assert (hidden == ((torch.arange(12) >= first[:, None]) & (torch.arange(12) < first[:, None] + 3))).all()
     assert int(first.min()) >= 2 and int(first.max()) <= 12 - 3 - 1
     assert torch.equal(ep.frames[~hidden], ref.frames[~hidden])
-    blob = world.render(torch.cat([ep.factors[..., :2], torch.full_like(ep.factors[..., :2], 5.0)], -1))
-    assert torch.equal(ep.frames[hidden], blob[hidden])  # the blob alone, the circle far outside the image
+    blob = render_blob(world, ep.factors[..., :2])
+    assert torch.equal(ep.frames[hidden], blob[hidden])  # the blob alone, as the renderer draws it
     assert not torch.equal(ep.frames[hidden], ref.frames[hidden])
     assert torch.equal(world.render(ep.factors), ep.frames)  # render honours circle_occluded
     m, m_ref = world.masks(ep.factors), clear.masks(ref.factors)

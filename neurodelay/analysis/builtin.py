@@ -31,6 +31,14 @@ regions            ``region_mse`` (region), ``region_pixels``,
                    ``region_mse_by_distance`` (distance_bin, region),
                    ``distance_bin_images``, and for moving worlds
                    ``region_mse_by_time`` (figure: region errors)
+occlusion          on worlds with an occluder: ``occlusion_error_px``,
+                   ``occlusion_along_px``, ``occlusion_hold_px``
+                   (steps_since_vanish), ``occlusion_reappear_error_px``,
+                   ``occlusion_reappear_along_px`` (steps_since_reappear),
+                   ``occlusion_visible_error_px``,
+                   ``occlusion_mean_error_px``,
+                   ``occlusion_reappear_mean_error_px``, with intervals
+                   (figure: error against steps since the circle vanished)
 traversals         ``traversal_images`` (latent, traversal, y, x),
                    ``latent_mean``, ``sweep_latents``, ``sweep_correlation``,
                    ``sweep_correlation_score``,
@@ -59,6 +67,7 @@ import numbers
 import attrs
 
 import numpy as np
+import torch
 import xarray as xr
 
 from neurodelay.analysis.disentanglement import (
@@ -72,6 +81,7 @@ from neurodelay.analysis.figures import (
     plot_flash_lag,
     plot_gamma_transfer,
     plot_lag,
+    plot_occlusion,
     plot_regions,
     plot_sweeps,
     plot_traversals,
@@ -97,8 +107,10 @@ from neurodelay.analysis.flash_lag import flash_lag_battery
 from neurodelay.analysis.blank import blank_extrapolation
 from neurodelay.components import Extrapolator
 from neurodelay.analysis.reversal import reversal_overshoot
+from neurodelay.analysis.occlusion import OCCLUSION_FACTOR, occlusion_error
 from neurodelay.analysis.decoding_latency import decoding_latency
 from neurodelay.simulation import simulate
+from neurodelay.worlds import Episode
 
 __all__ = ["disentanglement_scores", "run_disentanglement", "run_lag", "run_flash_lag", "run_regions",
            "run_traversals"]
@@ -347,8 +359,30 @@ def run_blank(results: xr.Dataset, ctx) -> xr.Dataset | None:
                                alpha=float(alphas[0]) if alphas else 1.0, device=ctx.device)
 
 
-#: Seed of the straight paths on which the reversal analysis calibrates its readout (not the evaluation's).
+#: Seed of the straight paths on which the reversal and occlusion analyses calibrate their readout (not the
+#: evaluation's).
 _CALIBRATION_SEED = 7_340_033
+
+
+def _straight_calibration(results: xr.Dataset, ctx, var: str, node: str) -> xr.Dataset | None:
+    """The circuit's traces on straight, unoccluded paths of its world (None without a module).
+
+    The world's other settings (size, speeds, pixel noise) are kept; an occluded world's factors keep their
+    layout, ``circle_occluded`` 0 throughout, so that a circuit that reads ``world.factors`` runs unchanged.
+    """
+    if ctx.module is None:
+        return None
+    changes = {"motion": "linear"}
+    if getattr(ctx.world, "occlusion_frames", 0):
+        changes.update(occlusion_frames=0, occlusion_start=None)
+    episode = attrs.evolve(ctx.world, **changes).sample(int(results.sizes["sample"]), seed=_CALIBRATION_SEED)
+    names = tuple(ctx.world.factor_names)
+    if len(names) > len(episode.factor_names):  # the occluder's factor: nothing hidden
+        pad = episode.factors.new_zeros(episode.factors.shape[:-1] + (len(names) - len(episode.factor_names),))
+        episode = Episode(episode.frames, torch.cat([episode.factors, pad], -1), names)
+    calibration = simulate(ctx.module, episode, device=ctx.device)
+    return calibration.rename({v: var for v in calibration.data_vars
+                               if calibration[v].attrs.get("node") == node and v != var})
 
 
 @register("reversal")
@@ -357,14 +391,23 @@ def run_reversal(results: xr.Dataset, ctx) -> xr.Dataset | None:
     if not _moving(results) or getattr(ctx.world, "motion", "linear") != "reversal":
         return None
     var, node = _representation(results, ctx)
-    calibration = None
-    if ctx.module is not None:  # the readout is calibrated on straight paths of the same world
-        straight = attrs.evolve(ctx.world, motion="linear")
-        n = int(results.sizes["sample"])
-        calibration = simulate(ctx.module, straight.sample(n, seed=_CALIBRATION_SEED), device=ctx.device)
-        calibration = calibration.rename({v: var for v in calibration.data_vars
-                                          if calibration[v].attrs.get("node") == node and v != var})
-    return reversal_overshoot(results, var, calibration=calibration)
+    return reversal_overshoot(results, var, calibration=_straight_calibration(results, ctx, var, node))
+
+
+@register("occlusion")
+def run_occlusion(results: xr.Dataset, ctx) -> xr.Dataset | None:
+    """Error of the reported position while the circle is hidden and after it reappears (worlds with an
+    occluder); the readout is calibrated on straight, unoccluded paths of the same world."""
+    if not _moving(results) or OCCLUSION_FACTOR not in results["factor"].values:
+        return None
+    var, node = _representation(results, ctx)
+    out = occlusion_error(results, var, calibration=_straight_calibration(results, ctx, var, node))
+    if out is not None:
+        ctx.save_figure(plot_occlusion(out), "occlusion",
+                        "Distance of the reported position from the circle while it is hidden behind the occluder "
+                        "and after it reappears (mean over sequences, 95 % bootstrap interval), against the error "
+                        "of a report that holds the last seen position.")
+    return out
 
 
 @register("decoding_latency")

@@ -367,6 +367,34 @@ def plot_regions(reg: xr.Dataset) -> Figure:
     return fig
 
 
+def plot_occlusion(occ: xr.Dataset) -> Figure:
+    """Error of the reported position before, while and after the circle is hidden (one time axis).
+
+    Parameters
+    ----------
+    occ : xarray.Dataset
+        From :func:`neurodelay.analysis.occlusion.occlusion_error`.
+    """
+    fig = _figure(5.6, 3.4)
+    ax = fig.subplots()
+    k = occ.sizes["steps_since_vanish"]
+    during = np.arange(k)
+    after = k + occ["steps_since_reappear"].values
+    for x, name in ((during, "occlusion_error_px"), (after, "occlusion_reappear_error_px")):
+        ci = occ[f"{name}_ci"].values
+        ax.fill_between(x, ci[0], ci[1], color="C0", alpha=0.25, lw=0)
+        ax.plot(x, occ[name].values, marker="o", color="C0", label="report" if x is during else None)
+    ax.plot(during, occ["occlusion_hold_px"].values, ls="--", color="0.4", label="holding the last seen position")
+    ax.axhline(float(occ["occlusion_visible_error_px"]), color="C2", lw=1, label="visible, before it vanishes")
+    ax.axvspan(-0.5, k - 0.5, color="0.85", zorder=0, label="hidden")
+    ax.set_xlabel("steps since the circle vanished")
+    ax.set_ylabel("distance from the circle (px)")
+    ax.set_title(f"position error behind the occluder ({occ['occlusion_error_px'].attrs.get('n_events', '?')} "
+                 f"sequences)", fontsize=10)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def _log_if_positive(ax, values) -> None:
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]

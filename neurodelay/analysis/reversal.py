@@ -37,7 +37,36 @@ from scipy import stats
 from neurodelay.analysis._dataset import dt_ms_of, frame_size, px_per_unit, representation_variable
 from neurodelay.analysis.lag import MIN_R2, fit_readout
 
-__all__ = ["reversal_events", "reversal_overshoot"]
+__all__ = ["reversal_events", "reversal_overshoot", "calibrated_report"]
+
+
+def calibrated_report(ds: xr.Dataset, var: str, calibration: xr.Dataset | None = None, *, seed: int = 0,
+                      min_r2: float = MIN_R2) -> tuple[np.ndarray, dict, str | None]:
+    """The position ``var`` reports, read by a readout calibrated where the representation is unambiguous.
+
+    The readout (:func:`~neurodelay.analysis.lag.fit_readout`, at the encoding-model lag, or at lag 0 where
+    that lag is undefined) is fitted on ``calibration`` (the same circuit's traces of ``var`` on straight,
+    unoccluded paths; default ``ds`` itself) and applied to ``ds``.
+
+    Returns
+    -------
+    (numpy.ndarray, dict, str or None)
+        The decoded report (sample, time, 2) in circle factor units; attributes ``readout_r2``,
+        ``readout_lag_steps``, ``readout_calibrated_on``, ``node``; and the reason the report cannot be read
+        (the readout's held-out R^2 below ``min_r2``), else None.
+    """
+    source = calibration if calibration is not None else ds
+    readout, info = fit_readout(source, var, seed=seed)
+    if not np.isfinite(readout.lag_steps):
+        readout, info = fit_readout(source, var, lags=0, seed=seed)
+    decoded = readout.decode(ds[var].values.astype(np.float64))
+    reason = None
+    if not info["r2"] >= min_r2:
+        reason = (f"the readout's held-out R^2, {info['r2']:.3g}, is below min_r2 = {min_r2:g}: {var!r} carries too "
+                  f"little of the circle's position for its report to be read")
+    attrs = {"readout_r2": float(info["r2"]), "readout_lag_steps": float(readout.lag_steps),
+             "readout_calibrated_on": "linear motion" if calibration is not None else "these runs", "node": var}
+    return decoded, attrs, reason
 
 
 def reversal_events(pos: np.ndarray, window: int) -> list[tuple[int, int]]:
@@ -115,10 +144,7 @@ def reversal_overshoot(ds: xr.Dataset, node: str | None = None, *, calibration: 
     events = reversal_events(pos, window)
     if not events:
         return None
-    readout, info = fit_readout(calibration if calibration is not None else ds, var, seed=seed)
-    if not np.isfinite(readout.lag_steps):
-        readout, info = fit_readout(calibration if calibration is not None else ds, var, lags=0, seed=seed)
-    decoded = readout.decode(ds[var].values.astype(np.float64))
+    decoded, readout_attrs, reason = calibrated_report(ds, var, calibration, seed=seed, min_r2=min_r2)
     ppu = float(pixels_per_unit) if pixels_per_unit is not None else px_per_unit(frame_size(ds))
     k = np.arange(window + 1)
     exc, true = np.empty((len(events), window + 1)), np.empty((len(events), window + 1))
@@ -128,10 +154,7 @@ def reversal_overshoot(ds: xr.Dataset, node: str | None = None, *, calibration: 
         u = u / np.linalg.norm(u)
         exc[i] = (decoded[s, r - 1 + k] - turn) @ u * ppu
         true[i] = (pos[s, r - 1 + k] - turn) @ u * ppu
-    reason = None
-    if not info["r2"] >= min_r2:
-        reason = (f"the readout's held-out R^2, {info['r2']:.3g}, is below min_r2 = {min_r2:g}: {var!r} carries too "
-                  f"little of the circle's position for its report to be read")
+    if reason is not None:
         exc[:] = np.nan
     dt = dt_ms_of(ds)
     # The peak of the MEAN excursion: a mean of per-turn peaks is biased up by readout noise (a maximum over
@@ -144,9 +167,8 @@ def reversal_overshoot(ds: xr.Dataset, node: str | None = None, *, calibration: 
                               n_resamples=int(n_boot), method="percentile", vectorized=False,
                               rng=np.random.default_rng(np.random.SeedSequence([int(seed), 0x726576])))
         ci = np.array([res.confidence_interval.low, res.confidence_interval.high])
-    attrs = {"n_events": len(events), "readout_r2": float(info["r2"]), "readout_lag_steps": float(readout.lag_steps),
-             "readout_calibrated_on": "linear motion" if calibration is not None else "these runs",
-             "window_steps": window, "node": var, **({"nan_reason": reason} if reason else {})}
+    attrs = {"n_events": len(events), **readout_attrs, "window_steps": window,
+             **({"nan_reason": reason} if reason else {})}
     return xr.Dataset(
         {"reversal_overshoot_px": ((), peak, {
             "units": "px", "long_name": "largest mean excursion of the reported position past the "

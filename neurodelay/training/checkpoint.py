@@ -40,7 +40,7 @@ run can be resumed, finished training re-evaluated and re-analysed, or
 trained for longer, after those change. A key of ``train`` or ``world`` added later
 (``LATER_TRAIN_DEFAULTS``: ``delay_lr``, ``init_from``;
 ``LATER_WORLD_DEFAULTS``: ``motion``, ``reversal_rate``, ``speed_jitter``,
-``pixel_noise``) is also left out where it holds the value its absence meant,
+``pixel_noise``, ``occlusion_frames``, ``occlusion_start``) is also left out where it holds the value its absence meant,
 so that checkpoints written before it existed still resume. The whole text is still stored (it is the
 study of the last run that wrote the file), and checkpoints written before
 this rule, which store the same whole text, are reduced the same way.
@@ -83,9 +83,10 @@ RESUMABLE_TRAIN = ("steps", "log_every", "checkpoint_every")
 #: Keys of ``train`` added after checkpoints were first written, with the value that means what their
 #: absence meant: a study holding that value trains alike with a checkpoint whose study lacks the key.
 LATER_TRAIN_DEFAULTS = {"delay_lr": None, "init_from": None}
-#: The same for keys of ``world`` added later (the motion models and pixel noise of the moving circle):
-#: a linear, noise-free world's study trains alike with a checkpoint written before they existed.
-LATER_WORLD_DEFAULTS = {"motion": "linear", "reversal_rate": 0.15, "speed_jitter": 0.3, "pixel_noise": 0.0}
+#: The same for keys of ``world`` added later (the motion models, pixel noise and occluder of the moving
+#: circle): a linear, noise-free, unoccluded world's study trains alike with a checkpoint written before they existed.
+LATER_WORLD_DEFAULTS = {"motion": "linear", "reversal_rate": 0.15, "speed_jitter": 0.3, "pixel_noise": 0.0,
+                        "occlusion_frames": 0, "occlusion_start": None}
 _LATER_DEFAULTS = {"train": LATER_TRAIN_DEFAULTS, "world": LATER_WORLD_DEFAULTS}
 
 

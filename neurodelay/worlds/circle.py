@@ -2,7 +2,9 @@
 
 Positions are factors in [0, 1] (x is the column, y the row), factor order
 ``[blob_x, blob_y, circle_x, circle_y]``; the moving world appends the
-circle velocity ``[circle_vx, circle_vy]`` in factor units per frame.
+circle velocity ``[circle_vx, circle_vy]`` in factor units per frame, and
+with an occluder (``occlusion_frames > 0``) ``circle_occluded`` (1 where
+the circle is hidden behind it, else 0).
 
 Factor units: a blob factor v puts the blob's mean at v image widths; a
 circle factor v puts the circle's centre at ``0.125 + 0.75 v`` image widths
@@ -14,6 +16,7 @@ blob and circle a quarter of an output pixel further right and down.)
 """
 
 import math
+import numbers
 from typing import ClassVar, Optional
 
 import attrs
@@ -34,6 +37,13 @@ from .original import (
 )
 
 VELOCITY_NAMES = ("circle_vx", "circle_vy")
+#: The factor that says, frame by frame, whether the circle is behind the occluder (1) or drawn (0).
+OCCLUSION_NAME = "circle_occluded"
+#: A circle factor whose disc cannot reach the image (centre 3.125 image widths from the origin, radii <= 0.5): both
+#: renderers then draw the blob alone, bit for bit (tests/unit/test_occluded_world.py), at no extra cost.
+_OFFSCREEN = 4.0
+#: Earliest frame at which a drawn occlusion starts (``MovingCircle.occlusion_start=None``): two frames show the motion.
+OCCLUSION_EARLIEST = 2
 
 #: Circle value sets of the static world: all 16 grid values, or one half of them.
 CIRCLE_VALUE_SETS = ("grid", "even", "odd")
@@ -248,6 +258,24 @@ class MovingCircle:
         Standard deviation of independent Gaussian noise added to every
         pixel of the rendered frames (then clipped to [0, 1]); 0: none.
         Factors and masks are those of the noise-free scene.
+    occlusion_frames : int
+        0 (the default): the circle is drawn on every frame. k > 0: it
+        vanishes behind an occluder for k consecutive frames of each
+        sequence and reappears further along its path; those frames show the
+        blob alone. It moves on behind the occluder: the position and
+        velocity factors hold its true motion throughout, and a seventh
+        factor, ``circle_occluded``, is 1 on the hidden frames and 0 on the
+        others (``render`` and ``masks`` honour it: the masks of a hidden
+        frame have no circle, all background). A circuit that reads
+        ``world.factors`` therefore still sees the true position; only the
+        frames hide it. k <= n_frames - 2 (a frame before and after).
+    occlusion_start : int or None
+        First hidden frame. None (the default): drawn per sequence,
+        uniformly among the frames ``2 .. n_frames - k - 1`` (two frames
+        show the motion before it vanishes, at least one after it
+        reappears), from a seeded stream of its own (see
+        ``trajectories``). An int: the same frame for every sequence, in
+        ``[1, n_frames - k - 1]``. Only with ``occlusion_frames > 0``.
     """
 
     kind: ClassVar[str] = "moving_circle"
@@ -267,6 +295,21 @@ class MovingCircle:
     reversal_rate: float = attrs.field(default=0.15, validator=_spec.probability)
     speed_jitter: float = attrs.field(default=0.3, validator=_spec.non_negative)
     pixel_noise: float = attrs.field(default=0.0, validator=_spec.non_negative)
+    occlusion_frames: int = attrs.field(default=0)
+    occlusion_start: Optional[int] = attrs.field(default=None)
+
+    @occlusion_frames.validator
+    def _check_occlusion_frames(self, attr, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ConfigError(f"MovingCircle.occlusion_frames must be an integer >= 0 (frames the circle spends "
+                              f"hidden behind the occluder), got {value!r}; use 0 for no occluder or e.g. "
+                              f"occlusion_frames=4.")
+
+    @occlusion_start.validator
+    def _check_occlusion_start(self, attr, value):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise ConfigError(f"MovingCircle.occlusion_start must be None (drawn per sequence) or an integer "
+                              f"frame, got {value!r}; use e.g. occlusion_start=6 or leave it out.")
 
     @motion.validator
     def _check_motion(self, attr, value):
@@ -283,6 +326,7 @@ class MovingCircle:
             )
 
     def __attrs_post_init__(self):
+        self._check_occlusion()
         lo, hi, steps = self.speed_min, self.speed_max, self.n_frames - 1
         if (lo is None) != (hi is None):
             raise ConfigError(
@@ -328,6 +372,34 @@ class MovingCircle:
                     field="speed_min" if lo is not None else "speed_max" if hi is not None else "min_travel"
                 )
 
+    def _check_occlusion(self):
+        k, start, n_t = self.occlusion_frames, self.occlusion_start, self.n_frames
+        if k == 0:
+            if start is not None:
+                raise ConfigError(f"MovingCircle.occlusion_start is only read with occlusion_frames > 0, got "
+                                  f"occlusion_start={start!r} with occlusion_frames=0; set occlusion_frames "
+                                  f"(e.g. 4) or drop occlusion_start.")
+            return
+        if self.dataset == "original":
+            raise ConfigError(f"MovingCircle with dataset='original' takes the original's frames as they are: "
+                              f"occlusion_frames must be 0, got {k!r}; drop it or set dataset=None.")
+        if k > n_t - 2:
+            raise ConfigError(f"MovingCircle.occlusion_frames must be <= n_frames - 2 = {n_t - 2} (the circle is "
+                              f"seen before it vanishes and after it reappears), got {k!r} with n_frames={n_t}; "
+                              f"lower occlusion_frames or raise n_frames to at least {k + 2}.")
+        if start is None:
+            if n_t - k - 1 < OCCLUSION_EARLIEST:
+                raise ConfigError(f"MovingCircle.occlusion_frames must be <= n_frames - {OCCLUSION_EARLIEST + 1} = "
+                                  f"{n_t - OCCLUSION_EARLIEST - 1} when occlusion_start is drawn (it starts at "
+                                  f"frame {OCCLUSION_EARLIEST} or later and ends before the last frame), got {k!r} "
+                                  f"with n_frames={n_t}; lower occlusion_frames, raise n_frames or fix "
+                                  f"occlusion_start=1.")
+        elif not 1 <= start <= n_t - k - 1:
+            raise ConfigError(f"MovingCircle.occlusion_start must be in [1, n_frames - occlusion_frames - 1] = "
+                              f"[1, {n_t - k - 1}] (the circle is seen on frame 0 and reappears by the last "
+                              f"frame), got {start!r}; use e.g. occlusion_start={max(1, (n_t - k) // 2)} or "
+                              f"None to draw it per sequence.")
+
     @property
     def frame_shape(self) -> tuple:
         """(1, size, size): channel, height, width."""
@@ -335,21 +407,23 @@ class MovingCircle:
 
     @property
     def factor_names(self) -> tuple:
-        """The four position factors, then ``circle_vx``, ``circle_vy``."""
-        return FACTOR_NAMES + VELOCITY_NAMES
+        """The four position factors, then ``circle_vx``, ``circle_vy`` (and ``circle_occluded`` with an occluder)."""
+        return FACTOR_NAMES + VELOCITY_NAMES + ((OCCLUSION_NAME,) if self.occlusion_frames else ())
 
     @property
     def n_factors(self) -> int:
-        """6."""
+        """6 (7 with an occluder)."""
         return len(self.factor_names)
 
     def trajectories(self, n: int, seed: int = 0) -> np.ndarray:
         """Draw sequence factors.
 
-        Generators: ``SeedSequence(seed).spawn(4)`` = (trajectory, blob,
-        motion, pixel noise); the first two are those of
-        ``spawn(2)``, so linear trajectories are those of every earlier
-        version. The blob is static, its x and y drawn from
+        Generators: ``SeedSequence(seed).spawn(5)`` = (trajectory, blob,
+        motion, pixel noise, occlusion); the first two are those of
+        ``spawn(2)`` and the first four those of ``spawn(4)``, so the
+        trajectories of a world without the later options are those of every
+        earlier version, and an occluder changes nothing but the frames it
+        hides. The blob is static, its x and y drawn from
         ``linspace(0, 1, 32)``.
 
         Parameters
@@ -362,10 +436,11 @@ class MovingCircle:
         Returns
         -------
         numpy.ndarray
-            float64, shape (n, n_frames, 6): blob x, y, circle x, y (factor
-            units, in [0, 1]) and circle vx, vy (factor units per frame:
-            constant for linear motion; else the backward difference
-            ``p(t) - p(t - 1)``, the forward one at step 0).
+            float64, shape (n, n_frames, n_factors): blob x, y, circle x, y
+            (factor units, in [0, 1]) and circle vx, vy (factor units per
+            frame: constant for linear motion; else the backward difference
+            ``p(t) - p(t - 1)``, the forward one at step 0); with an occluder,
+            ``circle_occluded`` (1.0 on the hidden frames, else 0.0).
         """
         n = _spec.check_count("n", n)
         traj_rng, blob_rng, motion_rng, _ = (np.random.default_rng(s) for s in _spec.seed_sequence(seed).spawn(4))
@@ -387,7 +462,19 @@ class MovingCircle:
             ds = np.diff(s, axis=1)
             ds = np.concatenate([ds[:, :1], ds], axis=1)  # backward difference, forward at step 0
             out[..., 4:] = velocity[:, None] * ds[..., None]
+        if self.occlusion_frames:
+            out = np.concatenate([out, self._occluded(_spec.seed_sequence(seed).spawn(5)[4], n)[..., None]], -1)
         return out
+
+    def _occluded(self, seed_seq, n: int) -> np.ndarray:
+        """1.0 on the frames hidden behind the occluder, else 0.0: (n, n_frames) float64."""
+        k, n_t = self.occlusion_frames, self.n_frames
+        if self.occlusion_start is None:
+            start = np.random.default_rng(seed_seq).integers(OCCLUSION_EARLIEST, n_t - k, n)  # to n_t - k - 1
+        else:
+            start = np.full(n, int(self.occlusion_start))
+        t = np.arange(n_t)
+        return ((t >= start[:, None]) & (t < start[:, None] + k)).astype(np.float64)
 
     def _path(self, rng, n: int) -> np.ndarray:
         """Path coordinates s (n, T) in [0, T - 1] for the non-linear motions (see the class docstring)."""
@@ -455,13 +542,16 @@ class MovingCircle:
         -------
         Episode
             frames (n_samples, n_frames, 1, size, size), factors
-            (n_samples, n_frames, 6).
+            (n_samples, n_frames, n_factors).
         """
         n_samples = _spec.check_count("n_samples", n_samples)
         _spec.check_device(device)
         f = torch.as_tensor(self.trajectories(n_samples, seed), dtype=torch.float32, device=device)
         # The blob is static within a sequence: render its profiles once per sequence.
-        frames = _spec.render_parts(self, f[:, :1, :2], f[..., 2:4])
+        circle = f[..., 2:4]
+        if self.occlusion_frames:  # hidden: drawn as a disc so far outside that it leaves every pixel to the blob
+            circle = circle.masked_fill(f[..., 6:7] > 0.5, _OFFSCREEN)
+        frames = _spec.render_parts(self, f[:, :1, :2], circle)
         if self.pixel_noise > 0:
             noise_seed = _spec.seed_sequence(seed).spawn(4)[3]
             gen = torch.Generator(device="cpu").manual_seed(int(noise_seed.generate_state(1, dtype=np.uint64)[0] >> 1))
@@ -488,7 +578,9 @@ class MovingCircle:
         Returns
         -------
         Episode
-            frames (n, n_frames, 1, size, size), factors (n, n_frames, 6).
+            frames (n, n_frames, 1, size, size), factors (n, n_frames,
+            n_factors); with an occluder the circle is drawn on every frame
+            (``circle_occluded`` 0).
         """
         n_frames = self.n_frames if n_frames is None else _spec.check_count("n_frames", n_frames)
         _spec.check_device(device)
@@ -507,18 +599,44 @@ class MovingCircle:
         if arrays[0].shape[0] == 0:
             raise ValueError("start, velocity and blob must hold at least one trajectory (n >= 1), got n = 0; "
                              "pass arrays of shape (n, 2), e.g. start=[[0.2, 0.5]].")
-        f = torch.as_tensor(self._factor_array(arrays[0], arrays[1], arrays[2], n_frames), dtype=torch.float32,
-                            device=device)
+        out = self._factor_array(arrays[0], arrays[1], arrays[2], n_frames)
+        if self.occlusion_frames:
+            out = np.concatenate([out, np.zeros(out.shape[:-1] + (1,))], -1)
+        f = torch.as_tensor(out, dtype=torch.float32, device=device)
         return Episode(_spec.render_parts(self, f[:, :1, :2], f[..., 2:4]), f, self.factor_names)
+
+    def _hidden(self, factors):
+        """Factors as float32 and where their ``circle_occluded`` hides the circle (None: nowhere)."""
+        f = _spec.as_factors(factors)
+        if not self.occlusion_frames or f.shape[-1] <= 6:
+            return f, None
+        return f, f[..., 6] > 0.5
 
     def render(self, factors) -> torch.Tensor:
         """Render factors (..., >= 4; the first 4 used) to float32 frames (..., 1, size, size).
 
-        Deterministic; runs on the factors' device. Raises ValueError, naming
-        the factor and the row, if a used factor is NaN or infinite.
+        With an occluder, a seventh factor (``circle_occluded``) above 0.5
+        hides the circle: that frame shows the blob alone, as ``sample``
+        draws it. Deterministic; runs on the factors' device. Raises
+        ValueError, naming the factor and the row, if a used factor is NaN or
+        infinite.
         """
-        return _spec.render(self, factors)
+        frames = _spec.render(self, factors)
+        f, hidden = self._hidden(factors)
+        if hidden is not None and bool(hidden.any()):
+            frames[hidden] = _spec.render_blob(self, f[hidden][:, :2])
+        return frames
 
     def masks(self, factors) -> dict:
-        """Region masks of the circle: bool (..., 1, size, size); see ``CircleOverBlob.masks``."""
-        return _spec.masks(self, factors)
+        """Region masks of the circle: bool (..., 1, size, size); see ``CircleOverBlob.masks``.
+
+        With an occluder, a frame whose ``circle_occluded`` (seventh factor)
+        is above 0.5 has no circle: ``inside``, ``edge`` and ``object`` are
+        empty and ``background`` is the whole frame, as drawn.
+        """
+        out = _spec.masks(self, factors)
+        f, hidden = self._hidden(factors)
+        if hidden is not None:
+            h = hidden[..., None, None, None]
+            out = {k: (v | h) if k == "background" else (v & ~h) for k, v in out.items()}
+        return out

@@ -346,7 +346,9 @@ class FlashLagProbe:
             vel[:, 0] = pos[:, 1] - pos[:, 0]
         else:
             vel = np.zeros_like(pos)
-        values.update(circle_vx=vel[..., 0], circle_vy=vel[..., 1])
+        # The probe hides no circle behind an occluder (a world's circle_occluded is 0: drawn); the steps of
+        # flash_initiated without a circle are blanked by `episode`, not by this factor.
+        values.update(circle_vx=vel[..., 0], circle_vy=vel[..., 1], circle_occluded=0.0)
         for i, name in enumerate(names):
             if name not in values:
                 raise ValueError(f"FlashLagProbe does not know the factor {name!r} of {type(world).__name__}.")

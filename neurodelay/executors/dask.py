@@ -19,7 +19,7 @@ from ..errors import TrainingInterrupted
 from ..study import local_dask
 from ..training import cancel_stop, request_stop
 from .jobs import NOT_RUN, JobResult, PointJob, execute_point, sigterm_stops_the_sweep, with_threads
-from .scripts import ExecutorUnavailable, _check_scripts_here, _require, _script_paths
+from .scripts import ExecutorUnavailable, check_scripts_here, require_extra, script_paths
 
 __all__ = ["DaskExecutor"]
 
@@ -55,7 +55,7 @@ class DaskExecutor:
                 yield client
 
     def _check_scripts_on_workers(self, client, jobs) -> None:
-        paths = _script_paths(jobs)
+        paths = script_paths(jobs)
         if not paths:
             return
         missing = {w: m for w, m in client.run(_absent_files, paths).items() if m}
@@ -69,8 +69,8 @@ class DaskExecutor:
     def check(self, jobs) -> None:
         """Refuse a study script that is gone; for ``dask:ADDRESS``, a scheduler that does not answer, or
         workers that lack the script. A ``dask:local:N`` cluster is not started here."""
-        _check_scripts_here(jobs, f"dask:{self.address}")
-        _require("distributed", "dask", f"dask:{self.address}")
+        check_scripts_here(jobs, f"dask:{self.address}")
+        require_extra("distributed", "dask", f"dask:{self.address}")
         if not local_dask(self.address):
             with self._client() as client:
                 self._check_scripts_on_workers(client, jobs)
@@ -78,7 +78,7 @@ class DaskExecutor:
     def map(self, jobs, *, on_result=None):
         from distributed import as_completed
 
-        _check_scripts_here(jobs, f"dask:{self.address}")
+        check_scripts_here(jobs, f"dask:{self.address}")
         local = local_dask(self.address)
         with self._client() as client:
             if not local:

@@ -24,7 +24,7 @@ from .._util.files import write_text_atomic
 from ..errors import SweepTerminated
 from ..pipeline import run_point
 from ..study import Point, Study
-from .scripts import ScriptChangedError, _modules_of, _pickle_recording_globals, _scripts, load_script
+from .scripts import ScriptChangedError, modules_of, pickle_recording_globals, script_records, load_script
 
 __all__ = ["PointJob", "UnloadableJob", "JobResult", "execute_point", "record_error", "ERROR_FILE", "with_threads",
            "NOT_RUN", "sigterm_stops_the_sweep"]
@@ -55,10 +55,10 @@ class PointJob:
 
     def __reduce__(self):
         try:
-            payload, found = _pickle_recording_globals(self._fields())
+            payload, found = pickle_recording_globals(self._fields())
         except Exception:  # noqa: BLE001 - e.g. a lambda: leave it to the engine's own pickler (cloudpickle)
             return PointJob, self._fields()
-        scripts = _scripts(_modules_of(found))
+        scripts = script_records(modules_of(found))
         if not scripts:
             return PointJob, self._fields()
         return _job_after_scripts, (scripts, payload, self.folder)

@@ -10,7 +10,7 @@ import time
 
 from ..errors import TrainingInterrupted
 from .jobs import NOT_RUN, JobResult, PointJob, execute_point, sigterm_stops_the_sweep, with_threads
-from .scripts import _check_main_rerunnable, _check_scripts_here
+from .scripts import check_main_rerunnable, check_scripts_here
 
 __all__ = ["ProcessExecutor"]
 
@@ -23,9 +23,9 @@ class ProcessExecutor:
 
     def check(self, jobs) -> None:
         """Refuse a study script that is gone, or classes of an interactive session
-        (:func:`_check_main_rerunnable`)."""
-        _check_scripts_here(jobs, f"processes:{self.n_workers}")
-        _check_main_rerunnable(jobs, f"processes:{self.n_workers}")
+        (:func:`check_main_rerunnable`)."""
+        check_scripts_here(jobs, f"processes:{self.n_workers}")
+        check_main_rerunnable(jobs, f"processes:{self.n_workers}")
 
     def map(self, jobs, *, on_result=None):
 

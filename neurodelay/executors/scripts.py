@@ -23,14 +23,16 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["study_scripts", "load_script", "ScriptChangedError", "ExecutorUnavailable"]
+__all__ = ["study_scripts", "load_script", "ScriptChangedError", "ExecutorUnavailable", "check_scripts_here",
+           "check_main_rerunnable", "require_extra", "script_paths", "modules_of", "pickle_recording_globals",
+           "script_records"]
 
 
 class ExecutorUnavailable(ConfigError):
     """The executor named cannot run here (no Slurm, no Dask scheduler at the address)."""
 
 
-def _pickle_recording_globals(obj) -> tuple[bytes, list]:
+def pickle_recording_globals(obj) -> tuple[bytes, list]:
     """``pickle.dumps(obj)`` and the classes and functions it refers to by name, in order."""
     found: list = []
 
@@ -45,7 +47,7 @@ def _pickle_recording_globals(obj) -> tuple[bytes, list]:
     return buffer.getvalue(), found
 
 
-def _modules_of(found) -> list[str]:
+def modules_of(found) -> list[str]:
     out = []
     for o in found:
         name = getattr(o, "__module__", None)
@@ -73,7 +75,7 @@ def _importable_by_name(name: str) -> bool:
     return False
 
 
-def _scripts(modules) -> tuple[tuple[str, str, str], ...]:
+def script_records(modules) -> tuple[tuple[str, str, str], ...]:
     """``(name, absolute path, SHA-256)`` of each module loaded by path that is not importable by name."""
     out = []
     for name in modules:
@@ -108,10 +110,10 @@ def study_scripts(study) -> tuple[tuple[str, str], ...]:
         ``studies/custom_circuit.py``); empty for a YAML study.
     """
     try:
-        _, found = _pickle_recording_globals(study)
+        _, found = pickle_recording_globals(study)
     except Exception:  # noqa: BLE001 - not picklable by plain pickle: the engine's pickler decides
         return ()
-    return tuple((name, path) for name, path, _ in _scripts(_modules_of(found)))
+    return tuple((name, path) for name, path, _ in script_records(modules_of(found)))
 
 
 class ScriptChangedError(RuntimeError):
@@ -167,7 +169,7 @@ def load_script(name: str, path: str, digest: str = "") -> types.ModuleType:
     return module
 
 
-def _check_main_rerunnable(jobs, executor: str) -> None:
+def check_main_rerunnable(jobs, executor: str) -> None:
     """Refuse a study using classes of an interactive ``__main__``, which spawned workers cannot import.
 
     A spawned worker gets ``__main__``'s classes by running the main script
@@ -178,7 +180,7 @@ def _check_main_rerunnable(jobs, executor: str) -> None:
     if not jobs:
         return
     try:
-        _, found = _pickle_recording_globals(jobs[0].study)
+        _, found = pickle_recording_globals(jobs[0].study)
     except Exception:  # noqa: BLE001 - not picklable at all: the pool reports it per point
         return
     names = [o.__qualname__ for o in found if getattr(o, "__module__", None) == "__main__"]
@@ -193,17 +195,17 @@ def _check_main_rerunnable(jobs, executor: str) -> None:
         f"script), or use dask:local:N, which sends them to its workers by value.")
 
 
-def _script_paths(jobs) -> list[str]:
+def script_paths(jobs) -> list[str]:
     """Paths of the study scripts the jobs need (every job of a sweep has the same study)."""
     return sorted({path for job in jobs[:1] for _, path in study_scripts(job.study)})
 
 
 def _missing_scripts(jobs) -> list[str]:
     """Study scripts the jobs need that do not exist on this host."""
-    return [p for p in _script_paths(jobs) if not os.path.isfile(p)]
+    return [p for p in script_paths(jobs) if not os.path.isfile(p)]
 
 
-def _check_scripts_here(jobs, executor: str) -> None:
+def check_scripts_here(jobs, executor: str) -> None:
     missing = _missing_scripts(jobs)
     if missing:
         raise ExecutorUnavailable(
@@ -212,7 +214,7 @@ def _check_scripts_here(jobs, executor: str) -> None:
             f"it is now) and rerun.")
 
 
-def _require(module: str, extra: str, executor: str) -> None:
+def require_extra(module: str, extra: str, executor: str) -> None:
     """Raise :class:`ExecutorUnavailable` if ``module``, which ``executor`` needs, is not installed."""
     try:
         importlib.import_module(module)

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..study import ExecutorSettings
 from . import jobs as _jobs
 from .jobs import JobResult, PointJob, execute_point, with_threads
-from .scripts import ExecutorUnavailable, _check_scripts_here, _require
+from .scripts import ExecutorUnavailable, check_scripts_here, require_extra
 
 __all__ = ["SlurmExecutor", "SlurmPoint", "slurm_job_state", "detached_job_fate"]
 
@@ -33,14 +33,14 @@ class SlurmExecutor:
         """Refuse a study script that is gone, submitit not installed, or ``slurm`` where there is no
         Slurm. Writes nothing (submitit's executor, which makes its folder when created, is not made)."""
         name = "slurm:local" if self.cluster == "local" else "slurm"
-        _check_scripts_here(jobs, name)
-        _require("submitit", "slurm", name)
+        check_scripts_here(jobs, name)
+        require_extra("submitit", "slurm", name)
         if self.cluster != "local" and shutil.which("srun") is None:
             raise ExecutorUnavailable("--executor slurm: Slurm is not available here (no srun on PATH); use "
                                       "slurm:local to try the jobs as local processes, or processes:N.")
 
     def _executor(self):
-        _require("submitit", "slurm", "slurm:local" if self.cluster == "local" else "slurm")
+        require_extra("submitit", "slurm", "slurm:local" if self.cluster == "local" else "slurm")
         import submitit
 
         try:  # submitit creates its folder here
@@ -50,7 +50,7 @@ class SlurmExecutor:
                                       f"try the jobs as local processes, or processes:N.") from exc
 
     def submit(self, jobs):
-        _check_scripts_here(jobs, "slurm:local" if self.cluster == "local" else "slurm")
+        check_scripts_here(jobs, "slurm:local" if self.cluster == "local" else "slurm")
         ex = self._executor()
         s = self.settings
         params = dict(timeout_min=s.time_min, cpus_per_task=s.cpus_per_point or None)

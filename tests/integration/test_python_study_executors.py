@@ -245,7 +245,7 @@ def test_remote_dask_workers_without_the_script_are_refused_up_front(script, tmp
     study = load_study(script)
     script.unlink()
     # as if only the workers lacked it:
-    monkeypatch.setattr(executors.dask, "_check_scripts_here", lambda jobs, name: None)
+    monkeypatch.setattr(executors.dask, "check_scripts_here", lambda jobs, name: None)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with pytest.raises(ExecutorUnavailable, match=r"--executor dask:tcp://.*not every worker has it .* lacks "
                                                       r".*pystudy\.py.*file system the workers share"):

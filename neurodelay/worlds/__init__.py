@@ -5,7 +5,8 @@ factors and renders them, vectorised over samples and frames, on any device,
 into an :class:`Episode`.
 """
 
-from .circle import CircleOverBlob, MovingCircle
+from .circle import MovingCircle
+from .static import CircleOverBlob
 from .episode import Episode
 from .original import FACTOR_NAMES, original_sequences, static_grid
 

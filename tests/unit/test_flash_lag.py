@@ -26,6 +26,7 @@ from neurodelay.circuit import world_shapes
 from neurodelay.errors import ConfigError
 from neurodelay.worlds import _spec
 from neurodelay.worlds.flash import FLASH_CONDITIONS, FlashLagProbe
+from tests.helpers import latent_named_run
 from tests.unit.test_lag import compensated_circuit, inertia_circuit
 
 
@@ -419,3 +420,22 @@ def test_flash_lag_checks_probe_and_reports_nan_for_a_readout_without_lag():
     out = flash_lag(module, WORLD_20, readout, probe)
     assert np.isnan(out["flash_lag_px"].values).all()  # was 0: a readout with no lag decodes no position
     assert "no lag" in out["flash_lag_px"].attrs["nan_reason"]
+
+
+@pytest.fixture(scope="module")
+def latent_named():
+    return latent_named_run()
+
+
+def test_flash_lag_finds_the_node_of_a_readout_fitted_on_a_renamed_trace(latent_named):
+    world, module, ds = latent_named
+    assert "node_latent" in ds.data_vars and ds["node_latent"].attrs["node"] == "latent"
+    readout, _ = fit_readout(ds, "latent")
+    assert readout.node == "node_latent"
+    probe = FlashLagProbe(speeds=(0.04,))
+    default = flash_lag(module, world, readout, probe)  # was: KeyError 'node_latent' is not a node
+    given = flash_lag(module, world, readout, probe, node="latent")
+    assert default["flash_lag_px"].attrs["node"] == "latent"
+    np.testing.assert_array_equal(default["flash_lag_px_by_direction"].values,
+                                  given["flash_lag_px_by_direction"].values)
+    assert int(default["flash_latency_steps"]) == 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurodelay import Circuit, CircleOverBlob, Edge, MovingCircle, Relay, build_seeded, simulate
+from neurodelay import Circuit, CircleOverBlob, Edge, MovingCircle, Relay, build_seeded, presets, simulate
 from neurodelay.analysis.figures import plot_regions
 from neurodelay.analysis.regions import (
     REGIONS,
@@ -205,3 +205,11 @@ def test_moving_region_errors_reject_a_nan_reconstruction():
     with pytest.raises(ValueError, match=r"'reconstruction' must contain only finite.*sample 1, step 2, pixel y 5"):
         moving_region_errors(ds, world, steps=[1, 2])
     assert np.isfinite(moving_region_errors(ds, world, steps=[1, 3])["region_mse"].values).all()
+
+
+def test_moving_region_errors_on_a_simulate_result_names_the_reconstruction_to_pass():
+    world = MovingCircle(size=16, n_frames=3)
+    ds = simulate(presets.autoencoder(n_latents=2, size=16), world.sample(2))
+    with pytest.raises(KeyError, match=r"no 'reconstruction' variable.*recon=.*here: 'dec'"):
+        moving_region_errors(ds, world)
+    assert moving_region_errors(ds, world, recon="dec")["region_mse"].shape == (4,)

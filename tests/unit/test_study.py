@@ -12,6 +12,7 @@ import yaml
 
 from neurodelay.circuit import Edge
 from neurodelay.components import COMPONENTS
+from neurodelay.errors import ConfigError
 from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.presets import PRESETS
 from neurodelay.study import (
@@ -22,6 +23,7 @@ from neurodelay.study import (
     Study,
     StudyError,
     apply_overrides,
+    check_study,
     load_study,
     parse_override,
     structure_study,
@@ -29,6 +31,7 @@ from neurodelay.study import (
     unstructure_study,
 )
 from neurodelay.study import TrainSettings
+from neurodelay.worlds import MovingCircle
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ROOT / "studies"
@@ -324,3 +327,20 @@ def test_docs_example_is_a_valid_study():
     example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
     study = structure_study(yaml.safe_load(example))
     assert study.sweep.n_points == 6
+
+
+def test_a_python_preset_spec_with_an_unknown_name_is_a_located_study_error():
+    world = MovingCircle(size=16, n_frames=3)
+    with pytest.raises(StudyError, match=r"\$\.circuit\.preset: unknown preset 'inertai'; did you mean 'inertia'"):
+        check_study(Study(name="a", world=world, circuit=PresetCircuit("inertai")))  # was: KeyError 'inertai'
+    with pytest.raises(ConfigError, match=r"PresetCircuit\.preset: unknown preset 'inertai'.*valid presets"):
+        PresetCircuit("inertai").build(10.0)
+
+
+def test_a_python_preset_spec_with_an_unknown_parameter_suggests_the_right_one():
+    world = MovingCircle(size=16, n_frames=3)
+    with pytest.raises(StudyError, match=r"\$\.circuit\.gama: unknown parameter 'gama' of preset 'inertia'; "
+                                         r"did you mean 'gamma'\?"):
+        check_study(Study(name="a", world=world, circuit=PresetCircuit("inertia", {"gama": 0.3, "size": 16})))
+    with pytest.raises(ConfigError, match=r"PresetCircuit\.params\.dt_ms: dt_ms is the study's"):
+        PresetCircuit("inertia", {"dt_ms": 5.0}).build(10.0)  # was: TypeError, multiple values for dt_ms

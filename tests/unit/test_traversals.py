@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from neurodelay import Circuit, Edge, MovingCircle, Relay, build_seeded, presets
+from neurodelay import Circuit, Edge, Episode, MovingCircle, Relay, build_seeded, presets, simulate
 from neurodelay.analysis.figures import plot_correlation, plot_sweeps, plot_traversals
 from neurodelay.analysis.traversals import decoder_input, factor_sweeps, latent_traversals
 from neurodelay.circuit import world_shapes
 from neurodelay.components.base import RunContext
+from tests.helpers import latent_named_run
 from tests.unit.test_lag import Select
 
 
@@ -149,3 +150,24 @@ def test_factor_sweeps_reject_a_repeated_factor():
     module = build_seeded(factor_circuit(), input_shapes=world_shapes(WORLD_20))
     with pytest.raises(ValueError, match=r"factors must not repeat a name"):
         factor_sweeps(module, WORLD_20, "z", factors=["circle_x", "circle_x"])
+
+
+@pytest.fixture(scope="module")
+def latent_named():
+    return latent_named_run()
+
+
+def test_factor_sweeps_reads_a_renamed_trace_by_node_or_variable(latent_named):
+    world, module, _ = latent_named
+    by_node = factor_sweeps(module, world, "latent", n_steps=3)  # was: KeyError, not a trace
+    by_var = factor_sweeps(module, world, "node_latent", n_steps=3)  # was: KeyError, not a node
+    assert by_node["sweep_latents"].shape == (4, 3, 2)
+    np.testing.assert_array_equal(by_node["sweep_latents"].values, by_var["sweep_latents"].values)
+    # The representation read is the node's own trace at the last step of each static sequence.
+    f = torch.zeros(1, 1, world.n_factors)
+    f[..., :4] = 0.5
+    f[0, 0, 0] = 0.0  # blob_x at the first sweep value, the other positions at 0.5
+    ep = Episode(world.render(f).expand(-1, 3, -1, -1, -1).contiguous(), f.expand(-1, 3, -1).contiguous(),
+                    world.factor_names)
+    direct = simulate(module, ep)["node_latent"].values[0, -1]
+    np.testing.assert_allclose(by_node["sweep_latents"].values[0, 0], direct, rtol=0, atol=1e-6)

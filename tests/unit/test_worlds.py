@@ -523,3 +523,11 @@ def test_circle_speeds_are_in_factor_units_as_documented():
     assert "circle factor units" in MovingCircle.__doc__
     with pytest.raises(ConfigError, match=r"factor units per frame"):
         MovingCircle(speed_min=-1.0, speed_max=0.1)
+
+
+def test_moving_circle_speed_range_message_states_factor_units():
+    with pytest.raises(ConfigError) as info:
+        MovingCircle(n_frames=10, speed_min=0.1, speed_max=0.2)
+    text = str(info.value)
+    assert "1 circle factor unit" in text and "image width" not in text
+    assert "use speed_max <= 0.1111" in text

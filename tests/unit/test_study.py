@@ -7,11 +7,12 @@ import re
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pytest
 import yaml
 
-from neurodelay.circuit import Edge
-from neurodelay.components import COMPONENTS
+from neurodelay.circuit import Circuit, Edge
+from neurodelay.components import COMPONENTS, ConvDecoder, ConvEncoder
 from neurodelay.errors import ConfigError
 from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.presets import PRESETS
@@ -344,3 +345,14 @@ def test_a_python_preset_spec_with_an_unknown_parameter_suggests_the_right_one()
         check_study(Study(name="a", world=world, circuit=PresetCircuit("inertia", {"gama": 0.3, "size": 16})))
     with pytest.raises(ConfigError, match=r"PresetCircuit\.params\.dt_ms: dt_ms is the study's"):
         PresetCircuit("inertia", {"dt_ms": 5.0}).build(10.0)  # was: TypeError, multiple values for dt_ms
+
+
+def test_numpy_scalars_round_trip_through_yaml():
+    circuit = Circuit(nodes={"enc": ConvEncoder(n_latents=np.int64(2), gaussian=True),
+                                "dec": ConvDecoder(n_latents=np.int64(2))},
+                         edges=[Edge("world.frames", "enc"), Edge("enc", "dec")])
+    study = Study(name="np-scalars", circuit=circuit, objective=Objective(beta=np.float32(1)),
+                  train=TrainSettings(steps=np.int64(3), batch_size=np.int64(2)))
+    text = study_to_yaml(study)
+    assert "n_latents: 2" in text and "steps: 3" in text
+    assert structure_study(yaml.safe_load(text)) == study

@@ -16,6 +16,7 @@ from tests.unit.test_lag import Select
 
 
 WORLD = MovingCircle()
+NAN = float("nan")
 
 
 def factor_circuit(channels=None, delay_steps=1) -> Circuit:
@@ -171,3 +172,19 @@ def test_factor_sweeps_reads_a_renamed_trace_by_node_or_variable(latent_named):
                     world.factor_names)
     direct = simulate(module, ep)["node_latent"].values[0, -1]
     np.testing.assert_allclose(by_node["sweep_latents"].values[0, 0], direct, rtol=0, atol=1e-6)
+
+
+def _relay_module(world):
+    circuit = Circuit(nodes={"z": Relay()}, edges=[Edge("world.factors", "z")])
+    return build_seeded(circuit, world=world)
+
+
+def test_factor_sweeps_single_factor_name_and_finite_others():
+    world = MovingCircle(n_frames=3)
+    module = _relay_module(world)
+    one = factor_sweeps(module, world, "z", n_steps=3, factors="circle_x")
+    listed = factor_sweeps(module, world, "z", n_steps=3, factors=["circle_x"])
+    assert list(one["sweep_factor"].values) == ["circle_x"]
+    np.testing.assert_array_equal(one["sweep_latents"].values, listed["sweep_latents"].values)
+    with pytest.raises(ValueError, match=r"others must be a finite number .* got nan"):
+        factor_sweeps(module, world, "z", n_steps=3, others=NAN)

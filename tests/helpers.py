@@ -7,7 +7,7 @@ import torch
 import xarray as xr
 
 from neurodelay import (Blend, Circuit, ConvDecoder, ConvEncoder, Edge, Extrapolator, MovingCircle, Relay,
-                        build_seeded, simulate)
+                        build_seeded, presets, simulate)
 from neurodelay.record import traces_to_dataset
 from neurodelay.testing.strategies import VECTOR as VEC
 from neurodelay.testing.strategies import vector_shapes as shapes
@@ -94,3 +94,12 @@ def latent_named_run():
     world = MovingCircle(size=16, n_frames=5)
     module = build_seeded(latent_named_circuit(), world=world, seed=0)
     return world, module, simulate(module, world.sample(12, seed=0))
+
+
+#: The world the argument-check tests build their small presets for.
+SMALL_WORLD = MovingCircle(n_frames=3)
+
+
+def small_preset(name: str):
+    """The preset ``name`` with two latents, built seeded for SMALL_WORLD."""
+    return build_seeded(getattr(presets, name)(n_latents=2), world=SMALL_WORLD)

@@ -26,7 +26,7 @@ from neurodelay.circuit import world_shapes
 from neurodelay.errors import ConfigError
 from neurodelay.worlds import _spec
 from neurodelay.worlds.flash import FLASH_CONDITIONS, FlashLagProbe
-from tests.helpers import latent_named_run
+from tests.helpers import SMALL_WORLD, latent_named_run, small_preset
 from tests.unit.test_lag import compensated_circuit, inertia_circuit
 
 
@@ -439,3 +439,15 @@ def test_flash_lag_finds_the_node_of_a_readout_fitted_on_a_renamed_trace(latent_
     np.testing.assert_array_equal(default["flash_lag_px_by_direction"].values,
                                   given["flash_lag_px_by_direction"].values)
     assert int(default["flash_latency_steps"]) == 1
+
+
+@pytest.fixture(scope="module")
+def inertia():
+    return small_preset("inertia")
+
+
+def test_flash_lag_rejects_a_readout_of_another_node(inertia):
+    readout = LinearReadout(node="z", lag_steps=0.0, dt_ms=10.0, mean=np.zeros(2), scale=np.ones(2),
+                            coef=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"node='enc' is not the node the readout was fitted on \('z'\)"):
+        flash_lag(inertia, SMALL_WORLD, readout, node="enc")

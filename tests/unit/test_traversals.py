@@ -11,7 +11,7 @@ from neurodelay.analysis.figures import plot_correlation, plot_sweeps, plot_trav
 from neurodelay.analysis.traversals import decoder_input, factor_sweeps, latent_traversals
 from neurodelay.circuit import world_shapes
 from neurodelay.components.base import RunContext
-from tests.helpers import latent_named_run
+from tests.helpers import latent_named_run, small_preset
 from tests.unit.test_lag import Select
 
 
@@ -188,3 +188,37 @@ def test_factor_sweeps_single_factor_name_and_finite_others():
     np.testing.assert_array_equal(one["sweep_latents"].values, listed["sweep_latents"].values)
     with pytest.raises(ValueError, match=r"others must be a finite number .* got nan"):
         factor_sweeps(module, world, "z", n_steps=3, others=NAN)
+
+
+@pytest.fixture(scope="module")
+def inertia():
+    return small_preset("inertia")
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    return small_preset("autoencoder")
+
+
+def test_latent_traversals_reject_a_node_that_is_not_a_decoder(inertia, autoencoder):
+    z = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(KeyError, match=r"recon_node='decx' is not a node \(enc, z, pred, dec\)"):
+        latent_traversals(inertia, "decx", z, n_steps=2)
+    with pytest.raises(ValueError, match=r"node 'enc' must have exactly one input from a node.*world.frames"):
+        latent_traversals(inertia, "enc", z, n_steps=2)
+    with pytest.raises(ValueError, match=r"node 'z' must have exactly one input from a node.*'enc', 'pred'"):
+        latent_traversals(inertia, "z", z, n_steps=2)  # a Blend
+    with pytest.raises(ValueError, match=r"node 'z' outputs shape \(2,\) per step, not a one-channel image"):
+        latent_traversals(autoencoder, "z", z, n_steps=2)  # a Relay: memoryless, but no image
+
+
+def test_latent_traversals_check_the_latents_and_quantiles(inertia):
+    z = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"latents must have the width of the decoder's input: 'dec' decodes "
+                                         r"'z' of shape \(2,\).*got latents of shape \(5, 3\)"):
+        latent_traversals(inertia, "dec", np.zeros((5, 3)), n_steps=2)
+    with pytest.raises(ValueError, match=r"latents must contain only finite values; found 1 NaN .*row 4, column 1"):
+        latent_traversals(inertia, "dec", np.where(np.arange(20).reshape(10, 2) == 9, NAN, z), n_steps=2)
+    with pytest.raises(ValueError, match=r"quantiles must be a pair \(lo, hi\).*got \(0.1, 0.5, 0.9\)"):
+        latent_traversals(inertia, "dec", z, n_steps=2, quantiles=(0.1, 0.5, 0.9))
+    assert latent_traversals(inertia, "dec", z, n_steps=2)["traversal_images"].shape == (2, 2, 32, 32)

@@ -22,6 +22,7 @@ from neurodelay.worlds import (
 from neurodelay.worlds import _spec
 from neurodelay.worlds import render as R
 from neurodelay.worlds.flash import FlashLagProbe
+from tests.helpers import SMALL_WORLD
 
 GOLDEN = Path(os.environ.get("NEURODELAY_GOLDEN", Path(__file__).resolve().parents[1] / "data" / "seed_golden.npz"))
 ONE_LEVEL = 1 / 255
@@ -572,3 +573,8 @@ def test_worlds_sample_without_the_finiteness_check(monkeypatch):
         episodes = [world.sample(3, seed=1) for world in worlds]
     for world, ep in zip(worlds, episodes):
         torch.testing.assert_close(ep.frames, world.render(ep.factors), rtol=0, atol=0)
+
+
+def test_moving_circle_sample_names_n_samples():
+    with pytest.raises(ValueError, match=r"n_samples must be a positive integer, got 0; use e.g. n_samples=64"):
+        SMALL_WORLD.sample(0)

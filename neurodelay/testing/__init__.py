@@ -15,7 +15,7 @@ Nothing in the package imports this module: it sits above every other layer
 (docs/architecture.md).
 """
 
-from ._checks import CHECKS, check_component, component_checks
+from ._components import CHECKS, check_component, component_checks
 from ._results import TIMING_ATTRS, assert_results_equal
 
 __all__ = ["CHECKS", "check_component", "component_checks", "TIMING_ATTRS", "assert_results_equal"]

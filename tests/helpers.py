@@ -6,7 +6,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurodelay import Blend, Circuit, Edge, Extrapolator, Relay
+from neurodelay import (Blend, Circuit, ConvDecoder, ConvEncoder, Edge, Extrapolator, MovingCircle, Relay,
+                        build_seeded, presets, simulate)
 from neurodelay.record import traces_to_dataset
 from neurodelay.testing.strategies import VECTOR as VEC
 from neurodelay.testing.strategies import vector_shapes as shapes
@@ -77,3 +78,28 @@ def known_lag_results(n: int = 20, n_t: int = 30, lag: int = 2, z=None, seed: in
         coords={"time": np.arange(n_t) * 10.0, "factor": KNOWN_LAG_FACTOR_NAMES},
         attrs={"dt_ms": 10.0},
     )
+
+
+def latent_named_circuit() -> Circuit:
+    """A circuit whose representation node is named ``latent``: results store it as ``node_latent``."""
+    return Circuit(
+        nodes={"enc": ConvEncoder(n_latents=2, size=16), "latent": Extrapolator(alpha=1.0),
+               "dec": ConvDecoder(n_latents=2, size=16)},
+        edges=[Edge("world.frames", "enc", delay_ms=10), Edge("enc", "latent"), Edge("latent", "dec")],
+    )
+
+
+def latent_named_run():
+    """(world, module, results) of ``latent_named_circuit``: built with seed 0, run on 12 sequences of seed 0."""
+    world = MovingCircle(size=16, n_frames=5)
+    module = build_seeded(latent_named_circuit(), world=world, seed=0)
+    return world, module, simulate(module, world.sample(12, seed=0))
+
+
+#: The world the argument-check tests build their small presets for.
+SMALL_WORLD = MovingCircle(n_frames=3)
+
+
+def small_preset(name: str):
+    """The preset ``name`` with two latents, built seeded for SMALL_WORLD."""
+    return build_seeded(getattr(presets, name)(n_latents=2), world=SMALL_WORLD)

@@ -26,6 +26,7 @@ from neurodelay.circuit import world_shapes
 from neurodelay.errors import ConfigError
 from neurodelay.worlds import _spec
 from neurodelay.worlds.flash import FLASH_CONDITIONS, FlashLagProbe
+from tests.helpers import SMALL_WORLD, latent_named_run, small_preset
 from tests.unit.test_lag import compensated_circuit, inertia_circuit
 
 
@@ -419,3 +420,34 @@ def test_flash_lag_checks_probe_and_reports_nan_for_a_readout_without_lag():
     out = flash_lag(module, WORLD_20, readout, probe)
     assert np.isnan(out["flash_lag_px"].values).all()  # was 0: a readout with no lag decodes no position
     assert "no lag" in out["flash_lag_px"].attrs["nan_reason"]
+
+
+@pytest.fixture(scope="module")
+def latent_named():
+    return latent_named_run()
+
+
+def test_flash_lag_finds_the_node_of_a_readout_fitted_on_a_renamed_trace(latent_named):
+    world, module, ds = latent_named
+    assert "node_latent" in ds.data_vars and ds["node_latent"].attrs["node"] == "latent"
+    readout, _ = fit_readout(ds, "latent")
+    assert readout.node == "node_latent"
+    probe = FlashLagProbe(speeds=(0.04,))
+    default = flash_lag(module, world, readout, probe)  # was: KeyError 'node_latent' is not a node
+    given = flash_lag(module, world, readout, probe, node="latent")
+    assert default["flash_lag_px"].attrs["node"] == "latent"
+    np.testing.assert_array_equal(default["flash_lag_px_by_direction"].values,
+                                  given["flash_lag_px_by_direction"].values)
+    assert int(default["flash_latency_steps"]) == 1
+
+
+@pytest.fixture(scope="module")
+def inertia():
+    return small_preset("inertia")
+
+
+def test_flash_lag_rejects_a_readout_of_another_node(inertia):
+    readout = LinearReadout(node="z", lag_steps=0.0, dt_ms=10.0, mean=np.zeros(2), scale=np.ones(2),
+                            coef=np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"node='enc' is not the node the readout was fitted on \('z'\)"):
+        flash_lag(inertia, SMALL_WORLD, readout, node="enc")

@@ -7,6 +7,7 @@ import warnings
 import attrs
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from neurodelay import Blend, Circuit, Edge, Extrapolator, MovingCircle, simulate
@@ -20,10 +21,12 @@ from neurodelay.analysis.lag import (
 )
 from neurodelay.analysis.readout import _readout_lag_core
 from neurodelay.components.base import AbstractComponent, FrameModule
+from neurodelay.record import traces_to_dataset
 from tests.helpers import known_lag_results as results
 
 
 DT = 10.0
+NAN = float("nan")
 
 
 @attrs.frozen
@@ -224,3 +227,50 @@ def test_readout_lag_of_noise_is_nan():
         out = representational_lag(ds)
     assert np.isnan(float(out["lag_steps"]))
     assert "no better than its mean" in out["lag_steps"].attrs["nan_reason"]
+
+
+def _lag_dataset(nan_at=None):
+    g = torch.Generator().manual_seed(0)
+    z = torch.rand(6, 5, 2, generator=g)
+    if nan_at is not None:
+        z[nan_at] = NAN
+    return traces_to_dataset({"z": z}, dt_ms=10, factors=torch.rand(6, 5, 6, generator=g),
+                             frames=torch.zeros(6, 5, 1, 8, 8), factor_names=MovingCircle().factor_names)
+
+
+def test_fit_readout_names_a_nan_in_the_representation():
+    ds = _lag_dataset(nan_at=(1, 3, 0))
+    msg = r"the representation 'z' .*must contain only finite values; found 1 NaN .*sample 1, step 3, unit 0"
+    with pytest.raises(ValueError, match=msg):
+        fit_readout(ds, lags=[0, 1], from_step=1)
+    with pytest.raises(ValueError, match=msg):
+        representational_lag(ds, lags=[0, 1], from_step=1)
+
+
+def test_fit_readout_ignores_a_nan_before_the_steps_used():
+    readout, info = fit_readout(_lag_dataset(nan_at=(1, 0, 0)), lags=[0, 1], from_step=1)
+    assert np.isfinite(info["mse"])
+
+
+def test_pixels_per_unit_must_be_positive():
+    ds = _lag_dataset()
+    for bad in (-24, NAN, "24"):
+        with pytest.raises(ValueError, match=r"pixels_per_unit must be a finite number > 0, got"):
+            representational_lag(ds, lags=[0, 1], from_step=1, pixels_per_unit=bad)
+    with pytest.raises(ValueError, match=r"size must be a finite number > 0, got -1"):
+        px_per_unit(-1)
+    assert px_per_unit(32) == 24.0
+
+
+def test_readout_seed_and_a_single_lag():
+    ds = _lag_dataset()
+    for bad in (1.7, -1, True):
+        with pytest.raises(ValueError, match=r"seed must be a non-negative integer; got"):
+            fit_readout(ds, lags=[0, 1], from_step=1, seed=bad)
+    # 6 random sequences: a linear readout (a quadratic one overfits them and reads no position)
+    one, info = fit_readout(ds, lags=1, from_step=1, readout_degree=1)
+    listed, info_listed = fit_readout(ds, lags=[1], from_step=1, readout_degree=1)
+    assert one.lag_steps == 1.0
+    np.testing.assert_array_equal(info["mse_curve"], info_listed["mse_curve"])
+    with pytest.raises(ValueError, match=r"lags must be a whole number of steps or a non-empty sequence.*got 1.5"):
+        fit_readout(ds, lags=1.5, from_step=1)

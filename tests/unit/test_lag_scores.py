@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from neurodelay.analysis.builtin import disentanglement_scores
 from neurodelay.analysis.lag import lag_resolved_scores
+from neurodelay.record import traces_to_dataset
+from neurodelay.worlds import MovingCircle
 from tests.helpers import known_lag_results as results
 
 
@@ -97,3 +100,18 @@ def test_scores_are_seeded():
     for fn in (lambda s: disentanglement_scores(ds, max_rows=100, seed=s),
                lambda s: lag_resolved_scores(ds, lags=[0, 1], max_rows=100, seed=s)):
         xr.testing.assert_identical(fn(3), fn(3))
+
+
+def _lag_dataset():
+    g = torch.Generator().manual_seed(0)
+    factors = torch.rand(6, 5, 6, generator=g)
+    return traces_to_dataset({"z": torch.rand(6, 5, 2, generator=g)}, dt_ms=10, factors=factors,
+                             factor_names=MovingCircle().factor_names)
+
+
+def test_lag_resolved_scores_single_factor_name():
+    ds = _lag_dataset()
+    one = lag_resolved_scores(ds, factors="circle_x", lags=[0, 1], from_step=0)
+    listed = lag_resolved_scores(ds, factors=["circle_x"], lags=[0, 1], from_step=0)
+    assert "(circle_x)" in one["lag_mig"].attrs["long_name"]
+    np.testing.assert_array_equal(one["lag_mig"].values, listed["lag_mig"].values)

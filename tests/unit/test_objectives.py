@@ -387,3 +387,18 @@ def test_compute_losses_and_step_helpers_check_their_arguments():
         with pytest.raises(ValueError, match=r"n_frames must be a whole number of frames >= 1"):
             scored_steps(obj, m, bad)
     assert scored_steps(obj, m, 5)["reconstruction"] == range(1, 5)
+
+
+def test_supervision_single_factor_name_is_a_one_name_tuple():
+    assert Supervision("enc", "circle_x").factors == ("circle_x",)
+    assert Supervision("enc", ["circle_x", "circle_y"]).factors == ("circle_x", "circle_y")
+    with pytest.raises(TypeError, match=r"Supervision.factors must be a list of factor names.*got None"):
+        Supervision("enc", None)
+
+
+def test_objective_single_supervision_is_a_one_item_tuple():
+    sup = Supervision("enc", ("circle_x", "circle_y"))
+    assert Objective(supervise=sup).supervise == (sup,)
+    assert Objective(supervise=[sup]) == Objective(supervise=sup)
+    with pytest.raises(TypeError, match=r"supervise must be a Supervision or a list of them, got None"):
+        Objective(supervise=None)

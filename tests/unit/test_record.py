@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import netCDF4
 import numpy as np
+import pytest
+import torch
 import xarray as xr
 
 from neurodelay.record import traces_to_dataset, write_netcdf
 from tests.helpers import tiny_results as _tiny
+
+NAN = float("nan")
 
 
 def test_traces_dataset_labels_every_dimension_and_round_trips(tmp_path):
@@ -56,3 +60,21 @@ def test_a_trace_of_any_rank_has_units():
     assert ds["grid"].dims == ("sample", "time", "grid_dim0", "grid_dim1")
     for name in ("grid", "vec"):
         assert ds[name].attrs["units"] == "1" and ds[name].attrs["long_name"], name
+
+
+def test_traces_to_dataset_checks_dt_shapes_and_names():
+    x = torch.zeros(2, 3, 4)
+    for bad in (0, -10, NAN):
+        with pytest.raises(ValueError, match=r"dt_ms must be a positive finite number of ms.*got"):
+            traces_to_dataset({"z": x}, dt_ms=bad)
+    with pytest.raises(ValueError, match=r"same \(sample, time\) sizes, got trace 'a' \(2, 3\), trace 'b' \(2, 5\)"):
+        traces_to_dataset({"a": x, "b": torch.zeros(2, 5, 4)}, dt_ms=10)
+    with pytest.raises(ValueError, match=r"factors \(2, 4\)"):
+        traces_to_dataset({"a": x}, dt_ms=10, factors=torch.zeros(2, 4, 6))
+    with pytest.raises(ValueError, match=r"factor_names must name each of the 4 factors, got 1 names \['a'\]"):
+        traces_to_dataset({"a": x}, dt_ms=10, factors=x, factor_names=["a"])
+    with pytest.raises(ValueError, match=r"trace 'z' must have shape \(sample, time, \.\.\.\), got shape \(3,\)"):
+        traces_to_dataset({"z": torch.zeros(3)}, dt_ms=10)
+    ds = traces_to_dataset({"z": x.double()}, dt_ms=10)
+    assert ds["z"].dtype == np.float32  # by design: results are float32
+    np.testing.assert_array_equal(ds["time"].values, [0.0, 10.0, 20.0])

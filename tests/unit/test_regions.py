@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurodelay import Circuit, CircleOverBlob, Edge, MovingCircle, Relay, build_seeded, simulate
+from neurodelay import Circuit, CircleOverBlob, Edge, MovingCircle, Relay, build_seeded, presets, simulate
 from neurodelay.analysis.figures import plot_regions
 from neurodelay.analysis.regions import (
     REGIONS,
@@ -22,6 +22,7 @@ from neurodelay.analysis.regions import (
     heldout_region_errors,
 )
 from neurodelay.circuit import world_shapes
+from tests.helpers import SMALL_WORLD, small_preset
 from tests.helpers import known_lag_results as results
 
 
@@ -205,3 +206,55 @@ def test_moving_region_errors_reject_a_nan_reconstruction():
     with pytest.raises(ValueError, match=r"'reconstruction' must contain only finite.*sample 1, step 2, pixel y 5"):
         moving_region_errors(ds, world, steps=[1, 2])
     assert np.isfinite(moving_region_errors(ds, world, steps=[1, 3])["region_mse"].values).all()
+
+
+def test_moving_region_errors_on_a_simulate_result_names_the_reconstruction_to_pass():
+    world = MovingCircle(size=16, n_frames=3)
+    ds = simulate(presets.autoencoder(n_latents=2, size=16), world.sample(2))
+    with pytest.raises(KeyError, match=r"no 'reconstruction' variable.*recon=.*here: 'dec'"):
+        moving_region_errors(ds, world)
+    assert moving_region_errors(ds, world, recon="dec")["region_mse"].shape == (4,)
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    return small_preset("autoencoder")
+
+
+@pytest.fixture(scope="module")
+def autoencoder_results(autoencoder):
+    return simulate(autoencoder, SMALL_WORLD.sample(3, seed=0))
+
+
+def test_static_region_errors_check_batch_size_bins_and_node(autoencoder):
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=rf"batch_size must be an integer >= 1, got {bad}"):
+            static_region_errors(autoencoder, SMALL_WORLD, "dec", grid_size=2, batch_size=bad)
+    with pytest.raises(ValueError, match=r"n_bins must be an integer >= 1, got 0"):
+        static_region_errors(autoencoder, SMALL_WORLD, "dec", grid_size=2, n_bins=0)
+    with pytest.raises(ValueError, match=r"recon_node='z' must output images shaped like the world's frames, "
+                                         r"\(1, 32, 32\).*has shape \(2,\)"):
+        static_region_errors(autoencoder, SMALL_WORLD, "z", grid_size=2)
+
+
+def test_region_errors_check_bins():
+    rng = np.random.default_rng(0)
+    images = rng.random((2, 8, 8))
+    masks = {k: np.ones((2, 8, 8), bool) for k in ("inside", "edge", "object", "background")}
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=rf"n_bins must be an integer >= 1, got {bad}"):
+            region_errors(images, images, masks, distance_px=[1.0, 2.0], n_bins=bad)
+
+
+def test_moving_region_errors_check_recon_world_steps_and_bins(autoencoder_results):
+    with pytest.raises(ValueError, match=r"n_bins must be an integer >= 1, got 0"):
+        moving_region_errors(autoencoder_results, SMALL_WORLD, recon="dec", n_bins=0)
+    with pytest.raises(ValueError, match=r"recon='z' must be images shaped like the frames"):
+        moving_region_errors(autoencoder_results, SMALL_WORLD, recon="z")
+    with pytest.raises(ValueError, match=r"world.size=64 must be the frames' width, 32 px"):
+        moving_region_errors(autoencoder_results, MovingCircle(size=64), recon="dec")
+    for bad in ([1.7], [-1], [3]):
+        with pytest.raises(ValueError, match=r"steps must be whole steps in \[0, 2\].*got \["):
+            moving_region_errors(autoencoder_results, SMALL_WORLD, recon="dec", offset_steps=0, steps=bad)
+    with pytest.raises(ValueError, match=r"offset_steps must be a whole number of steps, got 0.5"):
+        moving_region_errors(autoencoder_results, SMALL_WORLD, recon="dec", offset_steps=0.5)

@@ -12,7 +12,7 @@ import torch
 import neurodelay as nd
 from neurodelay import Circuit, Edge, Relay
 from neurodelay.simulation import NonFiniteInputWarning
-from tests.helpers import VEC
+from tests.helpers import SMALL_WORLD, VEC
 
 
 WORLD = nd.MovingCircle(size=16, n_frames=4)
@@ -62,3 +62,22 @@ def test_build_seeded_checks_seed_and_circuit():
 def test_simulate_checks_the_episode():
     with pytest.raises(TypeError, match=r"episode must be an Episode .* got dict"):
         nd.simulate(Circuit(nodes={"r": Relay()}, edges=[Edge(VEC, "r")]), {VEC: torch.rand(1, 3, 6)})
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:7"], ids=["unknown-name", "absent-cuda"])
+def test_simulate_rejects_an_unknown_or_absent_device_clearly(device):
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    world = nd.MovingCircle(size=16, n_frames=3)
+    with pytest.raises(ValueError, match=rf"device.*{device!r}.*use") as info:
+        nd.simulate(nd.presets.autoencoder(n_latents=2, size=16), world.sample(2), device=device)
+    assert "Expected one of" not in str(info.value) and "not compiled" not in str(info.value)
+
+
+def test_simulate_checks_the_seed():
+    circuit = nd.Circuit(nodes={"r": nd.Relay()}, edges=[nd.Edge("world.factors", "r")])
+    episode = SMALL_WORLD.sample(2)
+    for bad in ("a", -1, 1.5, True):
+        with pytest.raises(ValueError, match=r"seed must be a non-negative integer, got"):
+            nd.simulate(circuit, episode, seed=bad)
+    assert nd.simulate(circuit, episode, seed=np.int64(3))["r"].shape == (2, 3, 6)

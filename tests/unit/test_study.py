@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 import attrs
+import numpy as np
 import pytest
 import yaml
 
-from neurodelay.circuit import Edge
-from neurodelay.components import COMPONENTS
+from neurodelay.circuit import Circuit, Edge
+from neurodelay.components import COMPONENTS, ConvDecoder, ConvEncoder
+from neurodelay.errors import ConfigError
 from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.presets import PRESETS
 from neurodelay.study import (
@@ -22,6 +24,7 @@ from neurodelay.study import (
     Study,
     StudyError,
     apply_overrides,
+    check_study,
     load_study,
     parse_override,
     structure_study,
@@ -29,6 +32,7 @@ from neurodelay.study import (
     unstructure_study,
 )
 from neurodelay.study import TrainSettings
+from neurodelay.worlds import MovingCircle
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ROOT / "studies"
@@ -324,3 +328,31 @@ def test_docs_example_is_a_valid_study():
     example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
     study = structure_study(yaml.safe_load(example))
     assert study.sweep.n_points == 6
+
+
+def test_a_python_preset_spec_with_an_unknown_name_is_a_located_study_error():
+    world = MovingCircle(size=16, n_frames=3)
+    with pytest.raises(StudyError, match=r"\$\.circuit\.preset: unknown preset 'inertai'; did you mean 'inertia'"):
+        check_study(Study(name="a", world=world, circuit=PresetCircuit("inertai")))  # was: KeyError 'inertai'
+    with pytest.raises(ConfigError, match=r"PresetCircuit\.preset: unknown preset 'inertai'.*valid presets"):
+        PresetCircuit("inertai").build(10.0)
+
+
+def test_a_python_preset_spec_with_an_unknown_parameter_suggests_the_right_one():
+    world = MovingCircle(size=16, n_frames=3)
+    with pytest.raises(StudyError, match=r"\$\.circuit\.gama: unknown parameter 'gama' of preset 'inertia'; "
+                                         r"did you mean 'gamma'\?"):
+        check_study(Study(name="a", world=world, circuit=PresetCircuit("inertia", {"gama": 0.3, "size": 16})))
+    with pytest.raises(ConfigError, match=r"PresetCircuit\.params\.dt_ms: dt_ms is the study's"):
+        PresetCircuit("inertia", {"dt_ms": 5.0}).build(10.0)  # was: TypeError, multiple values for dt_ms
+
+
+def test_numpy_scalars_round_trip_through_yaml():
+    circuit = Circuit(nodes={"enc": ConvEncoder(n_latents=np.int64(2), gaussian=True),
+                                "dec": ConvDecoder(n_latents=np.int64(2))},
+                         edges=[Edge("world.frames", "enc"), Edge("enc", "dec")])
+    study = Study(name="np-scalars", circuit=circuit, objective=Objective(beta=np.float32(1)),
+                  train=TrainSettings(steps=np.int64(3), batch_size=np.int64(2)))
+    text = study_to_yaml(study)
+    assert "n_latents: 2" in text and "steps: 3" in text
+    assert structure_study(yaml.safe_load(text)) == study

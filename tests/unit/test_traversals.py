@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from neurodelay import Circuit, Edge, MovingCircle, Relay, build_seeded, presets
+from neurodelay import Circuit, Edge, Episode, MovingCircle, Relay, build_seeded, presets, simulate
 from neurodelay.analysis.figures import plot_correlation, plot_sweeps, plot_traversals
 from neurodelay.analysis.traversals import decoder_input, factor_sweeps, latent_traversals
 from neurodelay.circuit import world_shapes
 from neurodelay.components.base import RunContext
+from tests.helpers import latent_named_run, small_preset
 from tests.unit.test_lag import Select
 
 
 WORLD = MovingCircle()
+NAN = float("nan")
 
 
 def factor_circuit(channels=None, delay_steps=1) -> Circuit:
@@ -149,3 +151,74 @@ def test_factor_sweeps_reject_a_repeated_factor():
     module = build_seeded(factor_circuit(), input_shapes=world_shapes(WORLD_20))
     with pytest.raises(ValueError, match=r"factors must not repeat a name"):
         factor_sweeps(module, WORLD_20, "z", factors=["circle_x", "circle_x"])
+
+
+@pytest.fixture(scope="module")
+def latent_named():
+    return latent_named_run()
+
+
+def test_factor_sweeps_reads_a_renamed_trace_by_node_or_variable(latent_named):
+    world, module, _ = latent_named
+    by_node = factor_sweeps(module, world, "latent", n_steps=3)  # was: KeyError, not a trace
+    by_var = factor_sweeps(module, world, "node_latent", n_steps=3)  # was: KeyError, not a node
+    assert by_node["sweep_latents"].shape == (4, 3, 2)
+    np.testing.assert_array_equal(by_node["sweep_latents"].values, by_var["sweep_latents"].values)
+    # The representation read is the node's own trace at the last step of each static sequence.
+    f = torch.zeros(1, 1, world.n_factors)
+    f[..., :4] = 0.5
+    f[0, 0, 0] = 0.0  # blob_x at the first sweep value, the other positions at 0.5
+    ep = Episode(world.render(f).expand(-1, 3, -1, -1, -1).contiguous(), f.expand(-1, 3, -1).contiguous(),
+                    world.factor_names)
+    direct = simulate(module, ep)["node_latent"].values[0, -1]
+    np.testing.assert_allclose(by_node["sweep_latents"].values[0, 0], direct, rtol=0, atol=1e-6)
+
+
+def _relay_module(world):
+    circuit = Circuit(nodes={"z": Relay()}, edges=[Edge("world.factors", "z")])
+    return build_seeded(circuit, world=world)
+
+
+def test_factor_sweeps_single_factor_name_and_finite_others():
+    world = MovingCircle(n_frames=3)
+    module = _relay_module(world)
+    one = factor_sweeps(module, world, "z", n_steps=3, factors="circle_x")
+    listed = factor_sweeps(module, world, "z", n_steps=3, factors=["circle_x"])
+    assert list(one["sweep_factor"].values) == ["circle_x"]
+    np.testing.assert_array_equal(one["sweep_latents"].values, listed["sweep_latents"].values)
+    with pytest.raises(ValueError, match=r"others must be a finite number .* got nan"):
+        factor_sweeps(module, world, "z", n_steps=3, others=NAN)
+
+
+@pytest.fixture(scope="module")
+def inertia():
+    return small_preset("inertia")
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    return small_preset("autoencoder")
+
+
+def test_latent_traversals_reject_a_node_that_is_not_a_decoder(inertia, autoencoder):
+    z = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(KeyError, match=r"recon_node='decx' is not a node \(enc, z, pred, dec\)"):
+        latent_traversals(inertia, "decx", z, n_steps=2)
+    with pytest.raises(ValueError, match=r"node 'enc' must have exactly one input from a node.*world.frames"):
+        latent_traversals(inertia, "enc", z, n_steps=2)
+    with pytest.raises(ValueError, match=r"node 'z' must have exactly one input from a node.*'enc', 'pred'"):
+        latent_traversals(inertia, "z", z, n_steps=2)  # a Blend
+    with pytest.raises(ValueError, match=r"node 'z' outputs shape \(2,\) per step, not a one-channel image"):
+        latent_traversals(autoencoder, "z", z, n_steps=2)  # a Relay: memoryless, but no image
+
+
+def test_latent_traversals_check_the_latents_and_quantiles(inertia):
+    z = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(ValueError, match=r"latents must have the width of the decoder's input: 'dec' decodes "
+                                         r"'z' of shape \(2,\).*got latents of shape \(5, 3\)"):
+        latent_traversals(inertia, "dec", np.zeros((5, 3)), n_steps=2)
+    with pytest.raises(ValueError, match=r"latents must contain only finite values; found 1 NaN .*row 4, column 1"):
+        latent_traversals(inertia, "dec", np.where(np.arange(20).reshape(10, 2) == 9, NAN, z), n_steps=2)
+    with pytest.raises(ValueError, match=r"quantiles must be a pair \(lo, hi\).*got \(0.1, 0.5, 0.9\)"):
+        latent_traversals(inertia, "dec", z, n_steps=2, quantiles=(0.1, 0.5, 0.9))
+    assert latent_traversals(inertia, "dec", z, n_steps=2)["traversal_images"].shape == (2, 2, 32, 32)

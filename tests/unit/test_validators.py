@@ -17,9 +17,10 @@ import pytest
 from neurodelay import Edge
 from neurodelay._util.validators import (check_flag, check_int, check_seed, closest, did_you_mean, finite_at_least,
                                          flag, int_at_least, suggest)
-from neurodelay.components import ConvEncoder, Extrapolator
+from neurodelay.components import Blend, ConvDecoder, ConvEncoder, Extrapolator
 from neurodelay.errors import ConfigError
 from neurodelay.study.spec import EvaluateSettings, ExecutorSettings, TrainSettings
+from neurodelay.training.objectives import Objective, Supervision
 from neurodelay.worlds import MovingCircle
 
 PACKAGE = Path(__file__).resolve().parents[2] / "neurodelay"
@@ -113,3 +114,40 @@ def test_suggestions():
     assert did_you_mean("q", [], otherwise="; valid: {options}") == ""
     assert suggest("stpes", ["steps", "lr"]) == "did you mean 'steps'? Valid: steps, lr."
     assert suggest("q", ["a"], label="valid kinds") == "valid kinds: a."
+
+
+@pytest.mark.parametrize("make, field, kind", [
+    (lambda: ConvEncoder(n_latents=np.int64(4)), "n_latents", int),
+    (lambda: ConvDecoder(size=np.int32(32)), "size", int),
+    (lambda: Blend(gamma=np.float32(0.5)), "gamma", float),
+    (lambda: Extrapolator(alpha=np.float64(2.0)), "alpha", float),
+    (lambda: TrainSettings(steps=np.int64(5)), "steps", int),
+    (lambda: TrainSettings(lr=np.float32(0.5)), "lr", float),
+    (lambda: Objective(beta=np.float32(1)), "beta", float),
+    (lambda: Objective(score_from_step=np.int64(2)), "score_from_step", int),
+    (lambda: Supervision("enc", "circle_x", offset_steps=np.int16(1)), "offset_steps", int),
+])
+def test_numpy_scalars_are_accepted_and_stored_plain(make, field, kind):
+    spec = make()
+    assert type(getattr(spec, field)) is kind
+
+
+def test_bools_are_still_not_numbers():
+    with pytest.raises(ValueError, match=r"n_latents must be a positive integer, got True"):
+        ConvEncoder(n_latents=True)
+    with pytest.raises(ValueError, match=r"steps must be an integer >= 0, got np.True_"):
+        TrainSettings(steps=np.bool_(True))
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (lambda: TrainSettings(optimizer="adam "),
+     r"optimizer must be one of 'rmsprop', 'adam', got 'adam '; did you mean optimizer='adam'\?"),
+    (lambda: TrainSettings(precision="float16"),
+     r"precision must be one of 'float32', 'bfloat16', got 'float16'"),
+    (lambda: Objective(reconstruction="mse"),
+     r"reconstruction must be 'gaussian' \(squared error\), 'bernoulli' .* or None .*, got 'mse'"),
+])
+def test_choice_messages_name_field_options_and_value(make, pattern):
+    with pytest.raises(ValueError, match=pattern) as info:
+        make()
+    assert "Attribute(" not in str(info.value)

@@ -19,12 +19,15 @@ from neurodelay.worlds import (
     original_sequences,
     static_grid,
 )
+from neurodelay.worlds import _spec
 from neurodelay.worlds import render as R
 from neurodelay.worlds.flash import FlashLagProbe
+from tests.helpers import SMALL_WORLD
 
 GOLDEN = Path(os.environ.get("NEURODELAY_GOLDEN", Path(__file__).resolve().parents[1] / "data" / "seed_golden.npz"))
 ONE_LEVEL = 1 / 255
 MASK_ORDER = ("background", "object", "inside", "edge")
+NAN = float("nan")
 
 
 @pytest.fixture(scope="module")
@@ -523,3 +526,55 @@ def test_circle_speeds_are_in_factor_units_as_documented():
     assert "circle factor units" in MovingCircle.__doc__
     with pytest.raises(ConfigError, match=r"factor units per frame"):
         MovingCircle(speed_min=-1.0, speed_max=0.1)
+
+
+def test_moving_circle_speed_range_message_states_factor_units():
+    with pytest.raises(ConfigError) as info:
+        MovingCircle(n_frames=10, speed_min=0.1, speed_max=0.2)
+    text = str(info.value)
+    assert "1 circle factor unit" in text and "image width" not in text
+    assert "use speed_max <= 0.1111" in text
+
+
+@pytest.mark.parametrize("world", [MovingCircle(size=16), CircleOverBlob(size=16, seed_compatible=True)],
+                         ids=["moving", "seed_compatible"])
+def test_render_rejects_non_finite_factors(world):
+    f = torch.full((2, 3, 4), 0.5)
+    f[1, 2, 2] = NAN
+    with pytest.raises(ValueError, match=r"factors must be finite, got circle_x = nan at row \(1, 2\)"):
+        world.render(f)
+    with pytest.raises(ValueError, match=r"factors must be finite, got blob_y = inf at row 0"):
+        world.render(torch.tensor([[0.5, float("inf"), 0.5, 0.5]]))
+
+
+def test_masks_reject_non_finite_circle_factors():
+    world = MovingCircle(size=16)
+    with pytest.raises(ValueError, match=r"factors must be finite, got circle_y = -inf at row 0"):
+        world.masks(torch.tensor([[0.5, 0.5, 0.5, -float("inf")]]))
+    # the masks use only the circle factors: a NaN blob does not matter
+    assert world.masks(torch.tensor([[NAN, 0.5, 0.5, 0.5]]))["object"].any()
+
+
+def test_episode_from_trajectories_rejects_non_finite_input():
+    world = MovingCircle(size=16, n_frames=3)
+    ok = [[0.2, 0.2], [0.3, 0.3]]
+    with pytest.raises(ValueError, match=r"velocity must be finite, got circle_vy = nan at row 1"):
+        world.episode_from_trajectories(ok, [[0.1, 0.0], [0.1, NAN]], ok)
+
+
+def test_worlds_sample_without_the_finiteness_check(monkeypatch):
+    """sample() draws finite factors itself: no check, so no host sync on the training path."""
+    def fail(*args, **kwargs):
+        raise AssertionError("sample() must not check its own factors")
+
+    worlds = (MovingCircle(size=16, n_frames=3), CircleOverBlob(size=16))
+    with monkeypatch.context() as patch:
+        patch.setattr(_spec, "check_finite", fail)
+        episodes = [world.sample(3, seed=1) for world in worlds]
+    for world, ep in zip(worlds, episodes):
+        torch.testing.assert_close(ep.frames, world.render(ep.factors), rtol=0, atol=0)
+
+
+def test_moving_circle_sample_names_n_samples():
+    with pytest.raises(ValueError, match=r"n_samples must be a positive integer, got 0; use e.g. n_samples=64"):
+        SMALL_WORLD.sample(0)

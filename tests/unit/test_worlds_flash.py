@@ -52,3 +52,10 @@ def test_probe_rejects_a_world_that_is_not_one():
 def test_probe_short_n_frames_says_the_fix():
     with pytest.raises(ValueError, match=r"n_frames must be an integer > flash_step \(8\), got 5; use n_frames >= 9"):
         FlashLagProbe().episode(MovingCircle(), "standard", 0.02, 5)
+
+
+def test_flash_probe_single_condition_and_direction():
+    probe = FlashLagProbe(conditions="standard", directions="up")
+    assert probe.conditions == ("standard",) and probe.directions == ("up",)
+    with pytest.raises(ValueError, match=r"FlashLagProbe.conditions must be a name or a list of names, got 3"):
+        FlashLagProbe(conditions=3)

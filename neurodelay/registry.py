@@ -66,12 +66,25 @@ def register(name: str):
     return decorate
 
 
+#: The modules of ``neurodelay.analysis`` found on disk by the first :func:`available` of this process.
+_DISCOVERED: list[str] | None = None
+
+
 def available() -> dict[str, Callable[..., Any]]:
-    """Import the modules of ``neurodelay.analysis`` and return the registered analyses."""
-    package = importlib.import_module("neurodelay.analysis")
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_") and info.name != "registry":
-            importlib.import_module(f"neurodelay.analysis.{info.name}")
+    """Import the modules of ``neurodelay.analysis`` and return the registered analyses.
+
+    The package's folder is listed once per process: a long sweep does not import a module added to the
+    installed package while it runs (whose imports would meet the modules it already holds, older than the
+    file: a sweep of 2026-12-07 failed every point from the moment a new analysis module appeared). Analyses
+    registered later with :func:`register` are returned all the same.
+    """
+    global _DISCOVERED
+    if _DISCOVERED is None:
+        package = importlib.import_module("neurodelay.analysis")
+        _DISCOVERED = [f"neurodelay.analysis.{info.name}" for info in pkgutil.iter_modules(package.__path__)
+                       if not info.name.startswith("_") and info.name != "registry"]
+    for name in _DISCOVERED:
+        importlib.import_module(name)
     return dict(ANALYSES)
 
 

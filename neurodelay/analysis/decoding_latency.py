@@ -184,8 +184,10 @@ def decoding_latency(module, world, areas=None, *, n_samples: int = 256, flash_s
         ``motion_latency_ms`` / ``_ci`` and ``latency_advantage_ms`` / ``_ci``
         (flash onset minus motion latency; positive: a moving circle is
         represented earlier than its arrival time). NaN where the area never
-        represents the flash, or where the lag instrument cannot read it (its
-        ``nan_reason`` is kept in the attribute ``motion_nan_reasons``).
+        decodes the flash linearly (attribute ``nan_reasons`` of
+        ``flash_onset_ms``: a per-frame autoencoder's code, nonlinear in the
+        position, reads at most R^2 0.39 in the quickstart), or where the lag
+        instrument cannot read it (``motion_nan_reasons``).
     """
     n_samples = int(n_samples)
     if n_samples < 8:
@@ -221,10 +223,15 @@ def decoding_latency(module, world, areas=None, *, n_samples: int = 256, flash_s
     r2 = np.full((len(names), n_lat), np.nan)
     onset, onset_ci = np.full(len(names), np.nan), np.full((len(names), 2), np.nan)
     motion, motion_ci = np.full(len(names), np.nan), np.full((len(names), 2), np.nan)
-    reasons = {}
+    reasons, flash_reasons = {}, {}
     for i, var in enumerate(names):
         z = flash_ds[var].values.astype(np.float64)
         r2[i], onset[i], onset_ci[i] = _flash_curve(z, place, int(flash_step), n_boot, min_r2, seed)
+        if not np.isfinite(onset[i]):
+            best = int(np.nanargmax(r2[i])) if np.isfinite(r2[i]).any() else 0
+            flash_reasons[var] = (f"no latency reaches held-out R^2 >= {min_r2:g} with a linear readout of the "
+                                  f"flash's place (best {np.nanmax(r2[i]):.2f}, {best} steps after the flash): a "
+                                  f"code nonlinear in the position reads weakly through it")
         start = int(motion_ds[var].attrs.get("first_valid_step", 0)) + int(settle_steps)
         lag = representational_lag(motion_ds, var, lags=lags, seed=seed, n_boot=n_boot, min_r2=min_r2,
                                    from_step=start)
@@ -244,7 +251,9 @@ def decoding_latency(module, world, areas=None, *, n_samples: int = 256, flash_s
                                            "after the flash", **common}),
             "flash_onset_ms": ("area", onset * dt, {
                 "units": "ms", "long_name": "first latency at which the flash's place is decodable "
-                                            "(held-out R^2 >= min_r2)", **common}),
+                                            "(held-out R^2 >= min_r2)", **common,
+                **({"nan_reasons": "; ".join(f"{k}: {v}" for k, v in flash_reasons.items())} if flash_reasons
+                   else {})}),
             "flash_onset_ms_ci": (("area", "bound"), onset_ci * dt, {"units": "ms", **ci_attrs}),
             "motion_latency_ms": ("area", motion * dt, {
                 "units": "ms", "long_name": "lag of the area behind a circle on straight paths (encoding-model "

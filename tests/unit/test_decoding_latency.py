@@ -97,3 +97,11 @@ def test_areas_are_chosen_and_bad_ones_named():
         decoding_latency(module, WORLD, areas=["nope"], n_samples=32, n_boot=0)
     with pytest.raises(ValueError, match="n_samples must be >= 8"):
         decoding_latency(module, WORLD, n_samples=4)
+
+
+def test_an_area_that_never_decodes_the_flash_says_why():
+    # Flashed on the last frame, the flash never reaches an area one step late within the sequence.
+    out = decoding_latency(_chain(1, 1, 0.0, 0.0), WORLD, areas=["enc"], flash_step=15, n_samples=32, n_boot=0)
+    assert np.isnan(float(out["flash_onset_ms"].sel(area="enc")))
+    assert "enc: no latency reaches held-out R^2 >= 0.5" in out["flash_onset_ms"].attrs["nan_reasons"]
+    assert np.isfinite(float(out["motion_latency_ms"].sel(area="enc")))

@@ -15,7 +15,7 @@ point's values, e.g. ``gamma=0.5``) through :func:`run_point`, a pure function
 of (study, point, output folder): the engine that runs points (sequentially
 here, see :func:`run_sweep`) can be swapped for one that spreads them over
 processes or machines. A rerun skips points finished for the study as it
-stands (see :func:`neurodelay.sweep.stale._stale`): a point whose study changed only outside
+stands (see :func:`neurodelay.sweep.stale.stale_reason`): a point whose study changed only outside
 training (evaluate, analyses) resumes from its checkpoint and is evaluated
 again, one given a larger ``train.steps`` trains on from its checkpoint, one
 whose training changed runs afresh (an unfinished one too: its

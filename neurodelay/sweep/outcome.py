@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..study import Point
 
-__all__ = ["PointOutcome", "SweepOutcome", "error_summary"]
+__all__ = ["PointOutcome", "SweepOutcome", "error_summary", "failed_outcome"]
 
 
 @dataclass
@@ -28,7 +28,8 @@ class PointOutcome:
     detail: str = ""
 
 
-def _failure(point: Point, text: str, seconds: float = 0.0) -> PointOutcome:
+def failed_outcome(point: Point, text: str, seconds: float = 0.0) -> PointOutcome:
+    """The outcome of a point that failed: the error's one-line summary, and its full text where that says more."""
     summary = error_summary(text)
     return PointOutcome(point, "failed", summary, seconds, text.strip() if text.strip() != summary else "")
 

@@ -25,8 +25,8 @@ from ..pipeline.report import write_sweep_report
 from ..record import write_netcdf
 from ..study import Study, expand, study_to_yaml, sweep_dims
 from .combine import combine
-from .outcome import PointOutcome, SweepOutcome, _failure, error_summary
-from .stale import _stale
+from .outcome import PointOutcome, SweepOutcome, failed_outcome, error_summary
+from .stale import stale_reason
 
 __all__ = ["run_sweep", "collect"]
 
@@ -99,7 +99,7 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
         outcome = SweepOutcome(out_dir)
         pending = []
         for k, point in enumerate(points, 1):
-            redo = _stale(study, point, out_dir / point.name, device)
+            redo = stale_reason(study, point, out_dir / point.name, device)
             if redo is None:
                 outcome.points.append(PointOutcome(point, "skipped"))
                 _say(quiet, f"[{k}/{len(points)}] {point.name}: results exist, skipped")
@@ -127,7 +127,7 @@ def run_sweep(study: Study, out_dir, *, resume: bool = False, device: str | None
             for job, result in zip(jobs, engine.map(jobs, on_result=report)):
                 point = by_name[job.point.name]
                 if result.status == "failed":
-                    outcome.points.append(_failure(point, result.error, result.seconds))
+                    outcome.points.append(failed_outcome(point, result.error, result.seconds))
                 else:
                     outcome.points.append(PointOutcome(point, result.status, error_summary(result.error),
                                                        result.seconds))
@@ -158,10 +158,10 @@ def collect(study: Study, out_dir, *, quiet: bool = False) -> SweepOutcome:
             if (folder / "results.nc").exists():
                 outcome.points.append(PointOutcome(point, "ok"))
             elif (folder / ERROR_FILE).exists():
-                outcome.points.append(_failure(point, (folder / ERROR_FILE).read_text(encoding="utf-8")))
+                outcome.points.append(failed_outcome(point, (folder / ERROR_FILE).read_text(encoding="utf-8")))
             elif point.name in job_ids:
                 status, text = detached_job_fate(out_dir, job_ids[point.name])
-                outcome.points.append(_failure(point, text) if status == "failed"
+                outcome.points.append(failed_outcome(point, text) if status == "failed"
                                       else PointOutcome(point, "missing", text))
             else:
                 outcome.points.append(PointOutcome(point, "missing", "no results yet"))
@@ -191,7 +191,7 @@ def _run_here(study, pending, out_dir, outcome, runner, resume, device, quiet, n
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - recorded, the other points run
             text = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             record_error(folder, text)
-            failure = _failure(point, text, time.perf_counter() - t0)
+            failure = failed_outcome(point, text, time.perf_counter() - t0)
             outcome.points.append(failure)
             _say(quiet, f"    failed: {failure.error}")
             if not quiet and not isinstance(exc, OutputError):  # a full disk is said, not traced

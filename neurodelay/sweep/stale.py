@@ -1,4 +1,4 @@
-"""Which points of a rerun must run again: :func:`_stale` compares a point's folder with its study as it stands.
+"""Which points of a rerun must run again: :func:`stale_reason` compares a point's folder with its study as it stands.
 
 A point whose results came from a study that trains differently is cleared
 (its checkpoint too) and runs afresh; one whose study changed only outside
@@ -19,10 +19,10 @@ from ..errors import CheckpointError
 from ..study import Point, Study, point_study, study_to_yaml
 from ..training.checkpoint import NOT_TRAINING, RESUMABLE_TRAIN, load_checkpoint, trains_alike
 
-__all__: list[str] = []
+__all__ = ["stale_reason"]
 
 
-def _stale(study: Study, point: Point, folder: Path, device: str | None) -> str | None:
+def stale_reason(study: Study, point: Point, folder: Path, device: str | None) -> str | None:
     """None if ``folder`` holds this point's finished results; else why it must run ("" if never run).
 
     Finished means: ``results.nc`` of this point's study as it stands now

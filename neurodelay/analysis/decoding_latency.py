@@ -54,6 +54,7 @@ import xarray as xr
 
 from neurodelay.analysis._dataset import dt_ms_of
 from neurodelay.analysis.lag import MIN_R2, representational_lag
+from neurodelay.analysis.readout import _design as design, _fit_lstsq as fit_lstsq
 from neurodelay.simulation import simulate
 from neurodelay.worlds import Episode
 
@@ -80,7 +81,8 @@ def flash_episode(world, n_samples: int, flash_step: int, *, seed: int = 0, devi
                          f"the flash must be shown within the sequence.")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), _FLASH_TAG]))
     place = rng.uniform(0.0, 1.0, size=(n_samples, 2))
-    blob = world.sample(n_samples, seed=seed).factors[:, 0, :2].cpu().numpy().astype(np.float64)
+    # The world's own first blobs for this seed, without rendering its frames (float32, as sample() stores them).
+    blob = world.trajectories(n_samples, seed)[:, 0, :2].astype(np.float32).astype(np.float64)
     still = np.zeros((n_samples, 2))
     shown = world.episode_from_trajectories(place, still, blob, device=device)
     blank = world.episode_from_trajectories(np.full((n_samples, 2), _AWAY), still, blob, device=device)
@@ -100,9 +102,8 @@ def vector_areas(ds: xr.Dataset) -> list[str]:
 
 def _held_out_r2(z: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[float, np.ndarray]:
     """Held-out R^2 (mean over the columns of y) of a least-squares readout with an intercept; and per-row errors."""
-    x = np.concatenate([z, np.ones((len(z), 1))], axis=1)
-    w, *_ = np.linalg.lstsq(x[train], y[train], rcond=None)
-    err = y[test] - x[test] @ w
+    mean, scale, coef = fit_lstsq(z[train], y[train])
+    err = y[test] - design(z[test], mean, scale) @ coef
     centred = y[test] - y[test].mean(axis=0)
     sst = (centred ** 2).sum(axis=0)
     r2 = 1.0 - (err ** 2).sum(axis=0) / np.where(sst > 0, sst, np.nan)

@@ -259,20 +259,26 @@ class DelayLine(nn.Module):
     def __init__(self, steps, *, learnable: bool = False, min_steps: float = 0.0,
                  max_steps: float | None = None):
         super().__init__()
-        value = torch.as_tensor(steps, dtype=torch.float64)
+        # the delays are read and checked on the CPU (a spec's numbers), so that the line also builds
+        # under a meta or other default device, where its tensors are made
+        value = torch.as_tensor(steps, dtype=torch.float64, device="cpu")
         _check_line(value, learnable, min_steps, max_steps)
         self.per_channel = value.dim() == 1
         self.learnable = learnable
         self.min_steps = float(min_steps)
         self.max_steps = float(max_steps) if max_steps is not None else float(value.max())
+        made = torch.empty(value.shape, dtype=value.dtype)  # on the default device
+        if made.device.type != "meta":
+            made = value.to(made.device, copy=True)
         if learnable:
-            self.steps_param = nn.Parameter(value.clone())
+            self.steps_param = nn.Parameter(made)
         else:
-            self.register_buffer("steps_fixed", value.clone(), persistent=False)
+            self.register_buffer("steps_fixed", made, persistent=False)
         fixed = value.numpy()
         self._whole = (not learnable) and bool((fixed == fixed.round()).all())
         self._uniform_int = self._whole and not self.per_channel
         self._k = int(round(float(value))) if self._uniform_int else None
+        self._ceil_fixed = int(math.ceil(float(value.max())))
 
     @property
     def whole_steps(self) -> int | None:
@@ -291,7 +297,7 @@ class DelayLine(nn.Module):
         """Steps after which the first input has certainly arrived."""
         if self.learnable:
             return int(math.ceil(self.max_steps))
-        return int(math.ceil(float(self.steps_fixed.max())))
+        return self._ceil_fixed
 
     def project_(self) -> None:
         """Put a learnable delay's parameter back within [min_steps, max_steps] (in place; a no-op otherwise)."""

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
+import torch
 
 from .._util import bounds as _bounds
 from .._util.validators import is_real, suggest
@@ -294,8 +295,11 @@ def _build_checked(study: Study):
     problems = _memory_bounds(study, circuit, None)
     if problems:  # the parameters alone would not fit: do not build them
         return None, None, problems
-    try:
-        shapes = world_shapes(study.world)
+    shapes = world_shapes(study.world)
+    module = _build_structure(circuit, shapes)
+    if module is not None:
+        return circuit, module, []
+    try:  # built for real where it does not build on the meta device: the same errors as a training build
         module = build_seeded(circuit, input_shapes=shapes, seed=0)
     except (ConfigError, ValueError, TypeError) as exc:
         if preset:
@@ -303,6 +307,24 @@ def _build_checked(study: Study):
                 study, exc, lambda pc: build_seeded(pc.build(dt), input_shapes=shapes, seed=0))]
         return None, None, [(_circuit_path(exc), _message(exc))]
     return circuit, module, []
+
+
+def _build_structure(circuit: Circuit, shapes):
+    """``circuit`` built on torch's meta device, or None where that fails.
+
+    What the checks read of a built module (its plan, ports, first valid
+    steps, parameter shapes and dtypes) is there; no value is, so nothing is
+    initialised, no random number is drawn and no memory is taken. The only
+    real build of a point is then the one that trains it. A component that
+    reads values while it is built, or any error, gives None: the check then
+    builds the circuit for real, to report the error a training build would
+    raise, word for word.
+    """
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            return circuit.build(None, input_shapes=shapes)
+    except Exception:  # noqa: BLE001 -- any failure here is retried, and reported, by a real build
+        return None
 
 
 def _delays(study: Study):

@@ -41,6 +41,7 @@ STUDIES = (
     "prediction_warm",
     "beta_vae_criterion",
     "emergent_compensation",
+    "emergent_handset",
     "emergent_occlusion",
     "emergent_chain",
     "emergent_graded",

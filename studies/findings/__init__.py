@@ -29,6 +29,7 @@ from .chain import section_emergent_chain
 from .emergent import section_emergent_compensation
 from .occlusion import section_emergent_occlusion
 from .graded import section_emergent_graded
+from .handset import section_emergent_handset
 from .inertia import section_inertia_gamma_sweep, section_inertia_lag
 from .prediction import section_dynamic_prediction_sweep
 from .seed_compatible import section_seed_compatible
@@ -52,6 +53,7 @@ SECTIONS: dict[str, Callable[[Path, Path], Section]] = {
     "seed_compatible": section_seed_compatible,
     "delay_learning": section_delay_learning,
     "emergent_compensation": section_emergent_compensation,
+    "emergent_handset": section_emergent_handset,
     "emergent_occlusion": section_emergent_occlusion,
     "emergent_chain": section_emergent_chain,
     "emergent_graded": section_emergent_graded,

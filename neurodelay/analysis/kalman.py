@@ -35,7 +35,8 @@ import xarray as xr
 from scipy.linalg import solve_discrete_are
 from scipy.optimize import minimize_scalar
 
-__all__ = ["MODELS", "steady_state_gain", "observer_lag_noise", "frontier", "best_horizon", "memory_frontier"]
+__all__ = ["MODELS", "steady_state_gain", "observer_lag_noise", "frontier", "kalman_noise_at_lag", "best_horizon",
+           "memory_frontier"]
 
 #: Motion models of the observer.
 MODELS = ("random_walk", "constant_velocity")
@@ -135,6 +136,53 @@ def frontier(model: str, delay_steps: float, q_over_r=None) -> xr.Dataset:
     )
 
 
+def kalman_noise_at_lag(q_over_r: float, delay_steps: float, lag_steps) -> np.ndarray:
+    """Noise gain of the steady-state constant-velocity Kalman observer read out to lag a ramp by ``lag_steps``.
+
+    The filter of :func:`observer_lag_noise` (model ``"constant_velocity"``)
+    estimates the position and velocity ``d`` steps ago; extrapolated ``d``
+    steps it reports the present (lag 0), extrapolated ``m = d - lag`` steps
+    (``c F^m = (1, m)``, any real ``m``) it follows a ramp ``lag`` steps late,
+    and for ``0 <= lag <= d`` it is the filter's minimum mean-square estimate
+    of the position ``lag`` steps ago. Its noise gain is ``(1, m) X (1, m)'``
+    with ``X`` the steady-state covariance the observation noise leaves in
+    the filtered state (a discrete Lyapunov equation), so the observer's
+    lag-noise trade-off at a given ``q / r`` is computed, not simulated.
+
+    ``q / r`` is how fast the observer assumes the velocity wanders (per
+    step, against the observation noise): the gain at every lag falls to 0
+    as ``q / r`` falls to 0, the limit of unbounded memory of a path whose
+    velocity never changes (the ``"linear"`` world's). :func:`memory_frontier`
+    is the bound for a finite memory.
+
+    Parameters
+    ----------
+    q_over_r : float
+        Process noise over observation noise, > 0.
+    delay_steps : float
+        ``d`` >= 0, a whole number of steps.
+    lag_steps : float or array-like
+        Lags on a ramp (steps).
+
+    Returns
+    -------
+    numpy.ndarray
+        The noise gain (estimate's variance over ``r``) at each lag (the shape of ``lag_steps``).
+    """
+    from scipy.linalg import solve_discrete_lyapunov
+
+    if not np.isfinite(delay_steps) or delay_steps < 0 or delay_steps != int(delay_steps):
+        raise ValueError(f"delay_steps must be a whole number of steps >= 0, got {delay_steps!r}.")
+    lag = np.asarray(lag_steps, dtype=np.float64)
+    if not np.all(np.isfinite(lag)):
+        raise ValueError(f"lag_steps must be finite, got {lag_steps!r}.")
+    k, _ = steady_state_gain("constant_velocity", q_over_r)
+    f, h, _ = _system("constant_velocity", float(q_over_r))
+    x = solve_discrete_lyapunov((np.eye(2) - k @ h) @ f, k @ k.T)
+    out = np.stack([np.ones_like(lag), float(delay_steps) - lag], axis=-1)
+    return np.einsum("...i,ij,...j->...", out, x, out)
+
+
 def best_horizon(world, delay_steps: int, *, n: int = 2048, seed: int = 0, from_step: int = 5) -> dict:
     """The extrapolation horizon that best reports the present from a delayed position, for ``world``'s motion.
 
@@ -227,6 +275,10 @@ def memory_frontier(delay_steps: float, n_taps: int, lag_steps) -> np.ndarray:
     construction, and this curve for more taps says how much noise memory
     would save at the same lag (the steady-state Kalman filter of
     :func:`frontier` is the limit of unbounded memory for its motion model).
+    For paths of constant velocity it is what the Kalman filter of that
+    motion (no process noise, started with no prior) passes after ``n``
+    observations: the least-squares line through them, read at the lag; its
+    steady state passes nothing (:func:`kalman_noise_at_lag` as ``q / r`` falls to 0).
 
     Parameters
     ----------

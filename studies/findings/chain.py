@@ -123,6 +123,11 @@ def section_emergent_chain(runs: Path, out_root: Path) -> Section:
                                                  f"n={len(shorten)} edges x seeds"),
     })
     adv_v1 = seed_interval([_by_area(ds, "latency_advantage_ms").get("v1", np.nan) for ds in report.values()])
+
+    def adv_z(cond):
+        return seed_interval([_by_area(ds, "latency_advantage_ms").get("z", np.nan) for ds in cell.get(cond, {}).values()])
+
+    adv_report, adv_every, adv_learned = adv_z("report only"), adv_z("every area"), adv_z("learned delays")
     share = seed_interval([_alpha(ds, "v1") / (_alpha(ds, "v1") + _alpha(ds, "z")) for ds in report.values()])
     every = cell.get("every area", {})
     every_sum = seed_interval([_alpha(ds, "v1") + _alpha(ds, "z") for ds in every.values()])
@@ -168,15 +173,22 @@ done as early as it can be). Supervising `v1` too puts its own 3 steps there and
 shorten, to {with_ci(*delays[:2])} ms each (not to their 10 ms bound; arrival at `z` {with_ci(*arrive[:2])} ms), and
 the horizons, summing to {with_ci(*learned_sum[:2])} steps, are split evenly ({with_ci(*learned_share[:2])} in `v1`).
 
-The model's prediction for time-resolved decoding, at a 10 ms step: an area's advantage for predictable motion
-equals the horizon it carries, the extrapolation done at or before it; trained end to end on the report, the
-earliest area that can extrapolate is advanced as much as the last. Hogendoorn & Burkitt (2018, NeuroImage
-171:55-61) report about 16 +- 2 ms for predictable against unpredictable apparent motion at the later of two
-decodable stages (140-150 ms) and none at the earlier (80-90 ms). Their comparison differs from this one (they
-compare two kinds of motion decoded with flash-trained classifiers; here a flash's arrival is compared with a
-moving circle's lag, so the advantage is the whole horizon), but the pattern is the test: an early stage that is
-not advanced while a later one is contradicts this circuit, in which nothing confines compensation to late areas.
-What would save it as a model of cortex: a cost on early extrapolation (noise, section 9; or supervision of early
+The prediction in ms, at a {fmt(dt)} ms step: trained end to end on the report alone ("report only"), the reporting
+stage `z` is advanced by {with_ci(*adv_report[:2])} ms (n={adv_report[2]} seeds) for a moving circle against a
+flash, and `v1` by {with_ci(*adv_v1[:2])} ms, beside the roughly 16 ms (16 +- 2) that Hogendoorn & Burkitt (2018,
+NeuroImage 171:55-61) report for predictable against unpredictable apparent motion at the later of two decodable
+stages (140-150 ms), and none at the earlier (80-90 ms); supervising `v1` too gives {with_ci(*adv_every[:2])} ms at
+`z`, learning the delays {with_ci(*adv_learned[:2])} ms (n={adv_learned[2]} each). What in the model makes it: an
+area's advantage is the horizon carried at that stage, the extrapolation done at or before it
+({fmt(m_sum + arrival.get('report only', {}).get('z', np.nan))} steps of {fmt(dt)} ms at `z`), which the loss on the
+report sets to the conduction delay from the world to the report
+({fmt(arrival.get('report only', {}).get('z', np.nan) * dt)} ms), and nothing confines it to late areas. What would
+falsify it: a stage before the report that is decodable but not advanced while a later one is (Hogendoorn &
+Burkitt's earlier stage), or a reporting stage whose advantage falls short of its own flash latency (the model's
+report keeps up with the circle: motion latency {with_ci(*z_lat[:2])} ms). Their comparison differs from this one
+(they compare two kinds of motion decoded with flash-trained classifiers; here a flash's arrival is compared with a
+moving circle's lag, so the advantage is the whole horizon), but the pattern is the test, and their earlier stage
+already contradicts this circuit. What would save it as a model of cortex: a cost on early extrapolation (noise, section 9; or supervision of early
 areas to report their input), which this study does not have.
 """
     return sec

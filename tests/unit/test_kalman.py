@@ -101,3 +101,54 @@ def test_memory_frontier_is_the_least_noise_of_any_observer_at_its_lag():
         assert (h ** 2).sum() >= memory_frontier(d, n, lag) - 1e-12
     with pytest.raises(ValueError, match="n_taps must be >= 2"):
         memory_frontier(d, 1, 0.0)
+
+
+def test_kalman_noise_at_lag_extends_the_constant_velocity_observer_to_any_lag():
+    from neurodelay.analysis.kalman import kalman_noise_at_lag
+
+    d, q = 3, 0.05
+    # Read at lag 0 it is observer_lag_noise's observer of the present.
+    assert kalman_noise_at_lag(q, d, 0.0) == pytest.approx(observer_lag_noise("constant_velocity", q, d)[1], rel=1e-9)
+    # Its impulse response, (1, d - lag) (A^k K), sums to 1 and lags a ramp by `lag`; the noise gain is its sum of
+    # squares.
+    k, _ = steady_state_gain("constant_velocity", q)
+    f, h = np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([[1.0, 0.0]])
+    a = (np.eye(2) - k @ h) @ f
+    for lag in (0.4, 1.7, 3.0):
+        resp, x = [], k.copy()
+        for _ in range(3000):
+            resp.append(float(np.array([1.0, d - lag]) @ x[:, 0]))
+            x = a @ x
+        resp = np.asarray(resp)
+        assert resp.sum() == pytest.approx(1.0, rel=1e-6)
+        assert d + (np.arange(resp.size) * resp).sum() == pytest.approx(lag, abs=1e-6)
+        assert kalman_noise_at_lag(q, d, lag) == pytest.approx(np.sum(resp ** 2), rel=1e-6)
+    # Shapes follow the lags; less extrapolation passes less noise; so does trusting the motion model more, towards 0.
+    lags = np.array([[0.0, 1.0], [2.0, 3.0]])
+    assert kalman_noise_at_lag(q, d, lags).shape == (2, 2)
+    assert np.all(np.diff(kalman_noise_at_lag(q, d, np.linspace(0, d, 7))) < 0)
+    ladder = [float(kalman_noise_at_lag(x, d, 1.5)) for x in (1e-1, 1e-2, 1e-4, 1e-6, 1e-8)]
+    assert np.all(np.diff(ladder) < 0) and ladder[-1] < 0.02
+    with pytest.raises(ValueError, match="delay_steps"):
+        kalman_noise_at_lag(q, 1.5, 0.0)
+    with pytest.raises(ValueError, match="lag_steps"):
+        kalman_noise_at_lag(q, d, np.nan)
+    with pytest.raises(ValueError, match="q_over_r"):
+        kalman_noise_at_lag(0.0, d, 0.0)
+
+
+def test_the_memory_frontier_is_the_kalman_filter_of_a_straight_path_after_n_observations():
+    # With no process noise and a flat prior, the Kalman filter of (position, velocity) after n observations is the
+    # least-squares line through them; read at lag `lag` its noise gain is the memory frontier's.
+    d = 3
+    f, h = np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([[1.0, 0.0]])
+    for n in (2, 5, 12):
+        p = np.eye(2) * 1e9  # prior covariance (units of r): effectively none
+        for i in range(n):
+            if i:
+                p = f @ p @ f.T
+            k = p @ h.T / (h @ p @ h.T + 1.0)
+            p = (np.eye(2) - k @ h) @ p
+        for lag in (0.0, 1.3, 3.0):
+            out = np.array([1.0, d - lag])
+            assert out @ p @ out == pytest.approx(float(memory_frontier(d, n, lag)), rel=1e-5)

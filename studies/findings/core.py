@@ -253,9 +253,18 @@ def load_points(runs: Path, study: str) -> list[Point]:
     files = sorted(base.glob("*/results.nc")) or sorted(base.glob("results.nc"))
     pts = []
     for f in files:
-        ds = xr.open_dataset(f).load()
+        ds = xr.open_dataset(f)
+        for var in ds.variables.values():  # in memory: all but the large traces (frames, reconstructions)
+            if var.size * var.dtype.itemsize <= LOAD_BYTES:
+                var.load()
         pts.append(Point(study_of(ds), ds, f.parent))
     return pts
+
+
+#: Variables up to this size are read into memory when a study's runs are loaded; larger ones (an inertia
+#: point's frames and reconstructions, 30 MB) are read from disk when a section uses them, so that a study
+#: of 200 points (6 GB of results) fits in memory.
+LOAD_BYTES = 1 << 20
 
 
 def open_section(runs: Path, study: str, title: str) -> tuple[Section, list[Point]]:

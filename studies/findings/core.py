@@ -286,7 +286,9 @@ def provenance(runs: Path, study: str, pts: list[Point]) -> str:
     seeds = sorted({int(p.params.get("seed", 0)) for p in pts})
     tr = pts[0].params.get("train", {})
     t = times(runs).get(study)
-    speed = np.mean([float(p.ds.attrs.get("train_steps_per_second", np.nan)) for p in pts])
+    trained = [float(p.ds.attrs.get("train_steps_per_second", np.nan)) for p in pts
+               if int(p.params.get("train", {}).get("steps", 0) or 0) > 0]  # untrained controls have no speed
+    speed = float(np.mean(trained)) if trained else float("nan")
     parts = [f"`python -m neurodelay.run studies/{study}.yaml`: {len(pts)} run(s), seeds {seeds}, "
              f"{tr.get('steps')} steps of {tr.get('optimizer')} (lr {tr.get('lr')}, batch {tr.get('batch_size')}), "
              f"evaluated on {ds.sizes.get('sample')} sequences (seed {ds.attrs.get('evaluate_seed')}); "

@@ -8,7 +8,11 @@ delayed report reaches the turning point late and turns there: no
 overshoot). Human observers do not see a moving object overshoot an abrupt
 reversal (Whitney, Murakami & Cavanagh 2000, Vision Research 40:137-149,
 experiment 2: with the motion reversed at the flash, the flash-lag effect
-follows the new direction, with no forward extrapolation past the turn).
+follows the new direction, with no forward extrapolation past the turn;
+Eagleman & Sejnowski 2000, Science 287:2036-2038, experiment 1, the stimulus
+of their Fig. 1A: a ring reversing right after a flash was seen about 6 deg
+from the flash in its new direction, as far as the flash-lag of continuing
+motion, and not past the turn along the old one).
 
 The reported position is the representation decoded by a readout
 calibrated where the representation is unambiguous, on linear motion, as a

@@ -13,7 +13,7 @@ import yaml
 from ..study import Point, Study, SweepDim, expand, study_to_yaml, sweep_dims
 from ..study.points import values_coordinate
 
-__all__ = ["combine", "combined_dims"]
+__all__ = ["combined_is_current", "combine", "combined_dims"]
 
 
 def _open(path: Path) -> xr.Dataset:
@@ -96,6 +96,33 @@ def combine(study: Study, out_dir, points: list[Point] | None = None) -> xr.Data
     }
     return combined
 
+
+
+def combined_is_current(study: Study, out_dir, points: list[Point] | None = None) -> bool:
+    """Whether ``out_dir/sweep.nc`` already combines the points' results as they are now.
+
+    It does when it was written for this very study (its ``study`` attribute), with as many points and
+    points with results as there are now, after the last of their ``results.nc`` was written. A sweep
+    resumed with nothing left to run then keeps its ``sweep.nc`` instead of combining every point again
+    (for 200 points with their frames and reconstructions: 6 GB, 50 min and 9.5 GB of memory).
+    """
+    out_dir = Path(out_dir)
+    path = out_dir / "sweep.nc"
+    if not path.exists():
+        return False
+    points = expand(study) if points is None else points
+    results = [out_dir / p.name / "results.nc" for p in points]
+    results = [f for f in results if f.exists()]
+    try:
+        written = path.stat().st_mtime
+        if not results or any(f.stat().st_mtime > written for f in results):
+            return False
+        with xr.open_dataset(path) as old:
+            attrs = dict(old.attrs)
+    except (OSError, ValueError):  # unreadable: combine again
+        return False
+    return (attrs.get("study") == study_to_yaml(study) and int(attrs.get("n_points", -1)) == len(points)
+            and int(attrs.get("n_points_with_results", -1)) == len(results))
 
 
 def _with_every_variable(parts: list[xr.Dataset]) -> list[xr.Dataset]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import attrs
+import xarray as xr
 import yaml
 
 from .._util.files import write_text_atomic
@@ -24,7 +25,7 @@ from ..pipeline import run_point
 from ..pipeline.report import write_sweep_report
 from ..record import write_netcdf
 from ..study import Study, expand, study_to_yaml, sweep_dims
-from .combine import combine
+from .combine import combine, combined_is_current
 from .outcome import PointOutcome, SweepOutcome, failed_outcome, error_summary
 from .stale import stale_reason
 
@@ -202,10 +203,15 @@ def _run_here(study, pending, out_dir, outcome, runner, resume, device, quiet, n
 
 def _finish(study, out_dir, points, outcome, quiet) -> SweepOutcome:
 
-    combined = combine(study, out_dir, points)
-    if combined is not None:
-        outcome.sweep_nc = write_netcdf(combined, out_dir / "sweep.nc")
-    write_sweep_report(out_dir, study, sweep_dims(study), outcome, combined)
+    if combined_is_current(study, out_dir, points):  # nothing ran since it was written: keep it
+        outcome.sweep_nc = out_dir / "sweep.nc"
+        with xr.open_dataset(outcome.sweep_nc) as combined:
+            write_sweep_report(out_dir, study, sweep_dims(study), outcome, combined)
+    else:
+        combined = combine(study, out_dir, points)
+        if combined is not None:
+            outcome.sweep_nc = write_netcdf(combined, out_dir / "sweep.nc")
+        write_sweep_report(out_dir, study, sweep_dims(study), outcome, combined)
     n_done = sum(p.status in ("ok", "skipped") for p in outcome.points)
     _say(quiet, f"sweep {study.name}: {n_done} of {len(points)} points done; {len(outcome.failed)} failed; "
                 f"see {out_dir / 'report.md'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -476,3 +477,33 @@ def test_a_sweep_of_the_largest_seeds_combines_them(tmp_path, capsys):
     assert ds["seed"].dtype == np.uint64 and ds["seed"].values.tolist() == [0, 2**64 - 1]
     assert np.isfinite(ds["reconstruction_mse"].values).all()
     assert ds.attrs["points_without_results"] == "[]"
+
+
+def test_a_rerun_with_nothing_to_run_keeps_sweep_nc_and_combines_again_when_a_point_changes(
+        tmp_path, capsys, monkeypatch):
+    """sweep.nc is combined again only when some point's results are newer, or the study or its points changed."""
+    study = _write(tmp_path, {**BASE, "sweep": {"seed": [0, 1]}})
+    runs, out = tmp_path / "runs", tmp_path / "runs" / "sw"
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    first = xr.load_dataset(out / "sweep.nc")
+    combines = []
+    real = sweep_runner.combine
+    monkeypatch.setattr(sweep_runner, "combine", lambda *a, **kw: combines.append(1) or real(*a, **kw))
+    written = (out / "sweep.nc").stat().st_mtime_ns
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    assert combines == [] and (out / "sweep.nc").stat().st_mtime_ns == written
+    assert "| skipped |" in (out / "report.md").read_text()  # the report is written from the kept sweep.nc
+    xr.testing.assert_identical(xr.load_dataset(out / "sweep.nc"), first)
+    # a point's results rewritten after sweep.nc: combined again
+    point = out / "seed=1" / "results.nc"
+    later = (out / "sweep.nc").stat().st_mtime + 5
+    os.utime(point, (later, later))
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    assert combines == [1]
+    # a study with another point: combined again (and the new point run)
+    study = _write(tmp_path, {**BASE, "sweep": {"seed": [0, 1, 2]}})
+    assert main([str(study), "--out", str(runs), "--quiet"]) == 0
+    assert combines == [1, 1] and xr.load_dataset(out / "sweep.nc").sizes["seed"] == 3
+    # a changed evaluation: the points are evaluated again, and combined again
+    assert main([str(study), "--out", str(runs), "--quiet", "--set", "evaluate.batch_size=1"]) == 0
+    assert len(combines) == 3

@@ -237,6 +237,19 @@ def section_prediction_warm(runs: Path, out_root: Path) -> Section:
                          spread(per_seed(b, lam, lambda d: float(d["reconstruction_mse"])).values()),
                          spread(per_seed(b, lam, lambda d: float(d["drawn"])).values())])
 
+    ks = sorted({int(k) for c in cell.values() for ds in c.values() if "blank_steps" in ds
+                 for k in ds["blank_steps"].values})
+
+    def blank_error(k):
+        def read(ds):
+            if "blank_position_error_px" not in ds or k not in ds["blank_steps"].values:
+                return np.nan
+            return float(ds["blank_position_error_px"].sel(blank_steps=k))
+        return read
+
+    blank_rows = [[f"{b:g}", f"{lam:g}"] + [spread(per_seed(b, lam, blank_error(k)).values()) for k in ks]
+                  for b in betas for lam in lams]
+
     def ratio(b, fn, hi=100.0, lo=0.0):
         num, den = per_seed(b, hi, fn), per_seed(b, lo, fn)
         return _mean_over_seeds([num[s] / den[s] for s in num if s in den and den[s] > 0])
@@ -281,6 +294,14 @@ decoded circle carries on along its path, 0: it stops).
         "blank progress (4 steps)", "reconstruction MSE", "drawn"], rows)}
 
 {img}
+
+Position error during the blank against its length k (analysis `blank`: the mean distance along the path between
+the circle decoded with the input blanked for k steps and with it, px; means over seeds [95 % interval]):
+
+{table(["beta_norm", "lambda"] + [f"k = {k}" for k in ks], blank_rows)}
+
+(nan: no position could be read, where the circle is not drawn.) A circuit that carries the circle on along its
+path while blanked would show an error growing more slowly with k with lambda 100 than with lambda 0.
 
 **Verdict:** {verdict(sec.checks)}
 """

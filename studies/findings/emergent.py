@@ -192,7 +192,7 @@ for a delay of {fmt(delay_steps.get('linear', np.nan))}; with reversals {fmt(mea
 (best horizon {fmt(best.get('reversal', np.nan))}), and after a turn its report runs {with_ci(om, oci)} px past the
 turning point (readout noise alone makes a report that does not overshoot read +0.21 px at 1 px of noise, +0.38 at 2:
 `neurodelay.analysis.reversal`; human observers show no such overshoot: Whitney, Murakami & Cavanagh 2000, Vision Research 40:137-149,
-experiment 2). What in the model makes this: the only way the loss can fall
+experiment 2; Eagleman & Sejnowski 2000, Science 287:2036-2038, experiment 1, the stimulus of their Fig. 1A: a ring reversing right after a flash was seen about 6 deg from the flash in its new direction, as far as the flash-lag of continuing motion, and not past the turn along the old one). What in the model makes this: the only way the loss can fall
 below that of the delayed position is by extrapolating, and the gradient of the loss sets how far. What would
 falsify "compensation emerges": a learned horizon that stays near 0, or one that tracks the delay whatever the
 motion (then it would be built in, not learned from the world's statistics).

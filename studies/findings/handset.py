@@ -135,7 +135,7 @@ def section_emergent_handset(runs: Path, out_root: Path) -> Section:
     sec.text = f"""
 **Why:** {before} How far past, and when, for the horizons one would set by hand, tells what a delay-compensating
 extrapolation costs at a reversal, where human observers see no overshoot (Whitney, Murakami & Cavanagh 2000,
-Vision Research 40:137-149, experiment 2). The circuit of section 9 (frames 30 ms late, z trained to report the
+Vision Research 40:137-149, experiment 2; Eagleman & Sejnowski 2000, Science 287:2036-2038, experiment 1, the stimulus of their Fig. 1A: a ring reversing right after a flash was seen about 6 deg from the flash in its new direction, as far as the flash-lag of continuing motion, and not past the turn along the old one). The circuit of section 9 (frames 30 ms late, z trained to report the
 present) with the horizon fixed at 0 (no compensation), at the reversal world's best horizon and at the delay.
 And the smoothly accelerating world, where the circle's speed drifts (a log-normal random walk), asks whether
 the learned horizon tracks that world's best horizon as it did for reversals.

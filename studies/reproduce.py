@@ -45,6 +45,7 @@ STUDIES = (
     "emergent_occlusion",
     "emergent_chain",
     "emergent_graded",
+    "emergent_memory",
 )
 #: Studies that start from another study's checkpoints (train.init_from), which must run first.
 NEEDS = {"inertia_warm": ("pretrain_ae",), "prediction_warm": ("pretrain_vae",)}

@@ -29,6 +29,7 @@ from .chain import section_emergent_chain
 from .emergent import section_emergent_compensation
 from .occlusion import section_emergent_occlusion
 from .graded import section_emergent_graded
+from .memory import section_emergent_memory
 from .handset import section_emergent_handset
 from .inertia import section_inertia_gamma_sweep, section_inertia_lag
 from .prediction import section_dynamic_prediction_sweep
@@ -57,6 +58,7 @@ SECTIONS: dict[str, Callable[[Path, Path], Section]] = {
     "emergent_occlusion": section_emergent_occlusion,
     "emergent_chain": section_emergent_chain,
     "emergent_graded": section_emergent_graded,
+    "emergent_memory": section_emergent_memory,
 }
 
 HEADER = """# Findings

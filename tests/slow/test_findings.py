@@ -13,6 +13,7 @@ value within the recorded tolerance of the recorded value.
 """
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def test_findings_still_hold(study, runs, record, tmp_path):
     changed = []
     for cid, rec in recorded.items():
         c = measured[cid]
-        if c.holds != rec["holds"] or not abs(c.value - rec["value"]) <= rec["tolerance"]:
+        both_unmeasured = math.isnan(c.value) and math.isnan(rec["value"])  # "not measurable" then and now
+        if c.holds != rec["holds"] or not (both_unmeasured or abs(c.value - rec["value"]) <= rec["tolerance"]):
             changed.append(f"{cid}: {c.claim}: measured {c.value:.4g} (holds: {c.holds}), recorded "
                            f"{rec['value']:.4g} (holds: {rec['holds']}) +- {rec['tolerance']:g}")
     assert not changed, "findings that no longer hold:\n" + "\n".join(changed)

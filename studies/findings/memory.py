@@ -40,7 +40,8 @@ def white_noise_gain(gamma: float, alpha: float) -> float:
 def steady_lag(gamma: float, alpha: float, delay: float) -> float:
     """Steady-state lag (steps) of the circuit on a constant-velocity ramp read ``delay`` steps late."""
     h = circuit_response(gamma, alpha)
-    return float(delay - (np.arange(h.size) * h).sum())  # a ramp's lag through a filter of unit DC gain
+    return float(delay + (np.arange(h.size) * h).sum())  # a ramp's lag through a filter of unit DC gain: its
+    # group delay at zero frequency (-alpha for the extrapolator, 0 for the loop)
 
 
 def _present_error_px(ds) -> float:

@@ -205,13 +205,16 @@ def _finish(study, out_dir, points, outcome, quiet) -> SweepOutcome:
 
     if combined_is_current(study, out_dir, points):  # nothing ran since it was written: keep it
         outcome.sweep_nc = out_dir / "sweep.nc"
-        with xr.open_dataset(outcome.sweep_nc) as combined:
-            write_sweep_report(out_dir, study, sweep_dims(study), outcome, combined)
+        combined = xr.open_dataset(outcome.sweep_nc)
     else:
         combined = combine(study, out_dir, points)
         if combined is not None:
             outcome.sweep_nc = write_netcdf(combined, out_dir / "sweep.nc")
+    try:
         write_sweep_report(out_dir, study, sweep_dims(study), outcome, combined)
+    finally:
+        if combined is not None:
+            combined.close()  # the kept file's handle (a no-op for one combined in memory)
     n_done = sum(p.status in ("ok", "skipped") for p in outcome.points)
     _say(quiet, f"sweep {study.name}: {n_done} of {len(points)} points done; {len(outcome.failed)} failed; "
                 f"see {out_dir / 'report.md'}")

@@ -267,6 +267,14 @@ def load_points(runs: Path, study: str) -> list[Point]:
 LOAD_BYTES = 1 << 20
 
 
+def by_seed(pts: list[Point], condition) -> dict:
+    """``{condition(params): {seed: results}}`` of a study's runs."""
+    cells: dict = {}
+    for p in pts:
+        cells.setdefault(condition(p.params), {})[int(p.params["seed"])] = p.ds
+    return cells
+
+
 def open_section(runs: Path, study: str, title: str) -> tuple[Section, list[Point]]:
     """A section and the study's finished runs (the section says how to make them if there are none)."""
     sec = Section(study, title)

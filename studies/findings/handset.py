@@ -5,39 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 from matplotlib.figure import Figure
 
 import neurodelay as nd
 from neurodelay.analysis.kalman import best_horizon
 from neurodelay.analysis.reversal import reversal_overshoot
+from neurodelay.testing import delayed_report
 
-from .core import Measured, Section, checks, fmt, load_points, open_section, provenance, savefig, seed_interval, \
-    spread, table, verdict, with_ci
+from .core import Measured, Section, by_seed, checks, fmt, load_points, open_section, provenance, savefig, \
+    seed_interval, spread, table, verdict, with_ci
 from .emergent import _alpha, _condition
 
 SET = ("none", "best", "full")  # the hand-set horizons on the reversal world, in the study's order
 
 
-def _exact(world, delay: int, alpha: float, n: int, seed: int) -> xr.Dataset:
-    """Results whose z is the circle's exact position ``delay`` steps late, extrapolated ``alpha`` steps."""
-    f = world.trajectories(n, seed=seed)
-    p = f[..., 2:4]
-    t = np.arange(f.shape[1])
-    late, before = p[:, np.clip(t - delay, 0, None)], p[:, np.clip(t - delay - 1, 0, None)]
-    z = late + alpha * (late - before)
-    return xr.Dataset(
-        {"z": (("sample", "time", "latent"), z, {"node": "z", "first_valid_step": delay}),
-         "factors": (("sample", "time", "factor"), f),
-         "frames": (("sample", "time", "y", "x"), np.zeros((n, f.shape[1], world.size, world.size), np.float32))},
-        coords={"time": t * 10.0, "factor": list(world.factor_names)}, attrs={"dt_ms": 10.0})
-
-
 def theory_overshoot(world, delay: int, alpha: float, n: int = 512, seed: int = 3) -> tuple[float, float]:
     """(overshoot px, peak ms) of a perfect encoder's report with a hand-set horizon, read by the same analysis."""
     straight = nd.MovingCircle(size=world.size, n_frames=world.n_frames)
-    out = reversal_overshoot(_exact(world, delay, alpha, n, seed), calibration=_exact(straight, delay, alpha, n, seed),
-                             window=5, n_boot=0)
+    out = reversal_overshoot(delayed_report(world, delay, alpha, n=n, seed=seed),
+                             calibration=delayed_report(straight, delay, alpha, n=n, seed=seed), window=5, n_boot=0)
     px = float(out["reversal_overshoot_px"])
     return (0.0 if abs(px) < 1e-9 else px), float(out["reversal_peak_ms"])  # exact zero up to rounding
 
@@ -58,12 +44,8 @@ def section_emergent_handset(runs: Path, out_root: Path) -> Section:
                                                       "reversal, and accelerating motion")
     if not pts:
         return sec
-    cell: dict[str, dict[int, object]] = {}
-    horizon = {}
-    for p in pts:
-        label = _label(p.params)
-        cell.setdefault(label, {})[int(p.params["seed"])] = p.ds
-        horizon[label] = float(p.params["circuit"]["nodes"]["z"].get("alpha", 0.0))
+    cell = by_seed(pts, _label)
+    horizon = {_label(p.params): float(p.params["circuit"]["nodes"]["z"].get("alpha", 0.0)) for p in pts}
     # section 9's learned horizon on the same reversal world, where it has run
     learned = {int(p.params["seed"]): p.ds for p in load_points(runs, "emergent_compensation")
                if _condition(p.params)[0] == "reversal"}

@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 import neurodelay as nd
 from neurodelay.analysis.kalman import best_horizon
 
-from .core import Measured, Section, checks, fmt, open_section, provenance, savefig, seed_interval, spread, table, \
-    verdict
+from .core import Measured, Section, by_seed, checks, fmt, open_section, provenance, savefig, seed_interval, spread, \
+    table, verdict
 
 CONDITIONS = ("learned", "alpha 0", "alpha 3")
 
@@ -41,9 +41,7 @@ def section_emergent_occlusion(runs: Path, out_root: Path) -> Section:
                                                          "the input vanishes")
     if not pts:
         return sec
-    cell: dict[str, dict[int, object]] = {}
-    for p in pts:
-        cell.setdefault(_condition(p.params), {})[int(p.params["seed"])] = p.ds
+    cell = by_seed(pts, _condition)
     params = pts[0].params
     w = params["world"]
     dt = float(pts[0].ds.attrs.get("dt_ms", 10.0))

@@ -37,6 +37,15 @@ def _lag_of(ds: xr.Dataset, trace: np.ndarray) -> float:
     return float(representational_lag(keep, "z", n_boot=0, from_step=5)["lag_steps"])
 
 
+def _affine_readout(x: np.ndarray, y: np.ndarray, first: int) -> np.ndarray:
+    """``x`` (sample, time, k) read as ``y`` by an affine map fitted by least squares on steps ``first`` on,
+    applied at every step."""
+    design = np.concatenate([x, np.ones(x.shape[:-1] + (1,))], -1)
+    coef, *_ = np.linalg.lstsq(design[:, first:].reshape(-1, design.shape[-1]),
+                               y[:, first:].reshape(-1, y.shape[-1]), rcond=None)
+    return design @ coef
+
+
 def loop_input_lags(ds: xr.Dataset, gamma: float, alpha: float, seed: int = 0) -> tuple[float, float]:
     """Where a frozen control's lag comes from: the lag of the loop driven by the encoder's own linear readout
     (least squares from enc to the position it sees), and of the loop driven by the true position plus white
@@ -45,11 +54,8 @@ def loop_input_lags(ds: xr.Dataset, gamma: float, alpha: float, seed: int = 0) -
     pos = ds["factors"].sel(factor=["circle_x", "circle_y"]).values.astype(np.float64)
     delay = int(ds["enc"].attrs.get("first_valid_step", 1))
     seen = pos[:, np.clip(np.arange(pos.shape[1]) - delay, 0, None)]  # what enc encodes (the first frame held)
-    design = np.concatenate([e, np.ones(e.shape[:2] + (1,))], -1)
-    rows = slice(delay, None)
-    w, *_ = np.linalg.lstsq(design[:, rows].reshape(-1, design.shape[-1]), seen[:, rows].reshape(-1, 2), rcond=None)
-    read = design @ w
-    sd = float((read - seen)[:, rows].std())
+    read = _affine_readout(e, seen, delay)
+    sd = float((read - seen)[:, delay:].std())
     noisy = seen + np.random.default_rng(seed).normal(0.0, sd, seen.shape)
     return _lag_of(ds, _inertia_loop(read, gamma, alpha)), _lag_of(ds, _inertia_loop(noisy, gamma, alpha))
 
@@ -189,14 +195,7 @@ def _readout_relative_error(ds: xr.Dataset) -> float:
     """Relative prediction error of the circle position read linearly from z (fitted at lag 0, all rows)."""
     z = ds["z"].values.astype(np.float64)
     pos = ds["factors"].sel(factor=["circle_x", "circle_y"]).values.astype(np.float64)
-    rows = z[:, 2:].reshape(-1, z.shape[-1])
-    design = np.concatenate([rows, np.ones((rows.shape[0], 1))], 1)
-    coef, *_ = np.linalg.lstsq(design, pos[:, 2:].reshape(-1, 2), rcond=None)
-
-    def read(x):
-        return np.concatenate([x, np.ones(x.shape[:-1] + (1,))], -1) @ coef
-
-    r = read(z)
+    r = _affine_readout(z, pos, 2)
     rhat = 2 * r[:, 1:-1] - r[:, :-2]
     err = ((r[:, 2:] - rhat) ** 2).sum(-1).mean()
     hold = ((r[:, 2:] - r[:, 1:-1]) ** 2).sum(-1).mean()

@@ -9,6 +9,7 @@ import collections
 from pathlib import Path
 
 import attrs
+import pytest
 import torch
 
 import neurodelay.study.checks as checks
@@ -83,10 +84,10 @@ def test_a_circuit_that_fails_on_meta_is_checked_by_a_real_build(monkeypatch):
 def test_a_meta_build_reports_the_errors_of_a_real_one(monkeypatch):
     """An error while building on meta is retried for real: the message is the training build's."""
     broken = ["circuit.nodes.enc.n_latents=5"]  # the decoder takes 4
-    with __import__("pytest").raises(Exception) as on_meta:
+    with pytest.raises(Exception) as on_meta:
         load_study(STUDY, broken)
     monkeypatch.setattr(checks, "_build_structure", lambda circuit, shapes: None)
-    with __import__("pytest").raises(Exception) as real:
+    with pytest.raises(Exception) as real:
         load_study(STUDY, broken)
     assert str(on_meta.value) == str(real.value) and "n_latents" in str(real.value)
 

@@ -8,24 +8,14 @@ import xarray as xr
 
 import neurodelay as nd
 from neurodelay.analysis.reversal import reversal_events, reversal_overshoot
+from neurodelay.testing import delayed_report
 
 WORLD = nd.MovingCircle(size=32, n_frames=16, motion="reversal")
 
 
 def report(delay: int, alpha: float, n: int = 128, noise_px: float = 0.0, world=WORLD) -> xr.Dataset:
     """Results whose z is the circle's position ``delay`` steps late, extrapolated ``alpha`` steps."""
-    f = world.trajectories(n, seed=3)
-    p = f[..., 2:4]
-    t = np.arange(f.shape[1])
-    late = p[:, np.clip(t - delay, 0, None)]
-    before = p[:, np.clip(t - delay - 1, 0, None)]
-    z = late + alpha * (late - before)
-    z = z + np.random.default_rng(0).normal(0, noise_px / 24.0, z.shape)
-    return xr.Dataset(
-        {"z": (("sample", "time", "latent"), z, {"node": "z", "first_valid_step": delay}),
-         "factors": (("sample", "time", "factor"), f),
-         "frames": (("sample", "time", "y", "x"), np.zeros((n, f.shape[1], 32, 32), np.float32))},
-        coords={"time": t * 10.0, "factor": list(WORLD.factor_names)}, attrs={"dt_ms": 10.0})
+    return delayed_report(world, delay, alpha, n=n, noise_px=noise_px)
 
 
 def test_events_are_isolated_turns_with_room_after_them():
